@@ -1,0 +1,141 @@
+// Package backend is the mastio-ca Vault secrets engine: an Org CA whose
+// private key is generated or imported into Vault and signs there, under
+// deny-by-default SPIFFE profiles.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// operationPrefix names this engine's operations in Vault's OpenAPI document.
+const operationPrefix = "mastio-ca"
+
+// Storage layout. Everything under caPrefix holds private keys and is listed
+// in PathsSpecial.SealWrapStorage.
+const (
+	caPrefix          = "ca/"
+	orgCAStorageKey   = caPrefix + "org-ca"
+	configStorageKey  = "config"
+	rolePrefix        = "roles/"
+	defaultsSeededKey = "meta/default-roles-seeded"
+)
+
+// mastioBackend is the framework backend plus the state that must survive
+// between requests.
+type mastioBackend struct {
+	*framework.Backend
+
+	// caLock serialises every read-modify-write of the CA entry
+	// (generate, import) and every cache fill, so a fill never races a write.
+	caLock sync.Mutex
+	// issuer caches the parsed Org CA (cert + signer) for the signing path;
+	// nil means "load from storage on next use".
+	issuer atomic.Pointer[issuer]
+	// issuerGen counts invalidations, so a cache fill that read storage
+	// before an Invalidate does not store a stale issuer after it.
+	issuerGen atomic.Uint64
+
+	// configLock serialises read-modify-write of the config entry.
+	configLock sync.Mutex
+	// roleLock serialises read-modify-write of role entries.
+	roleLock sync.Mutex
+}
+
+// Factory is the logical.Factory that Vault (through plugin.ServeMultiplex)
+// calls once per mount.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend()
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend() *mastioBackend {
+	b := &mastioBackend{}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{caPrefix},
+			Unauthenticated: []string{"cert", "cert/pem"},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{
+				pathConfig(b),
+				pathGenerate(b),
+				pathImport(b),
+				pathCertPEM(b),
+				pathCert(b),
+				pathRolesList(b),
+				pathRoles(b),
+				pathSignCSR(b),
+			},
+		),
+		InitializeFunc: b.initialize,
+		Invalidate:     b.invalidate,
+		RunningVersion: "v" + Version,
+	}
+	return b
+}
+
+// initialize seeds the default profiles once per mount. The marker makes a
+// deleted default stay deleted across restarts.
+func (b *mastioBackend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
+	b.roleLock.Lock()
+	defer b.roleLock.Unlock()
+
+	seeded, err := req.Storage.Get(ctx, defaultsSeededKey)
+	if err != nil {
+		return fmt.Errorf("reading default-roles marker: %w", err)
+	}
+	if seeded != nil {
+		return nil
+	}
+	for name, role := range defaultRoles() {
+		existing, err := req.Storage.Get(ctx, rolePrefix+name)
+		if err != nil {
+			return fmt.Errorf("reading role %q: %w", name, err)
+		}
+		if existing != nil {
+			continue
+		}
+		entry, err := logical.StorageEntryJSON(rolePrefix+name, role)
+		if err != nil {
+			return err
+		}
+		if err := req.Storage.Put(ctx, entry); err != nil {
+			return fmt.Errorf("seeding role %q: %w", name, err)
+		}
+	}
+	return req.Storage.Put(ctx, &logical.StorageEntry{Key: defaultsSeededKey, Value: []byte("1")})
+}
+
+// invalidate drops caches when another node (or a replication stream)
+// changes the entries they mirror.
+func (b *mastioBackend) invalidate(_ context.Context, key string) {
+	if key == orgCAStorageKey {
+		b.resetIssuer()
+	}
+}
+
+const backendHelp = `
+The mastio-ca secrets engine keeps a Mastio Org CA inside Vault. Its private
+key is generated here ("generate") or imported once ("import") and never
+leaves Vault: certificates are signed inside the plugin ("sign-csr") under
+deny-by-default SPIFFE profiles ("roles/").
+
+Quick start:
+
+    $ vault secrets enable mastio-ca
+    $ vault write mastio-ca/generate org_id=acme
+    $ vault write mastio-ca/sign-csr csr=@agent.csr
+    $ curl $VAULT_ADDR/v1/mastio-ca/cert/pem
+`

@@ -1,0 +1,327 @@
+package backend
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"math/big"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// getTestBackend returns an initialised backend on in-memory storage.
+func getTestBackend(t testing.TB) (*mastioBackend, logical.Storage) {
+	t.Helper()
+	config := logical.TestBackendConfig()
+	config.StorageView = &logical.InmemStorage{}
+	config.Logger = hclog.NewNullLogger()
+	b, err := Factory(context.Background(), config)
+	if err != nil {
+		t.Fatalf("Factory: %v", err)
+	}
+	mb := b.(*mastioBackend)
+	if err := mb.Initialize(context.Background(), &logical.InitializationRequest{Storage: config.StorageView}); err != nil {
+		t.Fatalf("Initialize: %v", err)
+	}
+	return mb, config.StorageView
+}
+
+// request runs one request through the backend and fails on a Go error
+// (a 500); 4xx answers come back as an error response for the caller.
+func request(t testing.TB, b *mastioBackend, s logical.Storage, op logical.Operation, path string, data map[string]any) *logical.Response {
+	t.Helper()
+	resp, err := requestErr(b, s, op, path, data)
+	if err != nil {
+		t.Fatalf("%s %s: unexpected error: %v", op, path, err)
+	}
+	return resp
+}
+
+func requestErr(b *mastioBackend, s logical.Storage, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
+	return b.HandleRequest(context.Background(), &logical.Request{
+		Operation:  op,
+		Path:       path,
+		Data:       data,
+		Storage:    s,
+		MountPoint: "mastio-ca/",
+	})
+}
+
+// mustOK fails unless resp is a success.
+func mustOK(t testing.TB, resp *logical.Response) *logical.Response {
+	t.Helper()
+	if resp != nil && resp.IsError() {
+		t.Fatalf("unexpected error response: %v", resp.Error())
+	}
+	return resp
+}
+
+// generateCA mints an EC P-256 Org CA for org "acme".
+func generateCA(t testing.TB, b *mastioBackend, s logical.Storage) *logical.Response {
+	t.Helper()
+	return mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme"}))
+}
+
+// snapshot returns every storage entry, to prove a refused request changed
+// nothing.
+func snapshot(t testing.TB, s logical.Storage) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var walk func(prefix string)
+	walk = func(prefix string) {
+		keys, err := s.List(context.Background(), prefix)
+		if err != nil {
+			t.Fatalf("list %q: %v", prefix, err)
+		}
+		for _, k := range keys {
+			if strings.HasSuffix(k, "/") {
+				walk(prefix + k)
+				continue
+			}
+			e, err := s.Get(context.Background(), prefix+k)
+			if err != nil {
+				t.Fatalf("get %q: %v", prefix+k, err)
+			}
+			out[prefix+k] = string(e.Value)
+		}
+	}
+	walk("")
+	return out
+}
+
+func assertUnchanged(t testing.TB, before map[string]string, s logical.Storage) {
+	t.Helper()
+	if after := snapshot(t, s); !reflect.DeepEqual(before, after) {
+		t.Fatalf("storage changed by a refused request: %d entries before, %d after", len(before), len(after))
+	}
+}
+
+func newECKey(t testing.TB, c elliptic.Curve) crypto.Signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(c, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newRSAKey(t testing.TB, bits int) crypto.Signer {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newEd25519Key(t testing.TB) crypto.Signer {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// csrSpec describes a test CSR.
+type csrSpec struct {
+	key        crypto.Signer
+	cn         string
+	uris       []string
+	dns        []string
+	emails     []string
+	extraExts  []pkix.Extension
+	corruptSig bool
+}
+
+func makeCSR(t testing.TB, spec csrSpec) string {
+	t.Helper()
+	if spec.key == nil {
+		spec.key = newECKey(t, elliptic.P256())
+	}
+	tmpl := &x509.CertificateRequest{
+		Subject:         pkix.Name{CommonName: spec.cn},
+		DNSNames:        spec.dns,
+		EmailAddresses:  spec.emails,
+		ExtraExtensions: spec.extraExts,
+	}
+	for _, u := range spec.uris {
+		parsed, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.URIs = append(tmpl.URIs, parsed)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, spec.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.corruptSig {
+		// Flip the last byte of the signature: the CSR still parses but
+		// its self-signature no longer verifies.
+		der[len(der)-1] ^= 0x01
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+// agentCSR is a CSR the default agent profile accepts for org acme.
+func agentCSR(t testing.TB, name string) string {
+	return makeCSR(t, csrSpec{cn: "acme::" + name, uris: []string{"spiffe://cullis.local/acme/" + name}})
+}
+
+func mustExt(t testing.TB, id asn1.ObjectIdentifier, critical bool, v any) pkix.Extension {
+	t.Helper()
+	der, err := asn1.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkix.Extension{Id: id, Critical: critical, Value: der}
+}
+
+// caCertSpec describes a certificate made outside the plugin for import tests.
+type caCertSpec struct {
+	key       crypto.Signer
+	isCA      bool
+	keyUsage  x509.KeyUsage
+	notBefore time.Time
+	notAfter  time.Time
+	org       string
+	parent    *x509.Certificate
+	parentKey crypto.Signer
+}
+
+func makeCert(t testing.TB, spec caCertSpec) *x509.Certificate {
+	t.Helper()
+	if spec.notBefore.IsZero() {
+		spec.notBefore = time.Now().Add(-time.Hour)
+	}
+	if spec.notAfter.IsZero() {
+		spec.notAfter = time.Now().Add(10 * 365 * 24 * time.Hour)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "test CA", Organization: []string{spec.org}},
+		NotBefore:             spec.notBefore,
+		NotAfter:              spec.notAfter,
+		BasicConstraintsValid: true,
+		IsCA:                  spec.isCA,
+		KeyUsage:              spec.keyUsage,
+	}
+	if spec.org == "" {
+		tmpl.Subject.Organization = nil
+	}
+	parent, parentKey := tmpl, spec.key
+	if spec.parent != nil {
+		parent, parentKey = spec.parent, spec.parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, spec.key.Public(), parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func certPEM(c *x509.Certificate) string {
+	return encodeCertPEM(c.Raw)
+}
+
+func pkcs8PEM(t testing.TB, k crypto.Signer) string {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+// validCA returns a key and CA certificate that import accepts.
+func validCA(t testing.TB, key crypto.Signer) (string, string) {
+	t.Helper()
+	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, org: "acme"})
+	return pkcs8PEM(t, key), certPEM(cert)
+}
+
+func parseCertPEMForTest(t testing.TB, s string) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		t.Fatalf("no PEM in %q", s)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestBackend_RunningVersionAndPaths(t *testing.T) {
+	b, _ := getTestBackend(t)
+	if got, want := b.RunningVersion, "v"+Version; got != want {
+		t.Fatalf("RunningVersion = %q, want %q", got, want)
+	}
+	special := b.SpecialPaths()
+	if !reflect.DeepEqual(special.SealWrapStorage, []string{caPrefix}) {
+		t.Fatalf("SealWrapStorage = %v, want [%s]", special.SealWrapStorage, caPrefix)
+	}
+	if !strings.HasPrefix(orgCAStorageKey, special.SealWrapStorage[0]) {
+		t.Fatalf("CA key %q is not under a seal-wrapped prefix", orgCAStorageKey)
+	}
+	if !reflect.DeepEqual(special.Unauthenticated, []string{"cert", "cert/pem"}) {
+		t.Fatalf("Unauthenticated = %v", special.Unauthenticated)
+	}
+}
+
+func TestBackend_InvalidateDropsIssuerCache(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	if b.issuer.Load() == nil {
+		t.Fatal("generate did not fill the issuer cache")
+	}
+	b.invalidate(context.Background(), "config")
+	if b.issuer.Load() == nil {
+		t.Fatal("an unrelated invalidation dropped the issuer cache")
+	}
+	b.invalidate(context.Background(), orgCAStorageKey)
+	if b.issuer.Load() != nil {
+		t.Fatal("invalidating the CA key kept the cache")
+	}
+	is, err := b.loadIssuer(context.Background(), s)
+	if err != nil || is == nil {
+		t.Fatalf("reload after invalidate: %v, %v", is, err)
+	}
+}
+
+func TestBackend_DefaultRolesSeededOnce(t *testing.T) {
+	b, s := getTestBackend(t)
+	resp := mustOK(t, request(t, b, s, logical.ListOperation, "roles/", nil))
+	if got := resp.Data["keys"]; !reflect.DeepEqual(got, []string{"agent", "principal"}) {
+		t.Fatalf("roles = %v, want [agent principal]", got)
+	}
+	request(t, b, s, logical.DeleteOperation, "roles/principal", nil)
+	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}); err != nil {
+		t.Fatal(err)
+	}
+	resp = mustOK(t, request(t, b, s, logical.ListOperation, "roles/", nil))
+	if got := resp.Data["keys"]; !reflect.DeepEqual(got, []string{"agent"}) {
+		t.Fatalf("after delete + re-initialise roles = %v, want [agent]", got)
+	}
+}

@@ -1,0 +1,310 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// CA sources, as reported by the cert path.
+const (
+	sourceGenerated = "generated"
+	sourceImported  = "imported"
+)
+
+// caBackdate is how far before "now" a generated CA's validity starts, to
+// absorb clock skew between Vault and relying parties (Mastio uses 5 min).
+const caBackdate = 5 * time.Minute
+
+// caEntry is the stored CA: key and certificate in one entry, so that a
+// write replaces both atomically. Stored under caPrefix (seal-wrapped).
+type caEntry struct {
+	Version   int       `json:"version"`
+	Source    string    `json:"source"`
+	OrgID     string    `json:"org_id,omitempty"`
+	KeyPKCS8  []byte    `json:"key_pkcs8"`
+	CertDER   []byte    `json:"cert_der"`
+	ChainDER  [][]byte  `json:"chain_der,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// issuer is a parsed caEntry, ready to sign. It is immutable once built.
+type issuer struct {
+	version   int
+	source    string
+	orgID     string
+	cert      *x509.Certificate
+	chain     []*x509.Certificate
+	signer    crypto.Signer
+	certPEM   string
+	chainPEMs []string // the issuer certificate first, then its chain
+}
+
+// newIssuer parses a stored entry.
+func newIssuer(e *caEntry) (*issuer, error) {
+	key, err := x509.ParsePKCS8PrivateKey(e.KeyPKCS8)
+	if err != nil {
+		return nil, fmt.Errorf("stored CA key does not parse")
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("stored CA key of type %T cannot sign", key)
+	}
+	cert, err := x509.ParseCertificate(e.CertDER)
+	if err != nil {
+		return nil, fmt.Errorf("stored CA certificate does not parse: %w", err)
+	}
+	is := &issuer{
+		version: e.Version,
+		source:  e.Source,
+		orgID:   e.OrgID,
+		cert:    cert,
+		signer:  signer,
+		certPEM: encodeCertPEM(e.CertDER),
+	}
+	is.chainPEMs = append(is.chainPEMs, is.certPEM)
+	for i, der := range e.ChainDER {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("stored CA chain certificate %d does not parse: %w", i+1, err)
+		}
+		is.chain = append(is.chain, c)
+		is.chainPEMs = append(is.chainPEMs, encodeCertPEM(der))
+	}
+	return is, nil
+}
+
+// caParams are the choices an operator makes for a generated CA.
+type caParams struct {
+	CommonName   string
+	Organization string
+	TTL          time.Duration
+	PathLen      int // -1: no limit
+	Now          time.Time
+}
+
+// newCACertificate creates a self-signed CA certificate for key:
+// CA:true (critical, pathLen), KU keyCertSign+cRLSign (critical), SKI, and a
+// random 128-bit serial.
+func newCACertificate(p caParams, key crypto.Signer) ([]byte, error) {
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	ski, err := subjectKeyID(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	subject := pkix.Name{CommonName: p.CommonName}
+	if p.Organization != "" {
+		subject.Organization = []string{p.Organization}
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               subject,
+		NotBefore:             p.Now.Add(-caBackdate).UTC(),
+		NotAfter:              p.Now.Add(p.TTL).UTC(),
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		SubjectKeyId:          ski,
+	}
+	switch {
+	case p.PathLen < 0:
+		tmpl.MaxPathLen = -1
+	case p.PathLen == 0:
+		tmpl.MaxPathLenZero = true
+	default:
+		tmpl.MaxPathLen = p.PathLen
+	}
+	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+}
+
+// importedCA is a validated import request, ready to store.
+type importedCA struct {
+	keyPKCS8 []byte
+	cert     *x509.Certificate
+	chainDER [][]byte
+}
+
+// validateImport checks an import request: the key parses and is strong
+// enough, the certificate is a CA (CA:true, keyCertSign) that is valid now
+// and whose public key is the key's, and the optional chain signs it.
+func validateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*importedCA, error) {
+	if keyPEM == "" {
+		return nil, inputErrorf("key_pem is required")
+	}
+	if certPEM == "" {
+		return nil, inputErrorf("cert_pem is required")
+	}
+	key, err := parsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyStrength(key.Public()); err != nil {
+		return nil, err
+	}
+	certs, err := parseCertificatesPEM("cert_pem", certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if len(certs) != 1 {
+		return nil, inputErrorf("cert_pem holds %d certificates; put the CA certificate in cert_pem and its issuers in chain_pem", len(certs))
+	}
+	cert := certs[0]
+	if !publicKeysEqual(key.Public(), cert.PublicKey) {
+		return nil, inputErrorf("key_pem does not match cert_pem: the certificate's public key is not the key's")
+	}
+	if !cert.BasicConstraintsValid || !cert.IsCA {
+		return nil, inputErrorf("cert_pem is not a CA certificate: basicConstraints CA:true is required")
+	}
+	if cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, inputErrorf("cert_pem is not allowed to sign certificates: keyUsage keyCertSign is required")
+	}
+	if !now.Before(cert.NotAfter) {
+		return nil, inputErrorf("cert_pem expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Add(caBackdate).Before(cert.NotBefore) {
+		return nil, inputErrorf("cert_pem is not valid until %s", cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+
+	var chainDER [][]byte
+	if chainPEM != "" {
+		chain, err := parseCertificatesPEM("chain_pem", chainPEM)
+		if err != nil {
+			return nil, err
+		}
+		child := cert
+		for i, c := range chain {
+			if err := child.CheckSignatureFrom(c); err != nil {
+				return nil, inputErrorf("chain_pem certificate %d did not sign the certificate before it: %v", i+1, err)
+			}
+			chainDER = append(chainDER, c.Raw)
+			child = c
+		}
+	}
+
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encoding key: %w", err)
+	}
+	return &importedCA{keyPKCS8: der, cert: cert, chainDER: chainDER}, nil
+}
+
+// sameAs reports whether a stored entry already holds exactly this import.
+func (ic *importedCA) sameAs(e *caEntry) bool {
+	if e == nil || !bytes.Equal(e.KeyPKCS8, ic.keyPKCS8) || !bytes.Equal(e.CertDER, ic.cert.Raw) {
+		return false
+	}
+	if len(e.ChainDER) != len(ic.chainDER) {
+		return false
+	}
+	for i := range e.ChainDER {
+		if !bytes.Equal(e.ChainDER[i], ic.chainDER[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkCAS applies the create-only rule: with no CA, cas must be absent or
+// 0; with a CA, cas must equal its version. It returns a 409 otherwise.
+func checkCAS(existing *caEntry, cas int, casSet bool) error {
+	current := 0
+	if existing != nil {
+		current = existing.Version
+	}
+	switch {
+	case existing == nil && (!casSet || cas == 0):
+		return nil
+	case existing == nil:
+		return logical.CodedError(409, fmt.Sprintf("check-and-set failed: no Org CA exists (version 0) but cas=%d was given; omit cas or pass cas=0 to create one", cas))
+	case !casSet:
+		return logical.CodedError(409, fmt.Sprintf("an Org CA already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", current, fingerprintSHA256(existing.CertDER), current))
+	case cas != current:
+		return logical.CodedError(409, fmt.Sprintf("check-and-set failed: cas=%d but the current Org CA version is %d", cas, current))
+	}
+	return nil
+}
+
+// readCA returns the stored Org CA entry, or nil when none exists.
+func (b *mastioBackend) readCA(ctx context.Context, s logical.Storage) (*caEntry, error) {
+	raw, err := s.Get(ctx, orgCAStorageKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading Org CA: %w", err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	var e caEntry
+	if err := raw.DecodeJSON(&e); err != nil {
+		return nil, fmt.Errorf("decoding Org CA entry: %w", err)
+	}
+	return &e, nil
+}
+
+// writeCA stores e and refreshes the issuer cache. Callers hold caLock.
+func (b *mastioBackend) writeCA(ctx context.Context, s logical.Storage, e *caEntry) (*issuer, error) {
+	is, err := newIssuer(e)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := logical.StorageEntryJSON(orgCAStorageKey, e)
+	if err != nil {
+		return nil, fmt.Errorf("encoding Org CA entry: %w", err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return nil, fmt.Errorf("storing Org CA: %w", err)
+	}
+	b.issuerGen.Add(1)
+	b.issuer.Store(is)
+	return is, nil
+}
+
+// loadIssuer returns the parsed Org CA from the cache, filling it from
+// storage on a miss. It returns nil when no CA exists.
+func (b *mastioBackend) loadIssuer(ctx context.Context, s logical.Storage) (*issuer, error) {
+	if is := b.issuer.Load(); is != nil {
+		return is, nil
+	}
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	if is := b.issuer.Load(); is != nil {
+		return is, nil
+	}
+	gen := b.issuerGen.Load()
+	e, err := b.readCA(ctx, s)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	is, err := newIssuer(e)
+	if err != nil {
+		return nil, err
+	}
+	if b.issuerGen.Load() == gen {
+		b.issuer.Store(is)
+	}
+	return is, nil
+}
+
+// resetIssuer drops the cached issuer.
+func (b *mastioBackend) resetIssuer() {
+	b.issuerGen.Add(1)
+	b.issuer.Store(nil)
+}
+
+// publicKeyFingerprint is the hex SHA-256 of the certificate's SPKI DER;
+// its first 16 hex digits are Mastio's key_id.
+func publicKeyFingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,138 @@
+package backend
+
+import (
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// Extension OIDs that a CSR may request and that we inspect.
+var (
+	oidExtBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidExtKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidExtSubjectAltName   = asn1.ObjectIdentifier{2, 5, 29, 17}
+)
+
+// GeneralName tags (RFC 5280 4.2.1.6) we understand.
+const (
+	sanTagEmail = 1
+	sanTagDNS   = 2
+	sanTagURI   = 6
+	sanTagIP    = 7
+)
+
+// csrRequest is what a CSR asks for, parsed from its requested extensions.
+// The signer never copies extensions from the CSR; this is only checked.
+type csrRequest struct {
+	csr         *x509.CertificateRequest
+	wantsCA     bool
+	keyUsage    x509.KeyUsage // 0 when not requested
+	extKeyUsage []asn1.ObjectIdentifier
+	uris        []*url.URL
+	dnsNames    []string
+	ips         []net.IP
+	emails      []string
+}
+
+// parseCSR reads exactly one PEM CSR, checks its self-signature and parses
+// the extensions it requests. Every error is a 400-worthy inputError.
+func parseCSR(text string) (*csrRequest, error) {
+	rest := []byte(strings.TrimSpace(text))
+	if len(rest) == 0 {
+		return nil, inputErrorf("csr is required: a PEM -----BEGIN CERTIFICATE REQUEST----- block")
+	}
+	block, rest := pem.Decode(rest)
+	if block == nil {
+		return nil, inputErrorf("csr is not PEM: expected a -----BEGIN CERTIFICATE REQUEST----- block")
+	}
+	if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
+		return nil, inputErrorf("csr block has type %q; expected CERTIFICATE REQUEST", block.Type)
+	}
+	if len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, inputErrorf("csr has data after the CERTIFICATE REQUEST block; send exactly one CSR")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, inputErrorf("csr could not be parsed: %v", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, inputErrorf("csr signature does not verify: the CSR was altered or not signed by the key it carries")
+	}
+	req := &csrRequest{csr: csr}
+	for _, ext := range csr.Extensions {
+		switch {
+		case ext.Id.Equal(oidExtBasicConstraints):
+			var bc struct {
+				IsCA       bool `asn1:"optional"`
+				MaxPathLen int  `asn1:"optional,default:-1"`
+			}
+			if rest, err := asn1.Unmarshal(ext.Value, &bc); err != nil || len(rest) > 0 {
+				return nil, inputErrorf("csr requests a malformed basicConstraints extension")
+			}
+			req.wantsCA = req.wantsCA || bc.IsCA
+		case ext.Id.Equal(oidExtKeyUsage):
+			var bits asn1.BitString
+			if rest, err := asn1.Unmarshal(ext.Value, &bits); err != nil || len(rest) > 0 {
+				return nil, inputErrorf("csr requests a malformed keyUsage extension")
+			}
+			for i := 0; i < 9; i++ {
+				if bits.At(i) != 0 {
+					req.keyUsage |= 1 << uint(i)
+				}
+			}
+		case ext.Id.Equal(oidExtExtKeyUsage):
+			var oids []asn1.ObjectIdentifier
+			if rest, err := asn1.Unmarshal(ext.Value, &oids); err != nil || len(rest) > 0 {
+				return nil, inputErrorf("csr requests a malformed extendedKeyUsage extension")
+			}
+			req.extKeyUsage = append(req.extKeyUsage, oids...)
+		case ext.Id.Equal(oidExtSubjectAltName):
+			if err := req.parseSAN(ext.Value); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return req, nil
+}
+
+// parseSAN walks GeneralNames itself so that name forms Go's parser would
+// silently drop (otherName, directoryName, registeredID, ...) are refused.
+func (r *csrRequest) parseSAN(der []byte) error {
+	var seq asn1.RawValue
+	if rest, err := asn1.Unmarshal(der, &seq); err != nil || len(rest) > 0 || !seq.IsCompound || seq.Tag != asn1.TagSequence {
+		return inputErrorf("csr requests a malformed subjectAltName extension")
+	}
+	rest := seq.Bytes
+	for len(rest) > 0 {
+		var name asn1.RawValue
+		var err error
+		rest, err = asn1.Unmarshal(rest, &name)
+		if err != nil || name.Class != asn1.ClassContextSpecific {
+			return inputErrorf("csr requests a malformed subjectAltName extension")
+		}
+		switch name.Tag {
+		case sanTagURI:
+			u, err := url.Parse(string(name.Bytes))
+			if err != nil {
+				return inputErrorf("csr URI SAN %q is not a valid URI", string(name.Bytes))
+			}
+			r.uris = append(r.uris, u)
+		case sanTagDNS:
+			r.dnsNames = append(r.dnsNames, string(name.Bytes))
+		case sanTagEmail:
+			r.emails = append(r.emails, string(name.Bytes))
+		case sanTagIP:
+			if len(name.Bytes) != net.IPv4len && len(name.Bytes) != net.IPv6len {
+				return inputErrorf("csr requests a malformed IP address SAN")
+			}
+			r.ips = append(r.ips, net.IP(name.Bytes))
+		default:
+			return inputErrorf("csr requests a subjectAltName of type [%d]; only URI, DNS, IP and email names are understood", name.Tag)
+		}
+	}
+	return nil
+}

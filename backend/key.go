@@ -1,0 +1,277 @@
+package backend
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+)
+
+// Key type names used in fields, storage and responses.
+const (
+	keyTypeEC      = "ec"
+	keyTypeRSA     = "rsa"
+	keyTypeEd25519 = "ed25519"
+)
+
+// Bounds on RSA modulus sizes that any key in this engine may have.
+const (
+	minRSABits = 2048
+	maxRSABits = 8192
+)
+
+// inputError is outside input that this engine refuses. Handlers turn it
+// into a 400 with its message; its message never quotes key material.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func inputErrorf(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// keyInfo describes a public key as (type, bits). It does not judge strength.
+func keyInfo(pub crypto.PublicKey) (string, int, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return keyTypeEC, k.Curve.Params().BitSize, nil
+	case *rsa.PublicKey:
+		return keyTypeRSA, k.N.BitLen(), nil
+	case ed25519.PublicKey:
+		return keyTypeEd25519, 256, nil
+	default:
+		return "", 0, inputErrorf("unsupported public key type %T; use EC (P-256, P-384, P-521), RSA (2048-8192 bits) or Ed25519", pub)
+	}
+}
+
+// checkKeyStrength refuses keys too weak (or too odd) for this engine:
+// EC on P-256/P-384/P-521, RSA 2048-8192 bits, Ed25519.
+func checkKeyStrength(pub crypto.PublicKey) error {
+	typ, bits, err := keyInfo(pub)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case keyTypeEC:
+		if bits != 256 && bits != 384 && bits != 521 {
+			return inputErrorf("EC curve with %d bits is not accepted; use P-256, P-384 or P-521", bits)
+		}
+	case keyTypeRSA:
+		if bits < minRSABits {
+			return inputErrorf("RSA key of %d bits is too weak; at least %d bits are required", bits, minRSABits)
+		}
+		if bits > maxRSABits {
+			return inputErrorf("RSA key of %d bits is larger than the %d-bit limit", bits, maxRSABits)
+		}
+	}
+	return nil
+}
+
+// generateKey makes a new CA key of the given type. bits 0 picks the default
+// (P-256 for ec, 4096 for rsa).
+func generateKey(keyType string, bits int) (crypto.Signer, error) {
+	switch keyType {
+	case keyTypeEC:
+		var curve elliptic.Curve
+		switch bits {
+		case 0, 256:
+			curve = elliptic.P256()
+		case 384:
+			curve = elliptic.P384()
+		default:
+			return nil, inputErrorf("key_bits %d is not valid for key_type ec; use 256 (P-256) or 384 (P-384)", bits)
+		}
+		return ecdsa.GenerateKey(curve, rand.Reader)
+	case keyTypeRSA:
+		switch bits {
+		case 0:
+			bits = 4096
+		case 2048, 3072, 4096:
+		default:
+			return nil, inputErrorf("key_bits %d is not valid for key_type rsa; use 2048, 3072 or 4096", bits)
+		}
+		return rsa.GenerateKey(rand.Reader, bits)
+	case keyTypeEd25519:
+		if bits != 0 && bits != 256 {
+			return nil, inputErrorf("key_bits %d is not valid for key_type ed25519; omit it", bits)
+		}
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	default:
+		return nil, inputErrorf("unknown key_type %q; use ec, rsa or ed25519", keyType)
+	}
+}
+
+// parsePrivateKeyPEM reads one private key in PKCS#8, SEC1 or PKCS#1 PEM.
+// "EC PARAMETERS" blocks (as `openssl ecparam -genkey` writes) are skipped.
+// Errors name the problem, never the bytes.
+func parsePrivateKeyPEM(text string) (crypto.Signer, error) {
+	rest := []byte(strings.TrimSpace(text))
+	if len(rest) == 0 {
+		return nil, inputErrorf("key_pem is empty")
+	}
+	var key *pem.Block
+	for len(rest) > 0 {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			if key == nil {
+				return nil, inputErrorf("key_pem is not PEM: expected a -----BEGIN PRIVATE KEY----- (PKCS#8), EC PRIVATE KEY (SEC1) or RSA PRIVATE KEY (PKCS#1) block")
+			}
+			return nil, inputErrorf("key_pem has trailing data after the private key block")
+		}
+		if block.Type == "EC PARAMETERS" {
+			continue
+		}
+		if key != nil {
+			return nil, inputErrorf("key_pem holds more than one PEM block; it must hold exactly one private key")
+		}
+		key = block
+		rest = []byte(strings.TrimSpace(string(rest)))
+	}
+	if key == nil {
+		return nil, inputErrorf("key_pem holds no private key block")
+	}
+	if key.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(key.Headers["Proc-Type"], "ENCRYPTED") {
+		return nil, inputErrorf("key_pem is encrypted; decrypt it first (for example `openssl pkey -in key.pem -out plain.pem`) and import over TLS")
+	}
+
+	var (
+		parsed any
+		err    error
+	)
+	switch key.Type {
+	case "PRIVATE KEY":
+		parsed, err = x509.ParsePKCS8PrivateKey(key.Bytes)
+	case "EC PRIVATE KEY":
+		parsed, err = x509.ParseECPrivateKey(key.Bytes)
+	case "RSA PRIVATE KEY":
+		parsed, err = x509.ParsePKCS1PrivateKey(key.Bytes)
+	default:
+		return nil, inputErrorf("key_pem block type %q is not a private key; expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY", key.Type)
+	}
+	if err != nil {
+		// The x509 parse errors describe structure, not content, but keep
+		// them out anyway: a message is all the caller needs.
+		return nil, inputErrorf("key_pem %s block could not be parsed: the DER inside is malformed or uses an unsupported algorithm or curve", key.Type)
+	}
+	signer, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, inputErrorf("key_pem holds a %T, which cannot sign certificates", parsed)
+	}
+	switch signer.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return nil, inputErrorf("key_pem holds an unsupported key type %T; use EC, RSA or Ed25519", signer)
+	}
+	return signer, nil
+}
+
+// parseCertificatesPEM reads every CERTIFICATE block in text. field names the
+// request field in error messages.
+func parseCertificatesPEM(field, text string) ([]*x509.Certificate, error) {
+	rest := []byte(strings.TrimSpace(text))
+	var certs []*x509.Certificate
+	for len(rest) > 0 {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			if len(certs) == 0 {
+				return nil, inputErrorf("%s is not PEM: expected -----BEGIN CERTIFICATE----- blocks", field)
+			}
+			return nil, inputErrorf("%s has trailing data after certificate %d", field, len(certs))
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, inputErrorf("%s block %d has type %q; only CERTIFICATE blocks are accepted", field, len(certs)+1, block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, inputErrorf("%s certificate %d could not be parsed: %v", field, len(certs)+1, err)
+		}
+		certs = append(certs, cert)
+		rest = []byte(strings.TrimSpace(string(rest)))
+	}
+	if len(certs) == 0 {
+		return nil, inputErrorf("%s is empty", field)
+	}
+	return certs, nil
+}
+
+// publicKeysEqual reports whether two public keys are the same key.
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+// subjectKeyID computes a key identifier as in RFC 7093 section 2 method 1:
+// the leftmost 160 bits of the SHA-256 of the subjectPublicKey bit string.
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling public key: %w", err)
+	}
+	var spki struct {
+		Algorithm asn1.RawValue
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, fmt.Errorf("parsing public key: %w", err)
+	}
+	sum := sha256.Sum256(spki.PublicKey.Bytes)
+	return sum[:20], nil
+}
+
+// serialLimit is 2^128: serials are 128 random bits (RFC 5280 and the CA/B
+// baseline ask for at least 64 bits of entropy).
+var serialLimit = new(big.Int).Lsh(big.NewInt(1), 128)
+
+// randomSerial returns a positive 128-bit random serial number.
+func randomSerial() (*big.Int, error) {
+	for {
+		n, err := rand.Int(rand.Reader, serialLimit)
+		if err != nil {
+			return nil, fmt.Errorf("generating serial number: %w", err)
+		}
+		if n.Sign() > 0 {
+			return n, nil
+		}
+	}
+}
+
+// formatSerial renders a serial the way Vault's PKI engine does: colon
+// separated lowercase hex octets.
+func formatSerial(n *big.Int) string {
+	b := n.Bytes()
+	parts := make([]string, len(b))
+	for i, c := range b {
+		parts[i] = fmt.Sprintf("%02x", c)
+	}
+	return strings.Join(parts, ":")
+}
+
+// fingerprintSHA256 is the hex SHA-256 of a DER certificate.
+func fingerprintSHA256(der []byte) string {
+	sum := sha256.Sum256(der)
+	return fmt.Sprintf("%x", sum[:])
+}
+
+// encodeCertPEM renders one certificate as PEM.
+func encodeCertPEM(der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// isInputError reports whether err is outside input to answer with a 400.
+func isInputError(err error) bool {
+	var ie *inputError
+	return errors.As(err, &ie)
+}

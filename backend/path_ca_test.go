@@ -1,0 +1,267 @@
+package backend
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func TestGenerate_DefaultProfile(t *testing.T) {
+	b, s := getTestBackend(t)
+	before := time.Now()
+	resp := generateCA(t, b, s)
+
+	cert := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	if cert.Subject.CommonName != "acme CA" || len(cert.Subject.Organization) != 1 || cert.Subject.Organization[0] != "acme" {
+		t.Errorf("subject = %q, want CN=acme CA, O=acme", cert.Subject)
+	}
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		t.Errorf("key = %T, want EC P-256", cert.PublicKey)
+	}
+	if !cert.BasicConstraintsValid || !cert.IsCA || cert.MaxPathLen != 1 {
+		t.Errorf("basicConstraints: valid=%v CA=%v pathLen=%d, want CA pathLen 1", cert.BasicConstraintsValid, cert.IsCA, cert.MaxPathLen)
+	}
+	if cert.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign {
+		t.Errorf("key usage = %b, want keyCertSign|cRLSign", cert.KeyUsage)
+	}
+	for _, ext := range cert.Extensions {
+		if (ext.Id.Equal(oidExtBasicConstraints) || ext.Id.Equal(oidExtKeyUsage)) && !ext.Critical {
+			t.Errorf("extension %v is not critical", ext.Id)
+		}
+	}
+	if len(cert.SubjectKeyId) != 20 {
+		t.Errorf("SKI length = %d, want 20", len(cert.SubjectKeyId))
+	}
+	if bits := cert.SerialNumber.BitLen(); bits < 100 || bits > 128 || cert.SerialNumber.Sign() <= 0 {
+		t.Errorf("serial has %d bits (sign %d), want positive and at most 128", bits, cert.SerialNumber.Sign())
+	}
+	if d := before.Add(-caBackdate).Sub(cert.NotBefore); d > 2*time.Second || d < -2*time.Second {
+		t.Errorf("notBefore = %s, want about now-5m", cert.NotBefore)
+	}
+	if got := cert.NotAfter.Sub(cert.NotBefore); got < defaultCATTL || got > defaultCATTL+caBackdate+time.Minute {
+		t.Errorf("validity = %s, want 15 years", got)
+	}
+	if err := cert.CheckSignatureFrom(cert); err != nil {
+		t.Errorf("not self-signed: %v", err)
+	}
+	if resp.Data["version"] != 1 || resp.Data["source"] != sourceGenerated || resp.Data["key_type"] != "ec" || resp.Data["key_bits"] != 256 {
+		t.Errorf("metadata = %v", resp.Data)
+	}
+	assertNoKeyMaterial(t, b, s, resp)
+}
+
+// assertNoKeyMaterial checks that neither the response nor anything but the
+// seal-wrapped CA entry holds the private key bytes.
+func assertNoKeyMaterial(t *testing.T, b *mastioBackend, s logical.Storage, resp *logical.Response) {
+	t.Helper()
+	e, err := b.readCA(t.Context(), s)
+	if err != nil || e == nil {
+		t.Fatalf("read CA: %v", err)
+	}
+	raw, _ := json.Marshal(resp.Data)
+	keyB64, _ := json.Marshal(e.KeyPKCS8)
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: e.KeyPKCS8}))
+	for _, needle := range []string{strings.Trim(string(keyB64), `"`), keyPEM, "PRIVATE KEY"} {
+		if bytes.Contains(raw, []byte(needle)) {
+			t.Fatal("response carries key material")
+		}
+	}
+	for k, v := range snapshot(t, s) {
+		if k != orgCAStorageKey && strings.Contains(v, strings.Trim(string(keyB64), `"`)) {
+			t.Fatalf("storage entry %q outside the seal-wrapped prefix holds the key", k)
+		}
+	}
+}
+
+func TestGenerate_KeyTypes(t *testing.T) {
+	cases := []struct {
+		keyType string
+		bits    int
+		want    func(any) bool
+		report  int
+	}{
+		{"ec", 0, func(k any) bool { p, ok := k.(*ecdsa.PublicKey); return ok && p.Curve == elliptic.P256() }, 256},
+		{"ec", 384, func(k any) bool { p, ok := k.(*ecdsa.PublicKey); return ok && p.Curve == elliptic.P384() }, 384},
+		{"rsa", 2048, func(k any) bool { p, ok := k.(*rsa.PublicKey); return ok && p.N.BitLen() == 2048 }, 2048},
+		{"rsa", 3072, func(k any) bool { p, ok := k.(*rsa.PublicKey); return ok && p.N.BitLen() == 3072 }, 3072},
+		{"ed25519", 0, func(k any) bool { _, ok := k.(ed25519.PublicKey); return ok }, 256},
+	}
+	if !testing.Short() {
+		cases = append(cases, struct {
+			keyType string
+			bits    int
+			want    func(any) bool
+			report  int
+		}{"rsa", 4096, func(k any) bool { p, ok := k.(*rsa.PublicKey); return ok && p.N.BitLen() == 4096 }, 4096})
+	}
+	for _, tc := range cases {
+		t.Run(tc.keyType+"-"+itoa(tc.bits), func(t *testing.T) {
+			b, s := getTestBackend(t)
+			data := map[string]any{"org_id": "acme", "key_type": tc.keyType}
+			if tc.bits != 0 {
+				data["key_bits"] = tc.bits
+			}
+			resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", data))
+			cert := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+			if !tc.want(cert.PublicKey) {
+				t.Fatalf("public key %T is not %s/%d", cert.PublicKey, tc.keyType, tc.bits)
+			}
+			if resp.Data["key_type"] != tc.keyType || resp.Data["key_bits"] != tc.report {
+				t.Fatalf("reported %v/%v", resp.Data["key_type"], resp.Data["key_bits"])
+			}
+			// The CA signs an agent certificate that verifies under it.
+			sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+			leaf := parseCertPEMForTest(t, sig.Data["certificate"].(string))
+			if err := leaf.CheckSignatureFrom(cert); err != nil {
+				t.Fatalf("leaf does not verify under the %s CA: %v", tc.keyType, err)
+			}
+		})
+	}
+}
+
+func itoa(i int) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}
+
+func TestGenerate_CreateOnlyAndCAS(t *testing.T) {
+	b, s := getTestBackend(t)
+	first := generateCA(t, b, s)
+
+	_, err := requestErr(b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme"})
+	coded, ok := err.(logical.HTTPCodedError)
+	if !ok || coded.Code() != 409 {
+		t.Fatalf("second generate: err = %v, want a 409", err)
+	}
+	if !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "cas=1") {
+		t.Fatalf("conflict message %q does not name the current version", err)
+	}
+	cur := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
+	if cur.Data["fingerprint_sha256"] != first.Data["fingerprint_sha256"] {
+		t.Fatal("a refused generate changed the CA")
+	}
+
+	_, err = requestErr(b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 7})
+	if coded, ok := err.(logical.HTTPCodedError); !ok || coded.Code() != 409 || !strings.Contains(err.Error(), "version is 1") {
+		t.Fatalf("generate with stale cas: err = %v, want 409 naming version 1", err)
+	}
+
+	second := mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 1}))
+	if second.Data["version"] != 2 || second.Data["fingerprint_sha256"] == first.Data["fingerprint_sha256"] {
+		t.Fatalf("replace with cas=1: version %v, same fingerprint %v", second.Data["version"], second.Data["fingerprint_sha256"] == first.Data["fingerprint_sha256"])
+	}
+}
+
+func TestGenerate_CASOnEmptyMount(t *testing.T) {
+	b, s := getTestBackend(t)
+	_, err := requestErr(b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 3})
+	if coded, ok := err.(logical.HTTPCodedError); !ok || coded.Code() != 409 {
+		t.Fatalf("cas=3 on an empty mount: %v, want 409", err)
+	}
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 0}))
+}
+
+func TestImport_Formats(t *testing.T) {
+	ecKey := newECKey(t, elliptic.P256()).(*ecdsa.PrivateKey)
+	rsaKey := newRSAKey(t, 2048).(*rsa.PrivateKey)
+	edKey := newEd25519Key(t)
+	sec1, err := x509.MarshalECPrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		key    crypto.Signer
+		keyPEM string
+	}{
+		{"pkcs8-ec", ecKey, pkcs8PEM(t, ecKey)},
+		// As `openssl ecparam -genkey` writes it: parameters, then SEC1.
+		{"sec1-ec-with-params", ecKey, "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n" + string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}))},
+		{"pkcs1-rsa", rsaKey, string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)}))},
+		{"pkcs8-ed25519", edKey, pkcs8PEM(t, edKey)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, s := getTestBackend(t)
+			_, certText := validCA(t, tc.key)
+			resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": tc.keyPEM, "cert_pem": certText}))
+			cert := parseCertPEMForTest(t, certText)
+			if resp.Data["fingerprint_sha256"] != fingerprintSHA256(cert.Raw) || resp.Data["version"] != 1 || resp.Data["source"] != sourceImported || resp.Data["unchanged"] != false {
+				t.Fatalf("import response = %v", resp.Data)
+			}
+			if _, ok := resp.Data["certificate"]; ok {
+				t.Fatal("import returned more than fingerprints")
+			}
+			assertNoKeyMaterial(t, b, s, resp)
+
+			// The org_id came from the certificate's O; signing works under it.
+			sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+			leaf := parseCertPEMForTest(t, sig.Data["certificate"].(string))
+			if err := leaf.CheckSignatureFrom(cert); err != nil {
+				t.Fatalf("leaf does not verify under the imported CA: %v", err)
+			}
+
+			// Identical input again: success, no new version, no write.
+			before := snapshot(t, s)
+			again := mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": tc.keyPEM, "cert_pem": certText}))
+			if again.Data["unchanged"] != true || again.Data["version"] != 1 {
+				t.Fatalf("idempotent import response = %v", again.Data)
+			}
+			assertUnchanged(t, before, s)
+		})
+	}
+}
+
+func TestImport_CreateOnly(t *testing.T) {
+	b, s := getTestBackend(t)
+	keyA, certA := validCA(t, newECKey(t, elliptic.P256()))
+	keyB, certB := validCA(t, newECKey(t, elliptic.P384()))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyA, "cert_pem": certA}))
+
+	before := snapshot(t, s)
+	_, err := requestErr(b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyB, "cert_pem": certB})
+	if coded, ok := err.(logical.HTTPCodedError); !ok || coded.Code() != 409 || !strings.Contains(err.Error(), "version 1") {
+		t.Fatalf("import over an existing CA: %v, want 409 naming version 1", err)
+	}
+	assertUnchanged(t, before, s)
+
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyB, "cert_pem": certB, "cas": 1}))
+	if resp.Data["version"] != 2 || resp.Data["fingerprint_sha256"] != fingerprintSHA256(parseCertPEMForTest(t, certB).Raw) {
+		t.Fatalf("import with cas=1: %v", resp.Data)
+	}
+	cur := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
+	if cur.Data["version"] != 2 || cur.Data["key_type"] != "ec" || cur.Data["key_bits"] != 384 {
+		t.Fatalf("cert after replace: %v", cur.Data)
+	}
+}
+
+func TestImport_WithChain(t *testing.T) {
+	b, s := getTestBackend(t)
+	rootKey := newECKey(t, elliptic.P384())
+	root := makeCert(t, caCertSpec{key: rootKey, isCA: true, keyUsage: x509.KeyUsageCertSign})
+	subKey := newECKey(t, elliptic.P256())
+	sub := makeCert(t, caCertSpec{key: subKey, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", parent: root, parentKey: rootKey})
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": pkcs8PEM(t, subKey), "cert_pem": certPEM(sub), "chain_pem": certPEM(root)}))
+
+	resp := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
+	chain := resp.Data["ca_chain"].([]string)
+	if len(chain) != 2 || chain[0] != certPEM(sub) || chain[1] != certPEM(root) {
+		t.Fatalf("ca_chain has %d entries, want [sub, root]", len(chain))
+	}
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	if got := sig.Data["ca_chain"].([]string); len(got) != 2 {
+		t.Fatalf("sign ca_chain has %d entries, want 2", len(got))
+	}
+}

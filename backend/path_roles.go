@@ -1,0 +1,327 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathRolesList(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "roles/?$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+			OperationSuffix: "roles",
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ListOperation: &framework.PathOperation{
+				Callback: b.pathRolesList,
+				Summary:  "List the signing roles.",
+			},
+		},
+		HelpSynopsis:    pathRolesHelpSyn,
+		HelpDescription: pathRolesHelpDesc,
+	}
+}
+
+func pathRoles(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "roles/" + framework.GenericNameRegex("name"),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+			OperationSuffix: "role",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {
+				Type:        framework.TypeString,
+				Description: "Name of the role.",
+				Required:    true,
+			},
+			"issuer": {
+				Type:        framework.TypeString,
+				Description: "Which CA signs: auto (default) or org-ca.",
+			},
+			"allowed_key_types": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "Key types a CSR may carry: ec, rsa, ed25519. Default ec,rsa.",
+			},
+			"allowed_ec_curves": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "EC curves a CSR may use: P-256, P-384, P-521. Default all three.",
+			},
+			"rsa_min_bits": {
+				Type:        framework.TypeInt,
+				Description: "Smallest RSA modulus accepted (at least 2048). Default 2048.",
+			},
+			"rsa_max_bits": {
+				Type:        framework.TypeInt,
+				Description: "Largest RSA modulus accepted (at most 8192). Default 8192.",
+			},
+			"uri_san_pattern": {
+				Type:        framework.TypeString,
+				Description: "SPIFFE ID pattern every URI SAN must match, e.g. spiffe://{{trust_domain}}/{{org_id}}/*. '*' is one path segment, {a|b} one of the literals.",
+			},
+			"uri_san_count": {
+				Type:        framework.TypeInt,
+				Description: "Exact number of URI SANs a CSR must carry. Default 1.",
+			},
+			"allow_dns_sans": {
+				Type:        framework.TypeBool,
+				Description: "Allow DNS SANs (copied from the CSR). Default false.",
+			},
+			"allow_ip_sans": {
+				Type:        framework.TypeBool,
+				Description: "Allow IP address SANs (copied from the CSR). Default false.",
+			},
+			"allow_email_sans": {
+				Type:        framework.TypeBool,
+				Description: "Allow email SANs (copied from the CSR). Default false.",
+			},
+			"subject_common_name": {
+				Type:        framework.TypeString,
+				Description: "Template of the issued CN; {{org_id}}, {{trust_domain}}, {{name}} (the last '*' of the URI). Empty: no CN. The CSR's subject is never copied.",
+			},
+			"subject_organization": {
+				Type:        framework.TypeString,
+				Description: "Template of the issued O, as subject_common_name. Empty: no O.",
+			},
+			"key_usage": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "Key usages of issued certificates, and the most a CSR may request: DigitalSignature, ContentCommitment, KeyEncipherment, DataEncipherment, KeyAgreement. Default DigitalSignature.",
+			},
+			"ext_key_usage": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "Extended key usages of issued certificates, and the most a CSR may request: ServerAuth, ClientAuth, CodeSigning, EmailProtection, TimeStamping. Default ClientAuth.",
+			},
+			"ttl": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Validity when sign-csr asks for none. Default 1h.",
+			},
+			"max_ttl": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Longest validity sign-csr may ask for. Default: ttl.",
+			},
+			"not_before_skew": {
+				Type:        framework.TypeDurationSecond,
+				Description: "How far notBefore is set in the past, for clock skew (0-1h). Default 5m.",
+			},
+		},
+		ExistenceCheck: b.roleExistenceCheck,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathRoleRead,
+				Summary:  "Read a signing role.",
+			},
+			logical.CreateOperation: &framework.PathOperation{
+				Callback:                    b.pathRoleWrite,
+				Summary:                     "Create a signing role.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathRoleWrite,
+				Summary:                     "Update a signing role; omitted fields keep their value.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathRoleDelete,
+				Summary:                     "Delete a signing role.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    pathRolesHelpSyn,
+		HelpDescription: pathRolesHelpDesc,
+	}
+}
+
+// readRole returns the named role, or nil when it does not exist.
+func (b *mastioBackend) readRole(ctx context.Context, s logical.Storage, name string) (*role, error) {
+	raw, err := s.Get(ctx, rolePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading role %q: %w", name, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	var r role
+	if err := raw.DecodeJSON(&r); err != nil {
+		return nil, fmt.Errorf("decoding role %q: %w", name, err)
+	}
+	return &r, nil
+}
+
+func (b *mastioBackend) roleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	r, err := b.readRole(ctx, req.Storage, d.Get("name").(string))
+	return r != nil, err
+}
+
+func (b *mastioBackend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, rolePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing roles: %w", err)
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *mastioBackend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	r, err := b.readRole(ctx, req.Storage, d.Get("name").(string))
+	if err != nil || r == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: roleResponseData(r)}, nil
+}
+
+func roleResponseData(r *role) map[string]any {
+	return map[string]any{
+		"issuer":               r.Issuer,
+		"allowed_key_types":    r.AllowedKeyTypes,
+		"allowed_ec_curves":    r.AllowedECCurves,
+		"rsa_min_bits":         r.RSAMinBits,
+		"rsa_max_bits":         r.RSAMaxBits,
+		"uri_san_pattern":      r.URISANPattern,
+		"uri_san_count":        r.URISANCount,
+		"allow_dns_sans":       r.AllowDNSSANs,
+		"allow_ip_sans":        r.AllowIPSANs,
+		"allow_email_sans":     r.AllowEmailSANs,
+		"subject_common_name":  r.SubjectCommonName,
+		"subject_organization": r.SubjectOrganization,
+		"key_usage":            r.KeyUsage,
+		"ext_key_usage":        r.ExtKeyUsage,
+		"ttl":                  int64(r.TTL / time.Second),
+		"max_ttl":              int64(r.MaxTTL / time.Second),
+		"not_before_skew":      int64(r.NotBeforeSkew / time.Second),
+	}
+}
+
+func (b *mastioBackend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	name := d.Get("name").(string)
+
+	b.roleLock.Lock()
+	defer b.roleLock.Unlock()
+	r, err := b.readRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		r = newRole()
+	}
+	if v, ok := d.GetOk("issuer"); ok {
+		r.Issuer = v.(string)
+	}
+	if v, ok := d.GetOk("allowed_key_types"); ok {
+		r.AllowedKeyTypes = v.([]string)
+	}
+	if v, ok := d.GetOk("allowed_ec_curves"); ok {
+		r.AllowedECCurves = v.([]string)
+	}
+	if v, ok := d.GetOk("rsa_min_bits"); ok {
+		r.RSAMinBits = v.(int)
+	}
+	if v, ok := d.GetOk("rsa_max_bits"); ok {
+		r.RSAMaxBits = v.(int)
+	}
+	if v, ok := d.GetOk("uri_san_pattern"); ok {
+		r.URISANPattern = v.(string)
+	}
+	if v, ok := d.GetOk("uri_san_count"); ok {
+		r.URISANCount = v.(int)
+	}
+	if v, ok := d.GetOk("allow_dns_sans"); ok {
+		r.AllowDNSSANs = v.(bool)
+	}
+	if v, ok := d.GetOk("allow_ip_sans"); ok {
+		r.AllowIPSANs = v.(bool)
+	}
+	if v, ok := d.GetOk("allow_email_sans"); ok {
+		r.AllowEmailSANs = v.(bool)
+	}
+	if v, ok := d.GetOk("subject_common_name"); ok {
+		r.SubjectCommonName = v.(string)
+	}
+	if v, ok := d.GetOk("subject_organization"); ok {
+		r.SubjectOrganization = v.(string)
+	}
+	if v, ok := d.GetOk("key_usage"); ok {
+		r.KeyUsage = v.([]string)
+	}
+	if v, ok := d.GetOk("ext_key_usage"); ok {
+		r.ExtKeyUsage = v.([]string)
+	}
+	_, maxSet := d.GetOk("max_ttl")
+	if v, ok := d.GetOk("ttl"); ok {
+		r.TTL = time.Duration(v.(int)) * time.Second
+		if !maxSet && r.MaxTTL < r.TTL {
+			r.MaxTTL = r.TTL
+		}
+	}
+	if maxSet {
+		r.MaxTTL = time.Duration(d.Get("max_ttl").(int)) * time.Second
+	}
+	if v, ok := d.GetOk("not_before_skew"); ok {
+		r.NotBeforeSkew = time.Duration(v.(int)) * time.Second
+	}
+	if err := r.validate(); err != nil {
+		return respondErr(err)
+	}
+
+	entry, err := logical.StorageEntryJSON(rolePrefix+name, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, fmt.Errorf("storing role %q: %w", name, err)
+	}
+	return &logical.Response{Data: roleResponseData(r)}, nil
+}
+
+func (b *mastioBackend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	b.roleLock.Lock()
+	defer b.roleLock.Unlock()
+	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
+		return nil, fmt.Errorf("deleting role %q: %w", name, err)
+	}
+	return nil, nil
+}
+
+const pathRolesHelpSyn = `Manage signing profiles: what a CSR may carry and what the certificate gets.`
+
+const pathRolesHelpDesc = `
+A role is deny-by-default: a CSR is signed only when its key type and size
+are allowed, it carries exactly uri_san_count URI SANs that all match
+uri_san_pattern (a SPIFFE ID), no DNS, IP or email SAN unless allowed, and it
+requests neither CA:true nor keyCertSign/cRLSign nor usages beyond the
+role's. The issued certificate gets the role's subject templates, key_usage
+and ext_key_usage (never the CSR's), basicConstraints CA:false (critical),
+an AKI equal to the issuer's SKI, a random 128-bit serial and a validity of
+ttl (or the requested ttl up to max_ttl), capped by the issuer's NotAfter.
+
+Every mount starts with two roles:
+
+  agent      Mastio agent certificate: CN=<org_id>::<name>, O=<org_id>,
+             URI spiffe://<trust_domain>/<org_id>/<name>, 365 days.
+  principal  empty subject, URI
+             spiffe://<trust_domain>/<org_id>/{user|agent|workload}/<name>,
+             KU digitalSignature, EKU clientAuth, 1 hour.
+
+Both allow EC P-256/P-384/P-521 and RSA 2048-8192 keys, set notBefore 5
+minutes back, and use KU digitalSignature and EKU clientAuth. A deleted
+default role is not recreated.
+
+Unknown fields are refused, not ignored.
+
+Example:
+
+    $ vault write mastio-ca/roles/workload \
+        uri_san_pattern='spiffe://{{trust_domain}}/{{org_id}}/workload/*' \
+        ttl=24h max_ttl=72h
+    $ vault list mastio-ca/roles
+`

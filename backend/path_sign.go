@@ -1,0 +1,143 @@
+package backend
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathSignCSR(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "sign-csr(/" + framework.GenericNameRegex("role") + ")?$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"role": {
+				Type:        framework.TypeString,
+				Description: "Role to sign under (in the path). Default: config default_role.",
+			},
+			"csr": {
+				Type:        framework.TypeString,
+				Description: "PEM certificate signing request.",
+				Required:    true,
+			},
+			"ttl": {
+				Type:        framework.TypeDurationSecond,
+				Description: "Requested validity, at most the role's max_ttl. Default: the role's ttl.",
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			// Not forwarded: signing writes nothing, so standbys serve it.
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback: b.pathSignCSRWrite,
+				Summary:  "Sign a CSR under a role with the Org CA.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "sign",
+					OperationSuffix: "csr",
+				},
+			},
+		},
+		HelpSynopsis:    pathSignCSRHelpSyn,
+		HelpDescription: pathSignCSRHelpDesc,
+	}
+}
+
+func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if _, inBody := req.Data["role"]; inBody {
+		return logical.ErrorResponse("role goes in the path (sign-csr/<role>), not in the body"), nil
+	}
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	csrReq, err := parseCSR(d.Get("csr").(string))
+	if err != nil {
+		return respondErr(err)
+	}
+	cfg, err := b.readConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	roleName := d.Get("role").(string)
+	if roleName == "" {
+		roleName = cfg.DefaultRole
+	}
+	r, err := b.readRole(ctx, req.Storage, roleName)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return logical.ErrorResponse("role %q does not exist; see `vault list %sroles`", roleName, req.MountPoint), nil
+	}
+	is, err := b.loadIssuer(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if is == nil {
+		return logical.ErrorResponse("no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint), nil
+	}
+	orgID := effectiveOrgID(cfg, is)
+	if orgID == "" {
+		return logical.ErrorResponse("org_id is not set: write %sconfig org_id=<id>", req.MountPoint), nil
+	}
+
+	tmpl, spiffeID, err := r.leafTemplate(csrReq, issueParams{
+		TrustDomain:  cfg.TrustDomain,
+		OrgID:        orgID,
+		TTL:          time.Duration(d.Get("ttl").(int)) * time.Second,
+		Now:          time.Now(),
+		Issuer:       is.cert,
+		TruncateLeaf: cfg.LeafNotAfter != leafNotAfterError,
+	})
+	if err != nil {
+		return respondErr(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.cert, csrReq.csr.PublicKey, is.signer)
+	if err != nil {
+		return nil, fmt.Errorf("signing certificate: %w", err)
+	}
+	serial := formatSerial(tmpl.SerialNumber)
+	if b.Logger().IsDebug() {
+		b.Logger().Debug("signed certificate", "role", roleName, "serial", serial, "spiffe_id", spiffeID)
+	}
+	return &logical.Response{Data: map[string]any{
+		"certificate":   encodeCertPEM(der),
+		"issuing_ca":    is.certPEM,
+		"ca_chain":      is.chainPEMs,
+		"serial_number": serial,
+		"not_after":     tmpl.NotAfter.Format(time.RFC3339),
+		"spiffe_id":     spiffeID,
+	}}, nil
+}
+
+const pathSignCSRHelpSyn = `Sign a CSR with the Org CA under a deny-by-default role.`
+
+const pathSignCSRHelpDesc = `
+Signs the PEM CSR in csr under the role named in the path (sign-csr/<role>)
+or, for plain sign-csr, under config default_role (agent unless changed).
+
+The CSR's signature must verify and the CSR must satisfy every rule of the
+role (see "vault path-help mastio-ca/roles/x"); otherwise the answer is a
+400 that says which rule it broke. A CSR that asks for CA:true or for
+keyCertSign/cRLSign is refused, never rewritten. The certificate's subject,
+key usages and validity come from the role, not from the CSR.
+
+ttl asks for a validity up to the role's max_ttl; the certificate never
+outlives the CA (capped, or refused when config leaf_not_after=error).
+
+The response carries certificate, issuing_ca, ca_chain, serial_number,
+not_after and spiffe_id. Signing writes nothing to storage.
+
+Example:
+
+    $ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout agent.key -out agent.csr -subj "/CN=acme::agent-1" \
+        -addext "subjectAltName=URI:spiffe://cullis.local/acme/agent-1"
+    $ vault write mastio-ca/sign-csr csr=@agent.csr
+    $ vault write mastio-ca/sign-csr/principal csr=@user.csr ttl=30m
+`

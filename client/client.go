@@ -1,0 +1,438 @@
+// Package client is a Go client for the mastio-ca Vault secrets engine,
+// built on github.com/hashicorp/vault/api. Every method takes a context
+// first, returns parsed certificates beside their PEM, and reports Vault's
+// refusals as *Error values that match the package's sentinel errors.
+//
+//	vc, _ := api.NewClient(api.DefaultConfig())
+//	ca := client.New(vc, "mastio-ca")
+//	cert, err := ca.SignCSR(ctx, csrPEM, client.SignOptions{Role: "agent"})
+//	if errors.Is(err, client.ErrPolicy) { ... }
+package client
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Operation names used in errors.
+const (
+	opConfig      = "config"
+	opWriteConfig = "write config"
+	opGenerate    = "generate"
+	opImport      = "import"
+	opCA          = "cert"
+	opCAPEM       = "cert/pem"
+	opRole        = "read role"
+	opWriteRole   = "write role"
+	opDeleteRole  = "delete role"
+	opListRoles   = "list roles"
+	opSignCSR     = "sign-csr"
+)
+
+// Client talks to one mastio-ca mount.
+type Client struct {
+	vault *api.Client
+	mount string
+}
+
+// New returns a client for the engine mounted at mount (e.g. "mastio-ca").
+func New(vault *api.Client, mount string) *Client {
+	return &Client{vault: vault, mount: strings.Trim(mount, "/")}
+}
+
+func (c *Client) path(p string) string { return c.mount + "/" + p }
+
+// Config is the mount configuration.
+type Config struct {
+	OrgID        string `json:"org_id"`
+	TrustDomain  string `json:"trust_domain"`
+	DefaultRole  string `json:"default_role"`
+	LeafNotAfter string `json:"leaf_not_after"`
+}
+
+// Config reads the mount configuration.
+func (c *Client) Config(ctx context.Context) (*Config, error) {
+	s, err := c.vault.Logical().ReadWithContext(ctx, c.path("config"))
+	if err != nil {
+		return nil, wrapErr(opConfig, err)
+	}
+	if s == nil {
+		return nil, notFound(opConfig)
+	}
+	var cfg Config
+	if err := decode(s.Data, &cfg); err != nil {
+		return nil, &Error{Op: opConfig, err: err}
+	}
+	return &cfg, nil
+}
+
+// WriteConfig updates the fields of cfg that are not empty.
+func (c *Client) WriteConfig(ctx context.Context, cfg Config) (*Config, error) {
+	data := map[string]any{}
+	for k, v := range map[string]string{"org_id": cfg.OrgID, "trust_domain": cfg.TrustDomain, "default_role": cfg.DefaultRole, "leaf_not_after": cfg.LeafNotAfter} {
+		if v != "" {
+			data[k] = v
+		}
+	}
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path("config"), data)
+	if err != nil {
+		return nil, wrapErr(opWriteConfig, err)
+	}
+	var out Config
+	if s != nil {
+		if err := decode(s.Data, &out); err != nil {
+			return nil, &Error{Op: opWriteConfig, err: err}
+		}
+	}
+	return &out, nil
+}
+
+// CA is the Org CA as the cert path (and generate) describe it.
+type CA struct {
+	Certificate       *x509.Certificate
+	CertificatePEM    string
+	Chain             []*x509.Certificate // the CA certificate first
+	ChainPEM          []string
+	FingerprintSHA256 string
+	SerialNumber      string
+	NotBefore         time.Time
+	NotAfter          time.Time
+	KeyType           string
+	KeyBits           int
+	Source            string // "generated" or "imported"
+	Version           int    // the value cas must carry to replace it
+}
+
+type caWire struct {
+	Certificate       string    `json:"certificate"`
+	CAChain           []string  `json:"ca_chain"`
+	FingerprintSHA256 string    `json:"fingerprint_sha256"`
+	SerialNumber      string    `json:"serial_number"`
+	NotBefore         time.Time `json:"not_before"`
+	NotAfter          time.Time `json:"not_after"`
+	KeyType           string    `json:"key_type"`
+	KeyBits           int       `json:"key_bits"`
+	Source            string    `json:"source"`
+	Version           int       `json:"version"`
+}
+
+func parseCA(op string, data map[string]any) (*CA, error) {
+	var w caWire
+	if err := decode(data, &w); err != nil {
+		return nil, &Error{Op: op, err: err}
+	}
+	cert, err := parseCertPEM(w.Certificate)
+	if err != nil {
+		return nil, &Error{Op: op, err: err}
+	}
+	ca := &CA{
+		Certificate: cert, CertificatePEM: w.Certificate, ChainPEM: w.CAChain,
+		FingerprintSHA256: w.FingerprintSHA256, SerialNumber: w.SerialNumber,
+		NotBefore: w.NotBefore, NotAfter: w.NotAfter, KeyType: w.KeyType, KeyBits: w.KeyBits,
+		Source: w.Source, Version: w.Version,
+	}
+	for _, p := range w.CAChain {
+		c, err := parseCertPEM(p)
+		if err != nil {
+			return nil, &Error{Op: op, err: err}
+		}
+		ca.Chain = append(ca.Chain, c)
+	}
+	return ca, nil
+}
+
+// GenerateRequest are the options of generate. Zero values take the
+// engine's defaults (EC P-256, "<org_id> CA", 15 years, pathLen 1).
+type GenerateRequest struct {
+	OrgID      string
+	CommonName string
+	KeyType    string // "ec", "rsa" or "ed25519"
+	KeyBits    int
+	TTL        time.Duration
+	PathLen    *int
+	// CAS, when set, replaces an existing CA of exactly this version.
+	CAS *int
+}
+
+// Generate mints the Org CA inside Vault. It fails with ErrExists when a CA
+// exists and CAS does not name its version.
+func (c *Client) Generate(ctx context.Context, r GenerateRequest) (*CA, error) {
+	data := map[string]any{}
+	setIf(data, "org_id", r.OrgID)
+	setIf(data, "common_name", r.CommonName)
+	setIf(data, "key_type", r.KeyType)
+	if r.KeyBits != 0 {
+		data["key_bits"] = r.KeyBits
+	}
+	if r.TTL != 0 {
+		data["ttl"] = int64(r.TTL / time.Second)
+	}
+	if r.PathLen != nil {
+		data["path_len"] = *r.PathLen
+	}
+	if r.CAS != nil {
+		data["cas"] = *r.CAS
+	}
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path("generate"), data)
+	if err != nil {
+		return nil, wrapErr(opGenerate, err)
+	}
+	if s == nil {
+		return nil, &Error{Op: opGenerate, err: fmt.Errorf("empty response")}
+	}
+	return parseCA(opGenerate, s.Data)
+}
+
+// ImportRequest is an existing CA to move into Vault.
+type ImportRequest struct {
+	KeyPEM   string // PKCS#8, SEC1 or PKCS#1, unencrypted
+	CertPEM  string
+	ChainPEM string
+	OrgID    string
+	CAS      *int
+}
+
+// ImportResult identifies the imported CA; the key is never echoed.
+type ImportResult struct {
+	FingerprintSHA256          string `json:"fingerprint_sha256"`
+	PublicKeyFingerprintSHA256 string `json:"public_key_fingerprint_sha256"`
+	SerialNumber               string `json:"serial_number"`
+	KeyType                    string `json:"key_type"`
+	KeyBits                    int    `json:"key_bits"`
+	Version                    int    `json:"version"`
+	Source                     string `json:"source"`
+	// Unchanged is true when the same key and certificate were already stored.
+	Unchanged bool      `json:"unchanged"`
+	NotAfter  time.Time `json:"not_after"`
+}
+
+// Import moves an existing CA key and certificate into Vault. Importing the
+// stored CA again succeeds with Unchanged set.
+func (c *Client) Import(ctx context.Context, r ImportRequest) (*ImportResult, error) {
+	data := map[string]any{"key_pem": r.KeyPEM, "cert_pem": r.CertPEM}
+	setIf(data, "chain_pem", r.ChainPEM)
+	setIf(data, "org_id", r.OrgID)
+	if r.CAS != nil {
+		data["cas"] = *r.CAS
+	}
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path("import"), data)
+	if err != nil {
+		return nil, wrapErr(opImport, err)
+	}
+	if s == nil {
+		return nil, &Error{Op: opImport, err: fmt.Errorf("empty response")}
+	}
+	var out ImportResult
+	if err := decode(s.Data, &out); err != nil {
+		return nil, &Error{Op: opImport, err: err}
+	}
+	return &out, nil
+}
+
+// CA reads the Org CA certificate and metadata. ErrNotFound when none exists.
+func (c *Client) CA(ctx context.Context) (*CA, error) {
+	s, err := c.vault.Logical().ReadWithContext(ctx, c.path("cert"))
+	if err != nil {
+		return nil, wrapErr(opCA, err)
+	}
+	if s == nil {
+		return nil, notFound(opCA)
+	}
+	return parseCA(opCA, s.Data)
+}
+
+// CAPEM reads the raw PEM chain from cert/pem (no token needed).
+func (c *Client) CAPEM(ctx context.Context) ([]byte, error) {
+	req := c.vault.NewRequest(http.MethodGet, "/v1/"+c.path("cert/pem"))
+	resp, err := c.vault.RawRequestWithContext(ctx, req)
+	if resp != nil {
+		defer resp.Body.Close()
+	}
+	if err != nil {
+		return nil, wrapErr(opCAPEM, err)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// SignOptions select the role and validity of a signing.
+type SignOptions struct {
+	Role string        // empty: the mount's default_role
+	TTL  time.Duration // zero: the role's ttl
+}
+
+// SignedCertificate is the answer of sign-csr.
+type SignedCertificate struct {
+	Certificate    *x509.Certificate
+	CertificatePEM string
+	IssuingCA      *x509.Certificate
+	IssuingCAPEM   string
+	CAChainPEM     []string
+	SerialNumber   string
+	NotAfter       time.Time
+	SPIFFEID       string
+}
+
+// SignCSR signs a PEM CSR. A CSR the role refuses fails with ErrPolicy and
+// Vault's message saying which rule it broke.
+func (c *Client) SignCSR(ctx context.Context, csrPEM []byte, opts SignOptions) (*SignedCertificate, error) {
+	p := "sign-csr"
+	if opts.Role != "" {
+		p += "/" + opts.Role
+	}
+	data := map[string]any{"csr": string(csrPEM)}
+	if opts.TTL != 0 {
+		data["ttl"] = int64(opts.TTL / time.Second)
+	}
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path(p), data)
+	if err != nil {
+		return nil, wrapErr(opSignCSR, err)
+	}
+	if s == nil {
+		return nil, &Error{Op: opSignCSR, err: fmt.Errorf("empty response")}
+	}
+	var w struct {
+		Certificate  string    `json:"certificate"`
+		IssuingCA    string    `json:"issuing_ca"`
+		CAChain      []string  `json:"ca_chain"`
+		SerialNumber string    `json:"serial_number"`
+		NotAfter     time.Time `json:"not_after"`
+		SPIFFEID     string    `json:"spiffe_id"`
+	}
+	if err := decode(s.Data, &w); err != nil {
+		return nil, &Error{Op: opSignCSR, err: err}
+	}
+	cert, err := parseCertPEM(w.Certificate)
+	if err != nil {
+		return nil, &Error{Op: opSignCSR, err: err}
+	}
+	issuer, err := parseCertPEM(w.IssuingCA)
+	if err != nil {
+		return nil, &Error{Op: opSignCSR, err: err}
+	}
+	return &SignedCertificate{
+		Certificate: cert, CertificatePEM: w.Certificate,
+		IssuingCA: issuer, IssuingCAPEM: w.IssuingCA, CAChainPEM: w.CAChain,
+		SerialNumber: w.SerialNumber, NotAfter: w.NotAfter, SPIFFEID: w.SPIFFEID,
+	}, nil
+}
+
+// Role is a signing profile; see `vault path-help <mount>/roles/x`.
+// Durations are whole seconds on the wire.
+type Role struct {
+	Issuer              string        `json:"issuer,omitempty"`
+	AllowedKeyTypes     []string      `json:"allowed_key_types,omitempty"`
+	AllowedECCurves     []string      `json:"allowed_ec_curves,omitempty"`
+	RSAMinBits          int           `json:"rsa_min_bits,omitempty"`
+	RSAMaxBits          int           `json:"rsa_max_bits,omitempty"`
+	URISANPattern       string        `json:"uri_san_pattern,omitempty"`
+	URISANCount         *int          `json:"uri_san_count,omitempty"`
+	AllowDNSSANs        bool          `json:"allow_dns_sans"`
+	AllowIPSANs         bool          `json:"allow_ip_sans"`
+	AllowEmailSANs      bool          `json:"allow_email_sans"`
+	SubjectCommonName   string        `json:"subject_common_name"`
+	SubjectOrganization string        `json:"subject_organization"`
+	KeyUsage            []string      `json:"key_usage,omitempty"`
+	ExtKeyUsage         []string      `json:"ext_key_usage,omitempty"`
+	TTL                 time.Duration `json:"-"`
+	MaxTTL              time.Duration `json:"-"`
+	NotBeforeSkew       time.Duration `json:"-"`
+}
+
+type roleWire struct {
+	Role
+	TTL           int64 `json:"ttl,omitempty"`
+	MaxTTL        int64 `json:"max_ttl,omitempty"`
+	NotBeforeSkew int64 `json:"not_before_skew,omitempty"`
+}
+
+// Role reads a role. ErrNotFound when it does not exist.
+func (c *Client) Role(ctx context.Context, name string) (*Role, error) {
+	s, err := c.vault.Logical().ReadWithContext(ctx, c.path("roles/"+name))
+	if err != nil {
+		return nil, wrapErr(opRole, err)
+	}
+	if s == nil {
+		return nil, notFound(opRole)
+	}
+	var w roleWire
+	if err := decode(s.Data, &w); err != nil {
+		return nil, &Error{Op: opRole, err: err}
+	}
+	r := w.Role
+	r.TTL = time.Duration(w.TTL) * time.Second
+	r.MaxTTL = time.Duration(w.MaxTTL) * time.Second
+	r.NotBeforeSkew = time.Duration(w.NotBeforeSkew) * time.Second
+	return &r, nil
+}
+
+// WriteRole creates or replaces the fields of a role. Booleans and the
+// subject templates are always sent; zero durations and empty lists are not.
+func (c *Client) WriteRole(ctx context.Context, name string, r Role) error {
+	w := roleWire{Role: r, TTL: int64(r.TTL / time.Second), MaxTTL: int64(r.MaxTTL / time.Second), NotBeforeSkew: int64(r.NotBeforeSkew / time.Second)}
+	raw, err := json.Marshal(w)
+	if err != nil {
+		return &Error{Op: opWriteRole, err: err}
+	}
+	var data map[string]any
+	if err := json.Unmarshal(raw, &data); err != nil {
+		return &Error{Op: opWriteRole, err: err}
+	}
+	_, err = c.vault.Logical().WriteWithContext(ctx, c.path("roles/"+name), data)
+	return wrapErr(opWriteRole, err)
+}
+
+// DeleteRole removes a role.
+func (c *Client) DeleteRole(ctx context.Context, name string) error {
+	_, err := c.vault.Logical().DeleteWithContext(ctx, c.path("roles/"+name))
+	return wrapErr(opDeleteRole, err)
+}
+
+// ListRoles returns the role names.
+func (c *Client) ListRoles(ctx context.Context) ([]string, error) {
+	s, err := c.vault.Logical().ListWithContext(ctx, c.path("roles"))
+	if err != nil {
+		return nil, wrapErr(opListRoles, err)
+	}
+	if s == nil {
+		return nil, nil
+	}
+	var w struct {
+		Keys []string `json:"keys"`
+	}
+	if err := decode(s.Data, &w); err != nil {
+		return nil, &Error{Op: opListRoles, err: err}
+	}
+	return w.Keys, nil
+}
+
+func setIf(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+// decode converts a response's data map into a typed struct.
+func decode(data map[string]any, out any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, out)
+}
+
+func parseCertPEM(s string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("response holds no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}

@@ -1,0 +1,108 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Sentinel errors. Every error this package returns for a Vault answer is
+// an *Error that matches at most one of them with errors.Is.
+var (
+	// ErrNotFound: the CA, role or path does not exist (404).
+	ErrNotFound = errors.New("mastio-ca: not found")
+	// ErrExists: a CA already exists, or a check-and-set version did not
+	// match (409).
+	ErrExists = errors.New("mastio-ca: already exists or check-and-set mismatch")
+	// ErrPolicy: sign-csr refused the CSR under the role (400 from sign-csr).
+	ErrPolicy = errors.New("mastio-ca: refused by signing policy")
+	// ErrInvalidRequest: any other 400 (bad field, bad PEM, ...).
+	ErrInvalidRequest = errors.New("mastio-ca: invalid request")
+	// ErrPermissionDenied: the token may not call this path (403).
+	ErrPermissionDenied = errors.New("mastio-ca: permission denied")
+	// ErrSealed: Vault is sealed (503).
+	ErrSealed = errors.New("mastio-ca: vault is sealed")
+)
+
+// Error is a failed call: the operation, Vault's HTTP status and messages.
+type Error struct {
+	Op         string   // e.g. "sign-csr"
+	StatusCode int      // 0 when the request never got an HTTP answer
+	Messages   []string // Vault's "errors" array
+	kind       error    // one of the sentinels, or nil
+	err        error    // the underlying error
+}
+
+func (e *Error) Error() string {
+	var sb strings.Builder
+	sb.WriteString("mastio-ca ")
+	sb.WriteString(e.Op)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&sb, ": %d", e.StatusCode)
+	}
+	if len(e.Messages) > 0 {
+		sb.WriteString(": ")
+		sb.WriteString(strings.Join(e.Messages, "; "))
+	} else if e.err != nil {
+		sb.WriteString(": ")
+		sb.WriteString(e.err.Error())
+	}
+	return sb.String()
+}
+
+// Unwrap lets errors.Is match the sentinel and the underlying error.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.kind != nil {
+		errs = append(errs, e.kind)
+	}
+	if e.err != nil {
+		errs = append(errs, e.err)
+	}
+	return errs
+}
+
+// wrapErr turns an error from the api package into an *Error.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	e := &Error{Op: op, err: err}
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		e.StatusCode = re.StatusCode
+		e.Messages = re.Errors
+		e.kind = kindOf(op, re.StatusCode, re.Errors)
+	}
+	return e
+}
+
+func kindOf(op string, status int, msgs []string) error {
+	switch status {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusConflict:
+		return ErrExists
+	case http.StatusForbidden:
+		return ErrPermissionDenied
+	case http.StatusServiceUnavailable:
+		for _, m := range msgs {
+			if strings.Contains(m, "sealed") {
+				return ErrSealed
+			}
+		}
+	case http.StatusBadRequest:
+		if op == opSignCSR {
+			return ErrPolicy
+		}
+		return ErrInvalidRequest
+	}
+	return nil
+}
+
+func notFound(op string) error {
+	return &Error{Op: op, StatusCode: http.StatusNotFound, kind: ErrNotFound}
+}
