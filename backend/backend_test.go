@@ -325,3 +325,40 @@ func TestBackend_DefaultRolesSeededOnce(t *testing.T) {
 		t.Fatalf("after delete + re-initialise roles = %v, want [agent]", got)
 	}
 }
+
+// badInput is one request that must be refused with a 400 whose message
+// contains want, leaving storage exactly as it was.
+type badInput struct {
+	name string
+	path string
+	data map[string]any
+	want string
+	// setup runs after the CA exists and before the snapshot.
+	setup func(t *testing.T, b *mastioBackend, s logical.Storage)
+}
+
+func runBadInputs(t *testing.T, withCA bool, cases []badInput) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, s := getTestBackend(t)
+			if withCA {
+				generateCA(t, b, s)
+			}
+			if tc.setup != nil {
+				tc.setup(t, b, s)
+			}
+			before := snapshot(t, s)
+			req := &logical.Request{Operation: logical.UpdateOperation, Path: tc.path, Data: tc.data, Storage: s, MountPoint: "mastio-ca/"}
+			resp, err := b.HandleRequest(context.Background(), req)
+			code, _ := logical.RespondErrorCommon(req, resp, err)
+			if code != 400 || err != nil {
+				t.Fatalf("status %d, err %v, resp %v; want a 400 error response", code, err, resp)
+			}
+			if msg := resp.Error().Error(); !strings.Contains(msg, tc.want) {
+				t.Fatalf("message %q does not contain %q", msg, tc.want)
+			}
+			assertUnchanged(t, before, s)
+		})
+	}
+}

@@ -265,3 +265,64 @@ func TestImport_WithChain(t *testing.T) {
 		t.Fatalf("sign ca_chain has %d entries, want 2", len(got))
 	}
 }
+
+func TestGenerate_BadInput(t *testing.T) {
+	runBadInputs(t, false, []badInput{
+		{name: "missing org_id", path: "generate", data: map[string]any{}, want: "org_id is required"},
+		{name: "org_id with slash", path: "generate", data: map[string]any{"org_id": "a/b"}, want: `org_id "a/b" is not valid`},
+		{name: "unknown key_type", path: "generate", data: map[string]any{"org_id": "acme", "key_type": "dsa"}, want: `unknown key_type "dsa"`},
+		{name: "rsa 1024", path: "generate", data: map[string]any{"org_id": "acme", "key_type": "rsa", "key_bits": 1024}, want: "key_bits 1024 is not valid for key_type rsa"},
+		{name: "ec 521", path: "generate", data: map[string]any{"org_id": "acme", "key_bits": 521}, want: "key_bits 521 is not valid for key_type ec"},
+		{name: "ed25519 with bits", path: "generate", data: map[string]any{"org_id": "acme", "key_type": "ed25519", "key_bits": 4096}, want: "not valid for key_type ed25519"},
+		{name: "ttl too short", path: "generate", data: map[string]any{"org_id": "acme", "ttl": "1h"}, want: "ttl 1h0m0s is out of range"},
+		{name: "path_len out of range", path: "generate", data: map[string]any{"org_id": "acme", "path_len": 99}, want: "path_len 99 is out of range"},
+		{name: "common_name too long", path: "generate", data: map[string]any{"org_id": "acme", "common_name": strings.Repeat("x", 65)}, want: "at most 64"},
+		{name: "unknown field", path: "generate", data: map[string]any{"org_id": "acme", "keytype": "rsa"}, want: "unknown field(s) keytype"},
+		{name: "org_id differs from config", path: "generate", data: map[string]any{"org_id": "other"}, want: `differs from config org_id "acme"`,
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"org_id": "acme"}))
+			}},
+	})
+}
+
+func TestImport_BadInput(t *testing.T) {
+	ecKey := newECKey(t, elliptic.P256())
+	goodKey, goodCert := validCA(t, ecKey)
+	_, otherCert := validCA(t, newECKey(t, elliptic.P256()))
+	rsa1024 := newRSAKey(t, 1024)
+	p224 := newECKey(t, elliptic.P224())
+	p224DER, err := x509.MarshalECPrivateKey(p224.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafCert := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: false, keyUsage: x509.KeyUsageDigitalSignature}))
+	noCertSign := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCRLSign}))
+	expired := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCertSign, notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)}))
+	future := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCertSign, notBefore: time.Now().Add(48 * time.Hour)}))
+	encrypted := string(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x00}}))
+	legacyEncrypted := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"}, Bytes: []byte{1, 2, 3}}))
+	_, unrelatedRoot := validCA(t, newECKey(t, elliptic.P256()))
+
+	runBadInputs(t, false, []badInput{
+		{name: "missing key_pem", path: "import", data: map[string]any{"cert_pem": goodCert}, want: "key_pem is required"},
+		{name: "missing cert_pem", path: "import", data: map[string]any{"key_pem": goodKey}, want: "cert_pem is required"},
+		{name: "garbage key", path: "import", data: map[string]any{"key_pem": "hello", "cert_pem": goodCert}, want: "key_pem is not PEM"},
+		{name: "corrupt key DER", path: "import", data: map[string]any{"key_pem": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{0x30, 0x01}})), "cert_pem": goodCert}, want: "could not be parsed"},
+		{name: "certificate as key", path: "import", data: map[string]any{"key_pem": goodCert, "cert_pem": goodCert}, want: "is not a private key"},
+		{name: "two keys", path: "import", data: map[string]any{"key_pem": goodKey + goodKey, "cert_pem": goodCert}, want: "more than one PEM block"},
+		{name: "encrypted PKCS#8", path: "import", data: map[string]any{"key_pem": encrypted, "cert_pem": goodCert}, want: "key_pem is encrypted"},
+		{name: "encrypted legacy PEM", path: "import", data: map[string]any{"key_pem": legacyEncrypted, "cert_pem": goodCert}, want: "key_pem is encrypted"},
+		{name: "RSA-1024 key", path: "import", data: map[string]any{"key_pem": pkcs8PEM(t, rsa1024), "cert_pem": goodCert}, want: "RSA key of 1024 bits is too weak"},
+		{name: "P-224 key", path: "import", data: map[string]any{"key_pem": string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: p224DER})), "cert_pem": goodCert}, want: "EC curve with 224 bits is not accepted"},
+		{name: "garbage cert", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": "nope"}, want: "cert_pem is not PEM"},
+		{name: "key/cert mismatch", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": otherCert}, want: "key_pem does not match cert_pem"},
+		{name: "two certs", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert + otherCert}, want: "cert_pem holds 2 certificates"},
+		{name: "not a CA", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": leafCert}, want: "not a CA certificate"},
+		{name: "no keyCertSign", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": noCertSign}, want: "keyCertSign is required"},
+		{name: "expired CA", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": expired}, want: "cert_pem expired at"},
+		{name: "not yet valid", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": future}, want: "is not valid until"},
+		{name: "chain does not sign", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "chain_pem": unrelatedRoot}, want: "did not sign"},
+		{name: "bad org_id", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "org_id": "a b"}, want: "is not valid"},
+		{name: "unknown field", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "chain": "x"}, want: "unknown field(s) chain"},
+	})
+}

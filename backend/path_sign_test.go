@@ -1,0 +1,244 @@
+package backend
+
+import (
+	"context"
+	"crypto/elliptic"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func TestSignCSR_AgentProfile(t *testing.T) {
+	b, s := getTestBackend(t)
+	caResp := generateCA(t, b, s)
+	ca := parseCertPEMForTest(t, caResp.Data["certificate"].(string))
+
+	now := time.Now()
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{
+		"csr": makeCSR(t, csrSpec{cn: "whatever-the-csr-says", uris: []string{"spiffe://cullis.local/acme/agent-7"}}),
+	}))
+	leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+
+	if got := leaf.Subject.String(); got != "CN=acme::agent-7,O=acme" {
+		t.Errorf("subject = %q, want CN=acme::agent-7,O=acme (from the role, not the CSR)", got)
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://cullis.local/acme/agent-7" {
+		t.Errorf("URIs = %v, want exactly the agent's SPIFFE ID", leaf.URIs)
+	}
+	if len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 {
+		t.Errorf("unexpected SANs: %v %v %v", leaf.DNSNames, leaf.IPAddresses, leaf.EmailAddresses)
+	}
+	if resp.Data["spiffe_id"] != "spiffe://cullis.local/acme/agent-7" {
+		t.Errorf("spiffe_id = %v", resp.Data["spiffe_id"])
+	}
+	var bcCritical bool
+	for _, ext := range leaf.Extensions {
+		if ext.Id.Equal(oidExtBasicConstraints) {
+			bcCritical = ext.Critical
+		}
+	}
+	if !leaf.BasicConstraintsValid || leaf.IsCA || !bcCritical {
+		t.Errorf("basicConstraints valid=%v CA=%v critical=%v, want CA:false critical", leaf.BasicConstraintsValid, leaf.IsCA, bcCritical)
+	}
+	if leaf.KeyUsage != x509.KeyUsageDigitalSignature {
+		t.Errorf("key usage = %b, want digitalSignature", leaf.KeyUsage)
+	}
+	if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
+		t.Errorf("EKU = %v, want clientAuth", leaf.ExtKeyUsage)
+	}
+	if string(leaf.AuthorityKeyId) != string(ca.SubjectKeyId) || len(leaf.AuthorityKeyId) == 0 {
+		t.Errorf("AKI %x != issuer SKI %x", leaf.AuthorityKeyId, ca.SubjectKeyId)
+	}
+	if leaf.SerialNumber.Sign() <= 0 || leaf.SerialNumber.BitLen() > 128 || leaf.SerialNumber.BitLen() < 100 {
+		t.Errorf("serial bit length %d, want a positive ~128-bit number", leaf.SerialNumber.BitLen())
+	}
+	if got := leaf.NotAfter.Sub(now); got < 365*24*time.Hour-time.Minute || got > 365*24*time.Hour+time.Minute {
+		t.Errorf("lifetime from now = %s, want 365 days", got)
+	}
+	if got := now.Sub(leaf.NotBefore); got < 4*time.Minute || got > 6*time.Minute {
+		t.Errorf("notBefore is %s before now, want 5m", got)
+	}
+	if err := leaf.CheckSignatureFrom(ca); err != nil {
+		t.Errorf("leaf does not verify under the CA: %v", err)
+	}
+	if resp.Data["issuing_ca"] != caResp.Data["certificate"] || resp.Data["serial_number"] != formatSerial(leaf.SerialNumber) {
+		t.Errorf("issuing_ca/serial_number do not describe the issued certificate")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("chain verification: %v", err)
+	}
+}
+
+func TestSignCSR_PrincipalProfile(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	for _, kind := range []string{"user", "agent", "workload"} {
+		id := "spiffe://cullis.local/acme/" + kind + "/alice"
+		now := time.Now()
+		resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/principal", map[string]any{
+			"csr": makeCSR(t, csrSpec{key: newECKey(t, elliptic.P384()), cn: "ignored", uris: []string{id}}),
+		}))
+		leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+		if len(leaf.Subject.Names) != 0 {
+			t.Errorf("%s: subject = %q, want empty", kind, leaf.Subject)
+		}
+		var sanCritical bool
+		for _, ext := range leaf.Extensions {
+			if ext.Id.Equal(oidExtSubjectAltName) {
+				sanCritical = ext.Critical
+			}
+		}
+		if !sanCritical {
+			t.Errorf("%s: SAN must be critical when the subject is empty (RFC 5280 4.2.1.6)", kind)
+		}
+		if got := leaf.NotAfter.Sub(now); got < 59*time.Minute || got > 61*time.Minute {
+			t.Errorf("%s: lifetime %s, want 1h", kind, got)
+		}
+		if leaf.KeyUsage != x509.KeyUsageDigitalSignature || !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
+			t.Errorf("%s: KU %b EKU %v", kind, leaf.KeyUsage, leaf.ExtKeyUsage)
+		}
+	}
+}
+
+func TestSignCSR_TTLAndIssuerCap(t *testing.T) {
+	b, s := getTestBackend(t)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "ttl": "48h"}))
+
+	// A shorter requested ttl is honoured.
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/agent", map[string]any{"csr": agentCSR(t, "a"), "ttl": "2h"}))
+	if leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string)); time.Until(leaf.NotAfter) > 2*time.Hour+time.Minute {
+		t.Fatalf("ttl=2h gave notAfter %s", leaf.NotAfter)
+	}
+
+	// The default 365d is capped at the CA's notAfter (truncate is the default).
+	ca := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
+	resp = mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a")}))
+	leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	if got := leaf.NotAfter.UTC().Format(time.RFC3339); got != ca.Data["not_after"] {
+		t.Fatalf("leaf notAfter %s, want capped at CA notAfter %s", got, ca.Data["not_after"])
+	}
+}
+
+// countingStorage counts writes, to prove the signing path makes none.
+type countingStorage struct {
+	logical.Storage
+	puts, deletes int
+}
+
+func (c *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	c.puts++
+	return c.Storage.Put(ctx, e)
+}
+
+func (c *countingStorage) Delete(ctx context.Context, k string) error {
+	c.deletes++
+	return c.Storage.Delete(ctx, k)
+}
+
+func TestSignCSR_WritesNothing(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	b.resetIssuer() // include the cache fill in what is counted
+	cs := &countingStorage{Storage: s}
+	for i := 0; i < 3; i++ {
+		mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a")}))
+	}
+	if cs.puts != 0 || cs.deletes != 0 {
+		t.Fatalf("sign-csr wrote to storage: %d puts, %d deletes", cs.puts, cs.deletes)
+	}
+}
+
+func TestSignCSR_AllowedSANsAreCopied(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/svc", map[string]any{
+		"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/svc/*",
+		"allow_dns_sans":  true, "allow_ip_sans": true,
+		"ext_key_usage": "ServerAuth,ClientAuth", "ttl": "24h",
+	}))
+	csr := makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/acme/svc/api"}, dns: []string{"api.acme.internal"},
+		extraExts: nil})
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/svc", map[string]any{"csr": csr}))
+	leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	if !slices.Equal(leaf.DNSNames, []string{"api.acme.internal"}) || len(leaf.Subject.Names) != 0 {
+		t.Fatalf("DNS = %v subject = %q", leaf.DNSNames, leaf.Subject)
+	}
+	if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}) {
+		t.Fatalf("EKU = %v", leaf.ExtKeyUsage)
+	}
+}
+
+// sanExt builds a subjectAltName extension from raw GeneralNames.
+func sanExt(t *testing.T, names ...asn1.RawValue) pkix.Extension {
+	return mustExt(t, oidExtSubjectAltName, false, names)
+}
+
+func TestSignCSR_BadInput(t *testing.T) {
+	uri := "spiffe://cullis.local/acme/a1"
+	certBlock := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x00}}))
+	ku := func(bits ...int) pkix.Extension {
+		var bs asn1.BitString
+		bs.BitLength = 9
+		bs.Bytes = make([]byte, 2)
+		for _, i := range bits {
+			bs.Bytes[i/8] |= 0x80 >> uint(i%8)
+		}
+		return mustExt(t, oidExtKeyUsage, true, bs)
+	}
+	type bc struct {
+		IsCA bool `asn1:"optional"`
+	}
+	cases := []badInput{
+		{name: "garbage PEM", path: "sign-csr", data: map[string]any{"csr": "not a csr"}, want: "csr is not PEM"},
+		{name: "empty csr", path: "sign-csr", data: map[string]any{"csr": ""}, want: "csr is required"},
+		{name: "certificate instead of CSR", path: "sign-csr", data: map[string]any{"csr": certBlock}, want: "expected CERTIFICATE REQUEST"},
+		{name: "truncated DER", path: "sign-csr", data: map[string]any{"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"}, want: "could not be parsed"},
+		{name: "two CSRs", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1") + agentCSR(t, "a2")}, want: "exactly one CSR"},
+		{name: "signature does not verify", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, corruptSig: true})}, want: "signature does not verify"},
+		{name: "RSA-1024", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{key: newRSAKey(t, 1024), uris: []string{uri}})}, want: "RSA key of 1024 bits is not allowed"},
+		{name: "P-224", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{key: newECKey(t, elliptic.P224()), uris: []string{uri}})}, want: "224-bit curve is not allowed"},
+		{name: "Ed25519 under agent", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{key: newEd25519Key(t), uris: []string{uri}})}, want: "key type ed25519 is not allowed"},
+		{name: "CA:true requested", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{mustExt(t, oidExtBasicConstraints, true, bc{IsCA: true})}})}, want: "CA:true"},
+		{name: "keyCertSign requested", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{ku(0, 5)}})}, want: "keyCertSign"},
+		{name: "keyEncipherment beyond role", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{ku(0, 2)}})}, want: "outside the role's key_usage"},
+		{name: "serverAuth beyond role", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{mustExt(t, oidExtExtKeyUsage, false, []asn1.ObjectIdentifier{extKeyUsageOIDs[x509.ExtKeyUsageServerAuth]})}})}, want: "outside the role's ext_key_usage"},
+		{name: "two URI SANs", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri, "spiffe://cullis.local/acme/a2"}})}, want: "carries 2 URI SANs; this role requires exactly 1"},
+		{name: "no URI SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{cn: "acme::a1"})}, want: "carries 0 URI SANs"},
+		{name: "wrong trust domain", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://evil.example/acme/a1"}})}, want: `trust domain "evil.example"`},
+		{name: "wrong org", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/other/a1"}})}, want: "does not match the role's pattern"},
+		{name: "too deep for agent", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/acme/x/a1"}})}, want: "does not match the role's pattern"},
+		{name: "not SPIFFE", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"https://cullis.local/acme/a1"}})}, want: "not a valid SPIFFE ID"},
+		{name: "principal bad kind", path: "sign-csr/principal", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/acme/robot/r2"}})}, want: "does not match the role's pattern"},
+		{name: "DNS SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, dns: []string{"evil.example"}})}, want: "DNS SANs"},
+		{name: "email SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, emails: []string{"a@acme.example"}})}, want: "email SANs"},
+		{name: "IP SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{extraExts: []pkix.Extension{sanExt(t,
+			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: sanTagURI, Bytes: []byte(uri)},
+			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: sanTagIP, Bytes: net.IPv4(10, 0, 0, 1).To4()})}})}, want: "IP address SANs"},
+		{name: "otherName SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{extraExts: []pkix.Extension{sanExt(t,
+			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x01}})}})}, want: "subjectAltName of type [0]"},
+		{name: "ttl above max", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "9000h"}, want: "exceeds the role's max_ttl"},
+		{name: "ttl not a duration", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "soon"}, want: "ttl"},
+		{name: "unknown role", path: "sign-csr/nope", data: map[string]any{"csr": agentCSR(t, "a1")}, want: `role "nope" does not exist`},
+		{name: "role in body", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "role": "principal"}, want: "role goes in the path"},
+		{name: "unknown field", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "tll": "1h"}, want: "unknown field(s) tll"},
+		{name: "outlives issuer with leaf_not_after=error", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "outlive its issuer",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "ttl": "48h", "cas": 1}))
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"leaf_not_after": "error"}))
+			}},
+	}
+	runBadInputs(t, true, cases)
+
+	runBadInputs(t, false, []badInput{
+		{name: "no CA yet", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "no Org CA exists yet"},
+	})
+}
