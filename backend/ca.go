@@ -216,8 +216,15 @@ func (ic *importedCA) sameAs(e *caEntry) bool {
 	return true
 }
 
+// conflictError is a create-only or check-and-set refusal; handlers answer
+// it with a 409 carrying its message (which names the current version).
+type conflictError struct{ msg string }
+
+func (e *conflictError) Error() string { return e.msg }
+
 // checkCAS applies the create-only rule: with no CA, cas must be absent or
-// 0; with a CA, cas must equal its version. It returns a 409 otherwise.
+// 0; with a CA, cas must equal its version. It returns a conflictError
+// otherwise.
 func checkCAS(existing *caEntry, cas int, casSet bool) error {
 	current := 0
 	if existing != nil {
@@ -227,11 +234,11 @@ func checkCAS(existing *caEntry, cas int, casSet bool) error {
 	case existing == nil && (!casSet || cas == 0):
 		return nil
 	case existing == nil:
-		return logical.CodedError(409, fmt.Sprintf("check-and-set failed: no Org CA exists (version 0) but cas=%d was given; omit cas or pass cas=0 to create one", cas))
+		return &conflictError{msg: fmt.Sprintf("check-and-set failed: no Org CA exists (version 0) but cas=%d was given; omit cas or pass cas=0 to create one", cas)}
 	case !casSet:
-		return logical.CodedError(409, fmt.Sprintf("an Org CA already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", current, fingerprintSHA256(existing.CertDER), current))
+		return &conflictError{msg: fmt.Sprintf("an Org CA already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", current, fingerprintSHA256(existing.CertDER), current)}
 	case cas != current:
-		return logical.CodedError(409, fmt.Sprintf("check-and-set failed: cas=%d but the current Org CA version is %d", cas, current))
+		return &conflictError{msg: fmt.Sprintf("check-and-set failed: cas=%d but the current Org CA version is %d", cas, current)}
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package backend
 
 import (
+	"encoding/json"
+	"errors"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -30,12 +33,26 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 	return logical.ErrorResponse("unknown field(s) %s; this path accepts %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
-// respondErr answers an inputError with a 400 carrying its message and
-// passes every other error up (coded errors keep their status, the rest
-// become a 500).
+// respondErr answers an inputError with a 400 and a conflictError with a
+// 409, each carrying its message, and passes every other error up as a 500.
+// The 409 is a raw response rather than logical.CodedError so that Vault
+// shows the message as is, not wrapped in "1 error occurred".
 func respondErr(err error) (*logical.Response, error) {
-	if isInputError(err) {
+	var conflict *conflictError
+	switch {
+	case isInputError(err):
 		return logical.ErrorResponse(err.Error()), nil
+	case errors.As(err, &conflict):
+		// Vault's own error envelope, so clients read it like any error.
+		body, jerr := json.Marshal(map[string][]string{"errors": {conflict.msg}})
+		if jerr != nil {
+			return nil, jerr
+		}
+		return &logical.Response{Data: map[string]any{
+			logical.HTTPContentType: "application/json",
+			logical.HTTPRawBody:     string(body),
+			logical.HTTPStatusCode:  http.StatusConflict,
+		}}, nil
 	}
 	return nil, err
 }

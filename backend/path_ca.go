@@ -187,7 +187,7 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 	}
 	casInt, _ := cas.(int)
 	if err := checkCAS(existing, casInt, casSet); err != nil {
-		return nil, err
+		return respondErr(err)
 	}
 	entry := &caEntry{Version: 1, Source: sourceGenerated, OrgID: orgID, KeyPKCS8: keyDER, CertDER: certDER, CreatedAt: now.UTC()}
 	if existing != nil {
@@ -246,7 +246,7 @@ func (b *mastioBackend) pathImportWrite(ctx context.Context, req *logical.Reques
 		return resp, nil
 	}
 	if err := checkCAS(existing, casInt, casSet); err != nil {
-		return nil, err
+		return respondErr(err)
 	}
 	entry := &caEntry{Version: 1, Source: sourceImported, OrgID: orgID, KeyPKCS8: ic.keyPKCS8, CertDER: ic.cert.Raw, ChainDER: ic.chainDER, CreatedAt: time.Now().UTC()}
 	if existing != nil {

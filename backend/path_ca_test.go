@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -140,23 +141,13 @@ func TestGenerate_CreateOnlyAndCAS(t *testing.T) {
 	b, s := getTestBackend(t)
 	first := generateCA(t, b, s)
 
-	_, err := requestErr(b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme"})
-	coded, ok := err.(logical.HTTPCodedError)
-	if !ok || coded.Code() != 409 {
-		t.Fatalf("second generate: err = %v, want a 409", err)
-	}
-	if !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "cas=1") {
-		t.Fatalf("conflict message %q does not name the current version", err)
-	}
+	assertConflict(t, b, s, "generate", map[string]any{"org_id": "acme"}, "version 1", "pass cas=1")
 	cur := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
 	if cur.Data["fingerprint_sha256"] != first.Data["fingerprint_sha256"] {
 		t.Fatal("a refused generate changed the CA")
 	}
 
-	_, err = requestErr(b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 7})
-	if coded, ok := err.(logical.HTTPCodedError); !ok || coded.Code() != 409 || !strings.Contains(err.Error(), "version is 1") {
-		t.Fatalf("generate with stale cas: err = %v, want 409 naming version 1", err)
-	}
+	assertConflict(t, b, s, "generate", map[string]any{"org_id": "acme", "cas": 7}, "cas=7 but the current Org CA version is 1")
 
 	second := mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 1}))
 	if second.Data["version"] != 2 || second.Data["fingerprint_sha256"] == first.Data["fingerprint_sha256"] {
@@ -166,10 +157,7 @@ func TestGenerate_CreateOnlyAndCAS(t *testing.T) {
 
 func TestGenerate_CASOnEmptyMount(t *testing.T) {
 	b, s := getTestBackend(t)
-	_, err := requestErr(b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 3})
-	if coded, ok := err.(logical.HTTPCodedError); !ok || coded.Code() != 409 {
-		t.Fatalf("cas=3 on an empty mount: %v, want 409", err)
-	}
+	assertConflict(t, b, s, "generate", map[string]any{"org_id": "acme", "cas": 3}, "no Org CA exists (version 0)")
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 0}))
 }
 
@@ -231,10 +219,7 @@ func TestImport_CreateOnly(t *testing.T) {
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyA, "cert_pem": certA}))
 
 	before := snapshot(t, s)
-	_, err := requestErr(b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyB, "cert_pem": certB})
-	if coded, ok := err.(logical.HTTPCodedError); !ok || coded.Code() != 409 || !strings.Contains(err.Error(), "version 1") {
-		t.Fatalf("import over an existing CA: %v, want 409 naming version 1", err)
-	}
+	assertConflict(t, b, s, "import", map[string]any{"key_pem": keyB, "cert_pem": certB}, "version 1", "pass cas=1")
 	assertUnchanged(t, before, s)
 
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyB, "cert_pem": certB, "cas": 1}))
@@ -325,4 +310,25 @@ func TestImport_BadInput(t *testing.T) {
 		{name: "bad org_id", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "org_id": "a b"}, want: "is not valid"},
 		{name: "unknown field", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "chain": "x"}, want: "unknown field(s) chain"},
 	})
+}
+
+// assertConflict sends a write that must be refused with a 409 whose
+// message contains every one of wants, and leaves storage unchanged.
+func assertConflict(t *testing.T, b *mastioBackend, s logical.Storage, path string, data map[string]any, wants ...string) {
+	t.Helper()
+	before := snapshot(t, s)
+	resp, err := requestErr(b, s, logical.UpdateOperation, path, data)
+	if err != nil || resp == nil || resp.Data[logical.HTTPStatusCode] != http.StatusConflict {
+		t.Fatalf("%s: resp %v, err %v; want a 409 response", path, resp, err)
+	}
+	var body struct{ Errors []string }
+	if err := json.Unmarshal([]byte(resp.Data[logical.HTTPRawBody].(string)), &body); err != nil || len(body.Errors) != 1 {
+		t.Fatalf("409 body %v: %v", resp.Data[logical.HTTPRawBody], err)
+	}
+	for _, w := range wants {
+		if !strings.Contains(body.Errors[0], w) {
+			t.Errorf("409 message %q lacks %q", body.Errors[0], w)
+		}
+	}
+	assertUnchanged(t, before, s)
 }

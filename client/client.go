@@ -16,7 +16,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -252,8 +251,7 @@ func (c *Client) CA(ctx context.Context) (*CA, error) {
 
 // CAPEM reads the raw PEM chain from cert/pem (no token needed).
 func (c *Client) CAPEM(ctx context.Context) ([]byte, error) {
-	req := c.vault.NewRequest(http.MethodGet, "/v1/"+c.path("cert/pem"))
-	resp, err := c.vault.RawRequestWithContext(ctx, req)
+	resp, err := c.vault.Logical().ReadRawWithContext(ctx, c.path("cert/pem"))
 	if resp != nil {
 		defer resp.Body.Close()
 	}

@@ -1,0 +1,88 @@
+# vault-plugin-mastio-ca — see README.md.
+#
+#   make dev     build everything, start a dev Vault with the plugin mounted
+#   make test    lint + every test, acceptance against a real Vault included
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+GO        ?= go
+VERSION   ?= 0.1.0-dev
+COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null)
+MODULE    := github.com/mastio/vault-plugin-mastio-ca
+LDFLAGS   := -X $(MODULE)/backend.Version=$(VERSION) -X $(MODULE)/backend.Commit=$(COMMIT)
+BIN       := $(CURDIR)/bin
+PLUGIN    := $(BIN)/vault-plugin-mastio-ca
+VAULT     := $(BIN)/vault
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME  ?= 30s
+# Debian packages the tests and `make dev` call: openssl makes and verifies
+# certificates as an outside judge.
+APT_PACKAGES := openssl
+
+export VAULT_BIN := $(VAULT)
+
+.PHONY: build plugin dev dev-stop test unit testacc fuzz bench fmt lint deps clean
+
+build: plugin
+
+plugin:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(PLUGIN) ./cmd/vault-plugin-mastio-ca
+
+# The pinned Vault server (tools/vault/go.mod). About 500 MB and minutes of
+# compile the first time; cached in bin/ afterwards.
+$(VAULT): tools/vault/go.mod tools/vault/go.sum
+	@echo "==> building the pinned Vault server into bin/vault (first time: several minutes)"
+	@start=$$(date +%s); \
+	  cd tools/vault && $(GO) build -o $(VAULT) github.com/hashicorp/vault && \
+	  echo "==> bin/vault built in $$(( $$(date +%s) - start ))s: $$($(VAULT) version)"
+
+bin/vault: $(VAULT)
+
+# Debian packages, installed only when missing (CI runs as root).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+dev: deps plugin $(VAULT)
+	@VERSION=$(VERSION) scripts/dev.sh start
+
+dev-stop:
+	@scripts/dev.sh stop
+
+# Everything: formatting, vet, staticcheck, unit + fuzz seeds, and the
+# acceptance tests against bin/vault. Go test prints its own summary.
+test: deps lint $(VAULT)
+	$(GO) test -count=1 -timeout 30m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+testacc: deps $(VAULT)
+	$(GO) test -count=1 -v -timeout 30m ./tests/acceptance/
+
+fuzz:
+	@for f in FuzzParseCSR FuzzParsePrivateKeyPEM FuzzURIPattern FuzzLeafTemplate; do \
+	  $(GO) test ./backend -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./backend/
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(BIN)/staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+clean: dev-stop
+	rm -f $(PLUGIN) $(BIN)/staticcheck
