@@ -1,0 +1,82 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// fakeVault answers every request with status and body.
+func fakeVault(t *testing.T, status int, body string) *api.Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	conf := api.DefaultConfig()
+	conf.Address = srv.URL
+	conf.MaxRetries = 0
+	c, err := api.NewClient(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken("test")
+	return c
+}
+
+func TestErrorMapping(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		call   func(*Client) error
+		want   error
+	}{
+		{"sign refused", 400, `{"errors":["csr carries 2 URI SANs"]}`, func(c *Client) error { _, err := c.SignCSR(context.Background(), []byte("x"), SignOptions{}); return err }, ErrPolicy},
+		{"bad generate field", 400, `{"errors":["unknown key_type"]}`, func(c *Client) error { _, err := c.Generate(context.Background(), GenerateRequest{}); return err }, ErrInvalidRequest},
+		{"exists", 409, `{"errors":["an Org CA already exists (version 1)"]}`, func(c *Client) error { _, err := c.Generate(context.Background(), GenerateRequest{OrgID: "a"}); return err }, ErrExists},
+		{"denied", 403, `{"errors":["permission denied"]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrPermissionDenied},
+		{"sealed", 503, `{"errors":["Vault is sealed"]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrSealed},
+		{"no CA", 404, `{"errors":[]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrNotFound},
+		{"no role", 404, `{"errors":[]}`, func(c *Client) error { _, err := c.Role(context.Background(), "x"); return err }, ErrNotFound},
+	}
+	sentinels := []error{ErrNotFound, ErrExists, ErrPolicy, ErrInvalidRequest, ErrPermissionDenied, ErrSealed}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call(New(fakeVault(t, tc.status, tc.body), "mastio-ca"))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tc.want)
+			}
+			for _, s := range sentinels {
+				if s != tc.want && errors.Is(err, s) {
+					t.Errorf("err also matches %v", s)
+				}
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.StatusCode != tc.status {
+				t.Fatalf("err is not an *Error with status %d: %#v", tc.status, err)
+			}
+		})
+	}
+}
+
+// TestKMS_HasNoKeyMethod pins the KMS's method set: adding a method is a
+// deliberate act that must revisit the sign-only promise.
+func TestKMS_HasNoKeyMethod(t *testing.T) {
+	typ := reflect.TypeFor[*KMS]()
+	var names []string
+	for i := 0; i < typ.NumMethod(); i++ {
+		names = append(names, typ.Method(i).Name)
+	}
+	if want := []string{"CACertificate", "Sign"}; !slices.Equal(names, want) {
+		t.Fatalf("KMS methods = %v, want exactly %v", names, want)
+	}
+}
