@@ -62,7 +62,7 @@ func parseCSR(text string) (*csrRequest, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, inputErrorf("csr signature does not verify: the CSR was altered or not signed by the key it carries")
 	}
-	req := &csrRequest{csr: csr}
+	req := &csrRequest{csr: csr, uris: csr.URIs, dnsNames: csr.DNSNames, ips: csr.IPAddresses, emails: csr.EmailAddresses}
 	for _, ext := range csr.Extensions {
 		switch {
 		case ext.Id.Equal(oidExtBasicConstraints):
@@ -91,7 +91,7 @@ func parseCSR(text string) (*csrRequest, error) {
 			}
 			req.extKeyUsage = append(req.extKeyUsage, oids...)
 		case ext.Id.Equal(oidExtSubjectAltName):
-			if err := req.parseSAN(ext.Value); err != nil {
+			if err := checkSANForms(ext.Value); err != nil {
 				return nil, err
 			}
 		}
@@ -99,9 +99,10 @@ func parseCSR(text string) (*csrRequest, error) {
 	return req, nil
 }
 
-// parseSAN walks GeneralNames itself so that name forms Go's parser would
-// silently drop (otherName, directoryName, registeredID, ...) are refused.
-func (r *csrRequest) parseSAN(der []byte) error {
+// checkSANForms walks GeneralNames itself so that name forms Go's parser
+// silently drops (otherName, directoryName, registeredID, ...) are refused.
+// The values themselves come from Go's parse of the CSR.
+func checkSANForms(der []byte) error {
 	var seq asn1.RawValue
 	if rest, err := asn1.Unmarshal(der, &seq); err != nil || len(rest) > 0 || !seq.IsCompound || seq.Tag != asn1.TagSequence {
 		return inputErrorf("csr requests a malformed subjectAltName extension")
@@ -115,21 +116,7 @@ func (r *csrRequest) parseSAN(der []byte) error {
 			return inputErrorf("csr requests a malformed subjectAltName extension")
 		}
 		switch name.Tag {
-		case sanTagURI:
-			u, err := url.Parse(string(name.Bytes))
-			if err != nil {
-				return inputErrorf("csr URI SAN %q is not a valid URI", string(name.Bytes))
-			}
-			r.uris = append(r.uris, u)
-		case sanTagDNS:
-			r.dnsNames = append(r.dnsNames, string(name.Bytes))
-		case sanTagEmail:
-			r.emails = append(r.emails, string(name.Bytes))
-		case sanTagIP:
-			if len(name.Bytes) != net.IPv4len && len(name.Bytes) != net.IPv6len {
-				return inputErrorf("csr requests a malformed IP address SAN")
-			}
-			r.ips = append(r.ips, net.IP(name.Bytes))
+		case sanTagURI, sanTagDNS, sanTagEmail, sanTagIP:
 		default:
 			return inputErrorf("csr requests a subjectAltName of type [%d]; only URI, DNS, IP and email names are understood", name.Tag)
 		}

@@ -40,9 +40,15 @@ func TestErrorMapping(t *testing.T) {
 		call   func(*Client) error
 		want   error
 	}{
-		{"sign refused", 400, `{"errors":["csr carries 2 URI SANs"]}`, func(c *Client) error { _, err := c.SignCSR(context.Background(), []byte("x"), SignOptions{}); return err }, ErrPolicy},
+		{"sign refused", 400, `{"errors":["csr carries 2 URI SANs"]}`, func(c *Client) error {
+			_, err := c.SignCSR(context.Background(), []byte("x"), SignOptions{})
+			return err
+		}, ErrPolicy},
 		{"bad generate field", 400, `{"errors":["unknown key_type"]}`, func(c *Client) error { _, err := c.Generate(context.Background(), GenerateRequest{}); return err }, ErrInvalidRequest},
-		{"exists", 409, `{"errors":["an Org CA already exists (version 1)"]}`, func(c *Client) error { _, err := c.Generate(context.Background(), GenerateRequest{OrgID: "a"}); return err }, ErrExists},
+		{"exists", 409, `{"errors":["an Org CA already exists (version 1)"]}`, func(c *Client) error {
+			_, err := c.Generate(context.Background(), GenerateRequest{OrgID: "a"})
+			return err
+		}, ErrExists},
 		{"denied", 403, `{"errors":["permission denied"]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrPermissionDenied},
 		{"sealed", 503, `{"errors":["Vault is sealed"]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrSealed},
 		{"no CA", 404, `{"errors":[]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrNotFound},

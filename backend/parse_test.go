@@ -1,0 +1,91 @@
+package backend
+
+import (
+	"crypto/ecdh"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The remaining 400s, provoked at the function that produces them. Each
+// must be an inputError (so handlers answer 400) with the expected text.
+func TestParsers_BadInput(t *testing.T) {
+	ecKeyPEM := pkcs8PEM(t, newECKey(t, elliptic.P256()))
+	x25519, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x25519DER, err := x509.MarshalPKCS8PrivateKey(x25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), 9000), E: 65537}
+	_, caPEM := validCA(t, newECKey(t, elliptic.P256()))
+	garbageExt := func(id asn1.ObjectIdentifier) string {
+		return makeCSR(t, csrSpec{extraExts: []pkix.Extension{{Id: id, Value: []byte{0xff, 0x01}}}})
+	}
+	badRole := func(mut func(r *role)) error {
+		r := defaultRoles()[roleAgent]
+		mut(r)
+		return r.validate()
+	}
+
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"key only whitespace", second(parsePrivateKeyPEM("  \n ")), "key_pem is empty"},
+		{"key then garbage", second(parsePrivateKeyPEM(ecKeyPEM + "trailing")), "trailing data"},
+		{"only EC PARAMETERS", second(parsePrivateKeyPEM("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n")), "no private key block"},
+		{"X25519 key", second(parsePrivateKeyPEM(string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x25519DER})))), "cannot sign certificates"},
+		{"RSA above 8192", checkKeyStrength(huge), "larger than the 8192-bit limit"},
+		{"cert then garbage", second(parseCertificatesPEM("cert_pem", caPEM+"junk")), "trailing data after certificate 1"},
+		{"key block in cert_pem", second(parseCertificatesPEM("cert_pem", ecKeyPEM)), `has type "PRIVATE KEY"`},
+		{"corrupt certificate", second(parseCertificatesPEM("cert_pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x00}})))), "could not be parsed"},
+		{"empty cert_pem", second(parseCertificatesPEM("chain_pem", " ")), "chain_pem is empty"},
+		{"malformed basicConstraints", second(parseCSR(garbageExt(oidExtBasicConstraints))), "malformed basicConstraints"},
+		{"malformed keyUsage", second(parseCSR(garbageExt(oidExtKeyUsage))), "malformed keyUsage"},
+		{"malformed extendedKeyUsage", second(parseCSR(garbageExt(oidExtExtKeyUsage))), "malformed extendedKeyUsage"},
+		{"malformed IP SAN", second(parseCSR(makeCSR(t, csrSpec{extraExts: []pkix.Extension{sanExt(t, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: sanTagIP, Bytes: []byte{1, 2, 3}})}}))), "could not be parsed"},
+		{"no key types", badRole(func(r *role) { r.AllowedKeyTypes = nil }), "must name at least one of ec, rsa, ed25519"},
+		{"ec without curves", badRole(func(r *role) { r.AllowedECCurves = nil }), "allowed_ec_curves must name at least one"},
+		{"too many URI SANs", badRole(func(r *role) { r.URISANCount = 9 }), "out of range 0-8"},
+		{"O placeholder", badRole(func(r *role) { r.SubjectOrganization = "{{org}}" }), "subject_organization: unknown placeholder {{org}}"},
+		{"zero ttl", badRole(func(r *role) { r.TTL = 0 }), "ttl must be positive"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil || !isInputError(tc.err) {
+				t.Fatalf("err = %v, want an inputError", tc.err)
+			}
+			if !strings.Contains(tc.err.Error(), tc.want) {
+				t.Fatalf("err %q does not contain %q", tc.err, tc.want)
+			}
+		})
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func TestSignCSR_OrgIDMissing(t *testing.T) {
+	// A CA without O imported with no org_id anywhere: signing says so.
+	key := newECKey(t, elliptic.P256())
+	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign, notAfter: time.Now().Add(48 * time.Hour)})
+	runBadInputs(t, false, []badInput{{
+		name: "org_id not set", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "org_id is not set",
+		setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+			mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": pkcs8PEM(t, key), "cert_pem": certPEM(cert)}))
+		},
+	}})
+}
