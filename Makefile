@@ -54,10 +54,11 @@ dev: deps plugin $(VAULT)
 dev-stop:
 	@scripts/dev.sh stop
 
-# Everything: formatting, vet, staticcheck, unit + fuzz seeds, and the
-# acceptance tests against bin/vault. Go test prints its own summary.
+# Everything: gofmt, vet, staticcheck, then unit tests, fuzz seeds and the
+# acceptance tests against bin/vault, all under the race detector. Go test
+# prints its own summary.
 test: deps lint $(VAULT)
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 unit:
 	$(GO) test -count=1 -short ./...

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,4 +332,66 @@ func assertConflict(t *testing.T, b *mastioBackend, s logical.Storage, path stri
 		}
 	}
 	assertUnchanged(t, before, s)
+}
+
+// Replicas racing on first boot: of many concurrent generates and imports
+// exactly one wins; the rest get a 409 and the winner's CA stays.
+func TestGenerate_ConcurrentFirstBoot(t *testing.T) {
+	b, s := getTestBackend(t)
+	const n = 16
+	keyPEM, certText := validCA(t, newECKey(t, elliptic.P256()))
+	type result struct {
+		status int
+		fp     any
+	}
+	results := make(chan result, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path, data := "generate", map[string]any{"org_id": "acme"}
+			if i%2 == 1 {
+				path, data = "import", map[string]any{"key_pem": keyPEM, "cert_pem": certText}
+			}
+			resp, err := requestErr(b, s, logical.UpdateOperation, path, data)
+			switch {
+			case err != nil:
+				results <- result{status: 500}
+			case resp.Data[logical.HTTPStatusCode] == http.StatusConflict:
+				results <- result{status: 409}
+			case resp.IsError():
+				results <- result{status: 400}
+			default:
+				results <- result{status: 200, fp: resp.Data["fingerprint_sha256"]}
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	var winners []any
+	conflicts := 0
+	for r := range results {
+		switch r.status {
+		case 200:
+			winners = append(winners, r.fp)
+		case 409:
+			conflicts++
+		default:
+			t.Errorf("unexpected status %d", r.status)
+		}
+	}
+	// Identical imports after an import won are idempotent successes, so
+	// count distinct winning CAs, not successes.
+	distinct := map[any]bool{}
+	for _, fp := range winners {
+		distinct[fp] = true
+	}
+	if len(distinct) != 1 || len(winners)+conflicts != n {
+		t.Fatalf("%d distinct winners (%d successes), %d conflicts; want one CA", len(distinct), len(winners), conflicts)
+	}
+	cur := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
+	if !distinct[cur.Data["fingerprint_sha256"]] || cur.Data["version"] != 1 {
+		t.Fatalf("stored CA %v is not the winner", cur.Data["fingerprint_sha256"])
+	}
 }

@@ -85,6 +85,7 @@ Dev Vault is running with the mastio-ca plugin ($version) mounted at mastio-ca/.
 
     export VAULT_ADDR=$VAULT_ADDR
     export VAULT_TOKEN=$token
+    export PATH="$root/bin:\$PATH"    # the pinned vault CLI
 
 Try next:
 

@@ -331,8 +331,8 @@ path "` + mount + `/sign-csr/agent" { capabilities = ["update"] }`
 	}
 }
 
-// TestClient_Sealed seals the server, checks that calls fail with ErrSealed,
-// and unseals it again. It runs last in this file's order on purpose.
+// TestClient_Sealed seals the shared server, checks that calls fail with
+// ErrSealed, and unseals it again (also on failure) for the tests after it.
 func TestClient_Sealed(t *testing.T) {
 	ctx := t.Context()
 	mount := newMount(t)
@@ -445,4 +445,42 @@ func longestAlnumRun(s string) string {
 		}
 	}
 	return best
+}
+
+// TestClient_ReplicasRaceOnFirstBoot: several Mastio replicas call Generate
+// at once against the real server; exactly one CA is created.
+func TestClient_ReplicasRaceOnFirstBoot(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	c := client.New(server.root, mount)
+	const replicas = 8
+	errs := make(chan error, replicas)
+	fps := make(chan string, replicas)
+	for i := 0; i < replicas; i++ {
+		go func() {
+			ca, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
+			if err == nil {
+				fps <- ca.FingerprintSHA256
+			}
+			errs <- err
+		}()
+	}
+	wins, conflicts := 0, 0
+	for i := 0; i < replicas; i++ {
+		switch err := <-errs; {
+		case err == nil:
+			wins++
+		case errors.Is(err, client.ErrExists):
+			conflicts++
+		default:
+			t.Errorf("replica failed otherwise: %v", err)
+		}
+	}
+	if wins != 1 || conflicts != replicas-1 {
+		t.Fatalf("%d winners, %d conflicts; want 1 and %d", wins, conflicts, replicas-1)
+	}
+	ca, err := c.CA(ctx)
+	if err != nil || ca.FingerprintSHA256 != <-fps || ca.Version != 1 {
+		t.Fatalf("stored CA is not the winner's: %v", err)
+	}
 }
