@@ -35,12 +35,10 @@ type mastioBackend struct {
 	// caLock serialises every read-modify-write of the CA entry
 	// (generate, import) and every cache fill, so a fill never races a write.
 	caLock sync.Mutex
-	// issuer caches the parsed Org CA (cert + signer) for the signing path;
-	// nil means "load from storage on next use".
-	issuer atomic.Pointer[issuer]
-	// issuerGen counts invalidations, so a cache fill that read storage
-	// before an Invalidate does not store a stale issuer after it.
-	issuerGen atomic.Uint64
+	// issuer caches the parsed Org CA (cert + signer) for the signing path.
+	// Every reset stores a new empty slot, so a fill that read storage
+	// before an Invalidate loses its CompareAndSwap and stores nothing.
+	issuer atomic.Pointer[issuerSlot]
 
 	// configLock serialises read-modify-write of the config entry.
 	configLock sync.Mutex
@@ -60,6 +58,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 
 func newBackend() *mastioBackend {
 	b := &mastioBackend{}
+	b.issuer.Store(&issuerSlot{})
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -87,6 +86,9 @@ func newBackend() *mastioBackend {
 // initialize seeds the default profiles once per mount. The marker makes a
 // deleted default stay deleted across restarts.
 func (b *mastioBackend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
+	if !b.WriteSafeReplicationState() {
+		return nil // the node that may write seeds them; they replicate here
+	}
 	b.roleLock.Lock()
 	defer b.roleLock.Unlock()
 
@@ -114,6 +116,24 @@ func (b *mastioBackend) initialize(ctx context.Context, req *logical.Initializat
 		}
 	}
 	return req.Storage.Put(ctx, &logical.StorageEntry{Key: defaultsSeededKey, Value: []byte("1")})
+}
+
+// sensitiveFields are request fields that hold key material. The framework
+// quotes a value it cannot convert in its error, so their type is checked
+// here first, with a message that carries no value.
+var sensitiveFields = []string{"key_pem"}
+
+// HandleRequest refuses a sensitive field of the wrong type before the
+// framework can echo it, then hands the request to the framework.
+func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	for _, f := range sensitiveFields {
+		if v, ok := req.Data[f]; ok {
+			if _, isString := v.(string); !isString {
+				return logical.ErrorResponse("%s must be a string of PEM text", f), nil
+			}
+		}
+	}
+	return b.Backend.HandleRequest(ctx, req)
 }
 
 // invalidate drops caches when another node (or a replication stream)

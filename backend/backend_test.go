@@ -11,8 +11,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
@@ -293,15 +295,15 @@ func TestBackend_RunningVersionAndPaths(t *testing.T) {
 func TestBackend_InvalidateDropsIssuerCache(t *testing.T) {
 	b, s := getTestBackend(t)
 	generateCA(t, b, s)
-	if b.issuer.Load() == nil {
+	if b.issuer.Load().is == nil {
 		t.Fatal("generate did not fill the issuer cache")
 	}
 	b.invalidate(context.Background(), "config")
-	if b.issuer.Load() == nil {
+	if b.issuer.Load().is == nil {
 		t.Fatal("an unrelated invalidation dropped the issuer cache")
 	}
 	b.invalidate(context.Background(), orgCAStorageKey)
-	if b.issuer.Load() != nil {
+	if b.issuer.Load().is != nil {
 		t.Fatal("invalidating the CA key kept the cache")
 	}
 	is, err := b.loadIssuer(context.Background(), s)
@@ -326,13 +328,14 @@ func TestBackend_DefaultRolesSeededOnce(t *testing.T) {
 	}
 }
 
-// badInput is one request that must be refused with a 400 whose message
-// contains want, leaving storage exactly as it was.
+// badInput is one request that must be refused with status (400 when 0)
+// and a message that contains want, leaving storage exactly as it was.
 type badInput struct {
-	name string
-	path string
-	data map[string]any
-	want string
+	name   string
+	path   string
+	data   map[string]any
+	want   string
+	status int
 	// setup runs after the CA exists and before the snapshot.
 	setup func(t *testing.T, b *mastioBackend, s logical.Storage)
 }
@@ -348,17 +351,45 @@ func runBadInputs(t *testing.T, withCA bool, cases []badInput) {
 			if tc.setup != nil {
 				tc.setup(t, b, s)
 			}
-			before := snapshot(t, s)
-			req := &logical.Request{Operation: logical.UpdateOperation, Path: tc.path, Data: tc.data, Storage: s, MountPoint: "mastio-ca/"}
-			resp, err := b.HandleRequest(context.Background(), req)
-			code, _ := logical.RespondErrorCommon(req, resp, err)
-			if code != 400 || err != nil {
-				t.Fatalf("status %d, err %v, resp %v; want a 400 error response", code, err, resp)
+			want := tc.status
+			if want == 0 {
+				want = http.StatusBadRequest
 			}
-			if msg := resp.Error().Error(); !strings.Contains(msg, tc.want) {
-				t.Fatalf("message %q does not contain %q", msg, tc.want)
-			}
-			assertUnchanged(t, before, s)
+			assertRefused(t, b, s, tc.path, tc.data, want, tc.want)
 		})
 	}
+}
+
+// assertRefused sends a write that must be answered with status and a
+// message containing every one of wants, and leave storage unchanged.
+func assertRefused(t *testing.T, b *mastioBackend, s logical.Storage, path string, data map[string]any, status int, wants ...string) {
+	t.Helper()
+	before := snapshot(t, s)
+	req := &logical.Request{Operation: logical.UpdateOperation, Path: path, Data: data, Storage: s, MountPoint: "mastio-ca/"}
+	resp, err := b.HandleRequest(context.Background(), req)
+	if err != nil {
+		t.Fatalf("%s: internal error %v; want %d", path, err, status)
+	}
+	code, msg := 0, ""
+	switch {
+	case resp != nil && resp.Data[logical.HTTPStatusCode] != nil:
+		code = resp.Data[logical.HTTPStatusCode].(int)
+		var body struct{ Errors []string }
+		if err := json.Unmarshal([]byte(resp.Data[logical.HTTPRawBody].(string)), &body); err != nil || len(body.Errors) != 1 {
+			t.Fatalf("%s: raw body %v is not Vault's error envelope: %v", path, resp.Data[logical.HTTPRawBody], err)
+		}
+		msg = body.Errors[0]
+	case resp != nil && resp.IsError():
+		code, _ = logical.RespondErrorCommon(req, resp, nil)
+		msg = resp.Error().Error()
+	}
+	if code != status {
+		t.Fatalf("%s: status %d (resp %v); want %d", path, code, resp, status)
+	}
+	for _, w := range wants {
+		if !strings.Contains(msg, w) {
+			t.Errorf("%s: message %q lacks %q", path, msg, w)
+		}
+	}
+	assertUnchanged(t, before, s)
 }

@@ -37,6 +37,9 @@ type caEntry struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// issuerSlot holds the cached issuer; is is nil until the cache is filled.
+type issuerSlot struct{ is *issuer }
+
 // issuer is a parsed caEntry, ready to sign. It is immutable once built.
 type issuer struct {
 	version   int
@@ -170,6 +173,9 @@ func validateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*importedC
 	if cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, inputErrorf("cert_pem is not allowed to sign certificates: keyUsage keyCertSign is required")
 	}
+	if len(cert.SubjectKeyId) == 0 {
+		return nil, inputErrorf("cert_pem has no subjectKeyIdentifier; every leaf carries AKI = issuer SKI, so the CA certificate must have one")
+	}
 	if !now.Before(cert.NotAfter) {
 		return nil, inputErrorf("cert_pem expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
 	}
@@ -272,23 +278,22 @@ func (b *mastioBackend) writeCA(ctx context.Context, s logical.Storage, e *caEnt
 	if err := s.Put(ctx, entry); err != nil {
 		return nil, fmt.Errorf("storing Org CA: %w", err)
 	}
-	b.issuerGen.Add(1)
-	b.issuer.Store(is)
+	b.issuer.Store(&issuerSlot{is: is})
 	return is, nil
 }
 
 // loadIssuer returns the parsed Org CA from the cache, filling it from
 // storage on a miss. It returns nil when no CA exists.
 func (b *mastioBackend) loadIssuer(ctx context.Context, s logical.Storage) (*issuer, error) {
-	if is := b.issuer.Load(); is != nil {
-		return is, nil
+	if slot := b.issuer.Load(); slot.is != nil {
+		return slot.is, nil
 	}
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
-	if is := b.issuer.Load(); is != nil {
-		return is, nil
+	slot := b.issuer.Load()
+	if slot.is != nil {
+		return slot.is, nil
 	}
-	gen := b.issuerGen.Load()
 	e, err := b.readCA(ctx, s)
 	if err != nil || e == nil {
 		return nil, err
@@ -297,16 +302,14 @@ func (b *mastioBackend) loadIssuer(ctx context.Context, s logical.Storage) (*iss
 	if err != nil {
 		return nil, err
 	}
-	if b.issuerGen.Load() == gen {
-		b.issuer.Store(is)
-	}
+	// Fails, harmlessly, when an Invalidate came in since slot was read.
+	b.issuer.CompareAndSwap(slot, &issuerSlot{is: is})
 	return is, nil
 }
 
 // resetIssuer drops the cached issuer.
 func (b *mastioBackend) resetIssuer() {
-	b.issuerGen.Add(1)
-	b.issuer.Store(nil)
+	b.issuer.Store(&issuerSlot{})
 }
 
 // publicKeyFingerprint is the hex SHA-256 of the certificate's SPKI DER;

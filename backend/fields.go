@@ -3,6 +3,7 @@ package backend
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -35,24 +36,30 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 
 // respondErr answers an inputError with a 400 and a conflictError with a
 // 409, each carrying its message, and passes every other error up as a 500.
-// The 409 is a raw response rather than logical.CodedError so that Vault
-// shows the message as is, not wrapped in "1 error occurred".
 func respondErr(err error) (*logical.Response, error) {
 	var conflict *conflictError
 	switch {
 	case isInputError(err):
 		return logical.ErrorResponse(err.Error()), nil
 	case errors.As(err, &conflict):
-		// Vault's own error envelope, so clients read it like any error.
-		body, jerr := json.Marshal(map[string][]string{"errors": {conflict.msg}})
-		if jerr != nil {
-			return nil, jerr
-		}
-		return &logical.Response{Data: map[string]any{
-			logical.HTTPContentType: "application/json",
-			logical.HTTPRawBody:     string(body),
-			logical.HTTPStatusCode:  http.StatusConflict,
-		}}, nil
+		return respondStatus(http.StatusConflict, "%s", conflict.msg)
 	}
 	return nil, err
+}
+
+// respondStatus answers with status and Vault's own {"errors":[msg]}
+// envelope, so clients read it like any Vault error. It is a raw response
+// rather than logical.CodedError so that Vault shows the message as is, not
+// wrapped in "1 error occurred"; audit devices record the status in
+// response.data.http_status_code.
+func respondStatus(status int, format string, args ...any) (*logical.Response, error) {
+	body, err := json.Marshal(map[string][]string{"errors": {fmt.Sprintf(format, args...)}})
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{
+		logical.HTTPContentType: "application/json",
+		logical.HTTPRawBody:     string(body),
+		logical.HTTPStatusCode:  status,
+	}}, nil
 }

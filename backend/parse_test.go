@@ -12,9 +12,6 @@ import (
 	"math/big"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // The remaining 400s, provoked at the function that produces them. Each
@@ -77,15 +74,3 @@ func TestParsers_BadInput(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
-
-func TestSignCSR_OrgIDMissing(t *testing.T) {
-	// A CA without O imported with no org_id anywhere: signing says so.
-	key := newECKey(t, elliptic.P256())
-	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign, notAfter: time.Now().Add(48 * time.Hour)})
-	runBadInputs(t, false, []badInput{{
-		name: "org_id not set", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "org_id is not set",
-		setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
-			mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": pkcs8PEM(t, key), "cert_pem": certPEM(cert)}))
-		},
-	}})
-}

@@ -222,10 +222,11 @@ func (b *mastioBackend) pathImportWrite(ctx context.Context, req *logical.Reques
 	case orgID == "" && len(ic.cert.Subject.Organization) == 1:
 		orgID = ic.cert.Subject.Organization[0]
 	}
-	if orgID != "" {
-		if err := validateOrgID(orgID); err != nil {
-			return logical.ErrorResponse("%s; pass org_id explicitly", err), nil
-		}
+	if orgID == "" {
+		return logical.ErrorResponse("org_id is required: cert_pem has no single O to take it from and config has none"), nil
+	}
+	if err := validateOrgID(orgID); err != nil {
+		return logical.ErrorResponse("%s; pass org_id explicitly", err), nil
 	}
 	cas, casSet := d.GetOk("cas")
 	casInt, _ := cas.(int)

@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -142,13 +145,13 @@ func TestGenerate_CreateOnlyAndCAS(t *testing.T) {
 	b, s := getTestBackend(t)
 	first := generateCA(t, b, s)
 
-	assertConflict(t, b, s, "generate", map[string]any{"org_id": "acme"}, "version 1", "pass cas=1")
+	assertRefused(t, b, s, "generate", map[string]any{"org_id": "acme"}, http.StatusConflict, "version 1", "pass cas=1")
 	cur := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
 	if cur.Data["fingerprint_sha256"] != first.Data["fingerprint_sha256"] {
 		t.Fatal("a refused generate changed the CA")
 	}
 
-	assertConflict(t, b, s, "generate", map[string]any{"org_id": "acme", "cas": 7}, "cas=7 but the current Org CA version is 1")
+	assertRefused(t, b, s, "generate", map[string]any{"org_id": "acme", "cas": 7}, http.StatusConflict, "cas=7 but the current Org CA version is 1")
 
 	second := mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 1}))
 	if second.Data["version"] != 2 || second.Data["fingerprint_sha256"] == first.Data["fingerprint_sha256"] {
@@ -158,7 +161,7 @@ func TestGenerate_CreateOnlyAndCAS(t *testing.T) {
 
 func TestGenerate_CASOnEmptyMount(t *testing.T) {
 	b, s := getTestBackend(t)
-	assertConflict(t, b, s, "generate", map[string]any{"org_id": "acme", "cas": 3}, "no Org CA exists (version 0)")
+	assertRefused(t, b, s, "generate", map[string]any{"org_id": "acme", "cas": 3}, http.StatusConflict, "no Org CA exists (version 0)")
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 0}))
 }
 
@@ -220,7 +223,7 @@ func TestImport_CreateOnly(t *testing.T) {
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyA, "cert_pem": certA}))
 
 	before := snapshot(t, s)
-	assertConflict(t, b, s, "import", map[string]any{"key_pem": keyB, "cert_pem": certB}, "version 1", "pass cas=1")
+	assertRefused(t, b, s, "import", map[string]any{"key_pem": keyB, "cert_pem": certB}, http.StatusConflict, "version 1", "pass cas=1")
 	assertUnchanged(t, before, s)
 
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyB, "cert_pem": certB, "cas": 1}))
@@ -288,6 +291,8 @@ func TestImport_BadInput(t *testing.T) {
 	encrypted := string(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x00}}))
 	legacyEncrypted := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"}, Bytes: []byte{1, 2, 3}}))
 	_, unrelatedRoot := validCA(t, newECKey(t, elliptic.P256()))
+	noOrgCert := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCertSign}))
+	noSKI := opensslCANoSKI(t, goodKey)
 
 	runBadInputs(t, false, []badInput{
 		{name: "missing key_pem", path: "import", data: map[string]any{"cert_pem": goodCert}, want: "key_pem is required"},
@@ -310,28 +315,11 @@ func TestImport_BadInput(t *testing.T) {
 		{name: "chain does not sign", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "chain_pem": unrelatedRoot}, want: "did not sign"},
 		{name: "bad org_id", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "org_id": "a b"}, want: "is not valid"},
 		{name: "unknown field", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": goodCert, "chain": "x"}, want: "unknown field(s) chain"},
+		{name: "no org_id anywhere", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": noOrgCert}, want: "org_id is required"},
+		{name: "no SKI", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": noSKI}, want: "has no subjectKeyIdentifier"},
+		{name: "key_pem not a string", path: "import", data: map[string]any{"key_pem": []any{goodKey}, "cert_pem": goodCert}, want: "key_pem must be a string"},
+		{name: "key_pem an object", path: "import", data: map[string]any{"key_pem": map[string]any{"k": goodKey}, "cert_pem": goodCert}, want: "key_pem must be a string"},
 	})
-}
-
-// assertConflict sends a write that must be refused with a 409 whose
-// message contains every one of wants, and leaves storage unchanged.
-func assertConflict(t *testing.T, b *mastioBackend, s logical.Storage, path string, data map[string]any, wants ...string) {
-	t.Helper()
-	before := snapshot(t, s)
-	resp, err := requestErr(b, s, logical.UpdateOperation, path, data)
-	if err != nil || resp == nil || resp.Data[logical.HTTPStatusCode] != http.StatusConflict {
-		t.Fatalf("%s: resp %v, err %v; want a 409 response", path, resp, err)
-	}
-	var body struct{ Errors []string }
-	if err := json.Unmarshal([]byte(resp.Data[logical.HTTPRawBody].(string)), &body); err != nil || len(body.Errors) != 1 {
-		t.Fatalf("409 body %v: %v", resp.Data[logical.HTTPRawBody], err)
-	}
-	for _, w := range wants {
-		if !strings.Contains(body.Errors[0], w) {
-			t.Errorf("409 message %q lacks %q", body.Errors[0], w)
-		}
-	}
-	assertUnchanged(t, before, s)
 }
 
 // Replicas racing on first boot: of many concurrent generates and imports
@@ -394,4 +382,29 @@ func TestGenerate_ConcurrentFirstBoot(t *testing.T) {
 	if !distinct[cur.Data["fingerprint_sha256"]] || cur.Data["version"] != 1 {
 		t.Fatalf("stored CA %v is not the winner", cur.Data["fingerprint_sha256"])
 	}
+}
+
+// opensslCANoSKI has openssl make a CA certificate without a subject key
+// identifier (Go always adds one to CA certificates).
+func opensslCANoSKI(t *testing.T, keyPEM string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ca.key"), []byte(keyPEM), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("openssl", "req", "-x509", "-new", "-key", "ca.key", "-days", "30", "-out", "ca.pem",
+		"-subj", "/CN=no ski/O=acme", "-addext", "basicConstraints=critical,CA:TRUE",
+		"-addext", "keyUsage=critical,keyCertSign", "-addext", "subjectKeyIdentifier=none")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("openssl (installed by `make deps`): %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := parseCertPEMForTest(t, string(b)); len(c.SubjectKeyId) != 0 {
+		t.Fatal("openssl added a SKI after all")
+	}
+	return string(b)
 }

@@ -109,12 +109,13 @@ func (b *mastioBackend) readConfig(ctx context.Context, s logical.Storage) (*mou
 	return cfg, nil
 }
 
-// effectiveOrgID is the config's org_id, else the one the CA was made with.
+// effectiveOrgID is the org the Org CA was made for, else (before there is
+// one) the configured org_id that generate and import will default to.
 func effectiveOrgID(cfg *mountConfig, is *issuer) string {
-	if cfg.OrgID != "" || is == nil {
-		return cfg.OrgID
+	if is != nil {
+		return is.orgID
 	}
-	return is.orgID
+	return cfg.OrgID
 }
 
 func (b *mastioBackend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -149,6 +150,13 @@ func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Reques
 		cfg.OrgID = strings.TrimSpace(v.(string))
 		if err := validateOrgID(cfg.OrgID); err != nil {
 			return respondErr(err)
+		}
+		is, err := b.loadIssuer(ctx, req.Storage)
+		if err != nil {
+			return nil, err
+		}
+		if is != nil && is.orgID != cfg.OrgID {
+			return logical.ErrorResponse("org_id cannot change to %q: the Org CA was made for %q; generate or import a CA for the new org (with cas) instead", cfg.OrgID, is.orgID), nil
 		}
 	}
 	if v, ok := d.GetOk("trust_domain"); ok {
@@ -191,8 +199,8 @@ const pathConfigHelpSyn = `Configure the organisation, SPIFFE trust domain and s
 
 const pathConfigHelpDesc = `
 org_id names the organisation: it is the O of a generated CA and the first
-path segment of every SPIFFE ID this mount issues. generate and import fill
-it in when it is empty. trust_domain (default cullis.local) is the SPIFFE
+path segment of every SPIFFE ID this mount issues. Once an Org CA exists,
+the org it was made for is the mount's org_id and cannot be changed here. trust_domain (default cullis.local) is the SPIFFE
 trust domain. default_role (default agent) is the role sign-csr uses when
 called without one. leaf_not_after says what happens when a certificate
 would outlive its issuer: truncate (default) caps it, error refuses.

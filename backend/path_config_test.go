@@ -41,4 +41,7 @@ func TestConfig_BadInput(t *testing.T) {
 		{name: "bad org_id", path: "config", data: map[string]any{"org_id": ".."}, want: `org_id ".." is not valid`},
 		{name: "unknown field", path: "config", data: map[string]any{"trustdomain": "x"}, want: "unknown field(s) trustdomain"},
 	})
+	runBadInputs(t, true, []badInput{
+		{name: "org_id other than the CA's", path: "config", data: map[string]any{"org_id": "other"}, want: `the Org CA was made for "acme"`},
+	})
 }

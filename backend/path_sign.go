@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -72,23 +73,19 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 		return nil, err
 	}
 	if r == nil {
-		return logical.ErrorResponse("role %q does not exist; see `vault list %sroles`", roleName, req.MountPoint), nil
+		return respondStatus(http.StatusNotFound, "role %q does not exist; see `vault list %sroles`", roleName, req.MountPoint)
 	}
 	is, err := b.loadIssuer(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
 	if is == nil {
-		return logical.ErrorResponse("no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint), nil
-	}
-	orgID := effectiveOrgID(cfg, is)
-	if orgID == "" {
-		return logical.ErrorResponse("org_id is not set: write %sconfig org_id=<id>", req.MountPoint), nil
+		return respondStatus(http.StatusNotFound, "no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint)
 	}
 
 	tmpl, spiffeID, err := r.leafTemplate(csrReq, issueParams{
 		TrustDomain:  cfg.TrustDomain,
-		OrgID:        orgID,
+		OrgID:        is.orgID,
 		TTL:          time.Duration(d.Get("ttl").(int)) * time.Second,
 		Now:          time.Now(),
 		Issuer:       is.cert,

@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"net"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -227,7 +228,11 @@ func TestSignCSR_BadInput(t *testing.T) {
 			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x01}})}})}, want: "subjectAltName of type [0]"},
 		{name: "ttl above max", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "9000h"}, want: "exceeds the role's max_ttl"},
 		{name: "ttl not a duration", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "soon"}, want: "ttl"},
-		{name: "unknown role", path: "sign-csr/nope", data: map[string]any{"csr": agentCSR(t, "a1")}, want: `role "nope" does not exist`},
+		{name: "unknown role", path: "sign-csr/nope", data: map[string]any{"csr": agentCSR(t, "a1")}, want: `role "nope" does not exist`, status: http.StatusNotFound},
+		{name: "trust domain ID", path: "sign-csr/td", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local"}})}, want: "names a trust domain, not a workload",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/td", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/*", "subject_common_name": "{{name}}"}))
+			}},
 		{name: "role in body", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "role": "principal"}, want: "role goes in the path"},
 		{name: "unknown field", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "tll": "1h"}, want: "unknown field(s) tll"},
 		{name: "outlives issuer with leaf_not_after=error", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "outlive its issuer",
@@ -239,6 +244,31 @@ func TestSignCSR_BadInput(t *testing.T) {
 	runBadInputs(t, true, cases)
 
 	runBadInputs(t, false, []badInput{
-		{name: "no CA yet", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "no Org CA exists yet"},
+		{name: "no CA yet", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "no Org CA exists yet", status: http.StatusNotFound},
+		{name: "expired CA", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "the issuing CA expired at",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				storeCAValidUntil(t, b, s, time.Now().Add(-time.Second))
+			}},
+		{name: "CA expires within a minute", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "less than 1m0s from now",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				storeCAValidUntil(t, b, s, time.Now().Add(30*time.Second))
+			}},
 	})
+}
+
+// storeCAValidUntil stores an Org CA that expires at notAfter, bypassing
+// import's own expiry check, as if time had passed since the import.
+func storeCAValidUntil(t *testing.T, b *mastioBackend, s logical.Storage, notAfter time.Time) {
+	t.Helper()
+	key := newECKey(t, elliptic.P256())
+	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", notBefore: notAfter.Add(-time.Hour), notAfter: notAfter})
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	if _, err := b.writeCA(t.Context(), s, &caEntry{Version: 1, Source: sourceImported, OrgID: "acme", KeyPKCS8: der, CertDER: cert.Raw}); err != nil {
+		t.Fatal(err)
+	}
 }

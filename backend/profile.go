@@ -296,6 +296,9 @@ func (p *uriPattern) match(u *url.URL) (string, error) {
 	if err != nil {
 		return "", inputErrorf("URI SAN %q is not a valid SPIFFE ID: %v", u.String(), err)
 	}
+	if id.Path() == "" {
+		return "", inputErrorf("URI SAN %q names a trust domain, not a workload: a path is required", u.String())
+	}
 	if id.TrustDomain() != p.trustDomain {
 		return "", inputErrorf("URI SAN %q is in trust domain %q; this role allows only %q", u.String(), id.TrustDomain().Name(), p.trustDomain.Name())
 	}
@@ -331,6 +334,10 @@ func (p *uriPattern) String() string {
 	}
 	return sb.String()
 }
+
+// minLeafLifetime is the shortest validity a leaf may get after being
+// capped at its issuer's NotAfter: anything less is useless to its holder.
+const minLeafLifetime = time.Minute
 
 // issueParams is the context a role is applied in.
 type issueParams struct {
@@ -407,6 +414,9 @@ func (r *role) leafTemplate(req *csrRequest, p issueParams) (*x509.Certificate, 
 	case ttl > r.MaxTTL:
 		return nil, "", inputErrorf("ttl %s exceeds the role's max_ttl %s", ttl, r.MaxTTL)
 	}
+	if !p.Now.Before(p.Issuer.NotAfter) {
+		return nil, "", inputErrorf("the issuing CA expired at %s; it signs nothing more: generate or import a new one (with cas)", p.Issuer.NotAfter.UTC().Format(time.RFC3339))
+	}
 	notBefore := p.Now.Add(-r.NotBeforeSkew)
 	if notBefore.Before(p.Issuer.NotBefore) {
 		notBefore = p.Issuer.NotBefore
@@ -417,6 +427,9 @@ func (r *role) leafTemplate(req *csrRequest, p issueParams) (*x509.Certificate, 
 			return nil, "", inputErrorf("the certificate would outlive its issuer (issuer expires %s); ask for a shorter ttl or set config leaf_not_after=truncate", p.Issuer.NotAfter.UTC().Format(time.RFC3339))
 		}
 		notAfter = p.Issuer.NotAfter
+	}
+	if notAfter.Sub(p.Now) < minLeafLifetime {
+		return nil, "", inputErrorf("the issuing CA expires at %s, less than %s from now: renew the CA before signing", p.Issuer.NotAfter.UTC().Format(time.RFC3339), minLeafLifetime)
 	}
 
 	vars := strings.NewReplacer("{{org_id}}", p.OrgID, "{{trust_domain}}", p.TrustDomain, "{{name}}", name)

@@ -324,7 +324,9 @@ func (c *Client) SignCSR(ctx context.Context, csrPEM []byte, opts SignOptions) (
 }
 
 // Role is a signing profile; see `vault path-help <mount>/roles/x`.
-// Durations are whole seconds on the wire.
+// WriteRole sends only the fields that are set: nil pointers, empty lists
+// and zero durations keep the role's current values, so use Bool and
+// String to set false or "". Role returns every field set.
 type Role struct {
 	Issuer              string        `json:"issuer,omitempty"`
 	AllowedKeyTypes     []string      `json:"allowed_key_types,omitempty"`
@@ -333,17 +335,23 @@ type Role struct {
 	RSAMaxBits          int           `json:"rsa_max_bits,omitempty"`
 	URISANPattern       string        `json:"uri_san_pattern,omitempty"`
 	URISANCount         *int          `json:"uri_san_count,omitempty"`
-	AllowDNSSANs        bool          `json:"allow_dns_sans"`
-	AllowIPSANs         bool          `json:"allow_ip_sans"`
-	AllowEmailSANs      bool          `json:"allow_email_sans"`
-	SubjectCommonName   string        `json:"subject_common_name"`
-	SubjectOrganization string        `json:"subject_organization"`
+	AllowDNSSANs        *bool         `json:"allow_dns_sans,omitempty"`
+	AllowIPSANs         *bool         `json:"allow_ip_sans,omitempty"`
+	AllowEmailSANs      *bool         `json:"allow_email_sans,omitempty"`
+	SubjectCommonName   *string       `json:"subject_common_name,omitempty"`
+	SubjectOrganization *string       `json:"subject_organization,omitempty"`
 	KeyUsage            []string      `json:"key_usage,omitempty"`
 	ExtKeyUsage         []string      `json:"ext_key_usage,omitempty"`
 	TTL                 time.Duration `json:"-"`
 	MaxTTL              time.Duration `json:"-"`
 	NotBeforeSkew       time.Duration `json:"-"`
 }
+
+// Bool returns a pointer to b, for Role fields.
+func Bool(b bool) *bool { return &b }
+
+// String returns a pointer to s, for Role fields.
+func String(s string) *string { return &s }
 
 type roleWire struct {
 	Role
@@ -372,8 +380,7 @@ func (c *Client) Role(ctx context.Context, name string) (*Role, error) {
 	return &r, nil
 }
 
-// WriteRole creates or replaces the fields of a role. Booleans and the
-// subject templates are always sent; zero durations and empty lists are not.
+// WriteRole creates a role or updates the fields of r that are set.
 func (c *Client) WriteRole(ctx context.Context, name string, r Role) error {
 	w := roleWire{Role: r, TTL: int64(r.TTL / time.Second), MaxTTL: int64(r.MaxTTL / time.Second), NotBeforeSkew: int64(r.NotBeforeSkew / time.Second)}
 	raw, err := json.Marshal(w)

@@ -2,12 +2,14 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -84,5 +86,36 @@ func TestKMS_HasNoKeyMethod(t *testing.T) {
 	}
 	if want := []string{"CACertificate", "Sign"}; !slices.Equal(names, want) {
 		t.Fatalf("KMS methods = %v, want exactly %v", names, want)
+	}
+}
+
+// TestWriteRole_SendsOnlySetFields: a partial update must not reset the
+// role's subject templates or booleans.
+func TestWriteRole_SendsOnlySetFields(t *testing.T) {
+	var got map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = nil
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	conf := api.DefaultConfig()
+	conf.Address = srv.URL
+	vc, err := api.NewClient(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(vc, "mastio-ca")
+	if err := c.WriteRole(context.Background(), "agent", Role{TTL: 48 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]any{"ttl": float64(48 * 3600)}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("partial update sent %v, want %v", got, want)
+	}
+	if err := c.WriteRole(context.Background(), "agent", Role{AllowDNSSANs: Bool(false), SubjectCommonName: String("")}); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]any{"allow_dns_sans": false, "subject_common_name": ""}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("explicit false/empty sent %v, want %v", got, want)
 	}
 }

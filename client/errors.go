@@ -12,12 +12,14 @@ import (
 // Sentinel errors. Every error this package returns for a Vault answer is
 // an *Error that matches at most one of them with errors.Is.
 var (
-	// ErrNotFound: the CA, role or path does not exist (404).
+	// ErrNotFound: the CA, role or path does not exist (404), including
+	// sign-csr under an unknown role or on a mount with no CA yet.
 	ErrNotFound = errors.New("mastio-ca: not found")
 	// ErrExists: a CA already exists, or a check-and-set version did not
 	// match (409).
 	ErrExists = errors.New("mastio-ca: already exists or check-and-set mismatch")
-	// ErrPolicy: sign-csr refused the CSR under the role (400 from sign-csr).
+	// ErrPolicy: sign-csr refused the request (a 400 from sign-csr): the
+	// CSR breaks the role, does not parse, or asks for a ttl too long.
 	ErrPolicy = errors.New("mastio-ca: refused by signing policy")
 	// ErrInvalidRequest: any other 400 (bad field, bad PEM, ...).
 	ErrInvalidRequest = errors.New("mastio-ca: invalid request")
