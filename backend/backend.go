@@ -21,7 +21,6 @@ const operationPrefix = "mastio-ca"
 // in PathsSpecial.SealWrapStorage.
 const (
 	caPrefix          = "ca/"
-	orgCAStorageKey   = caPrefix + "org-ca"
 	configStorageKey  = "config"
 	rolePrefix        = "roles/"
 	defaultsSeededKey = "meta/default-roles-seeded"
@@ -35,10 +34,11 @@ type mastioBackend struct {
 	// caLock serialises every read-modify-write of the CA entry
 	// (generate, import) and every cache fill, so a fill never races a write.
 	caLock sync.Mutex
-	// issuer caches the parsed Org CA (cert + signer) for the signing path.
-	// Every reset stores a new empty slot, so a fill that read storage
-	// before an Invalidate loses its CompareAndSwap and stores nothing.
-	issuer atomic.Pointer[issuerSlot]
+	// issuers caches each parsed CA (cert + signer) for the signing path;
+	// the map is fixed at construction. Every reset stores a new empty slot,
+	// so a fill that read storage before an Invalidate loses its
+	// CompareAndSwap and stores nothing.
+	issuers map[caName]*atomic.Pointer[issuerSlot]
 
 	// configLock serialises read-modify-write of the config entry.
 	configLock sync.Mutex
@@ -57,21 +57,29 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend() *mastioBackend {
-	b := &mastioBackend{}
-	b.issuer.Store(&issuerSlot{})
+	b := &mastioBackend{issuers: map[caName]*atomic.Pointer[issuerSlot]{}}
+	for _, n := range caNames {
+		b.issuers[n] = &atomic.Pointer[issuerSlot]{}
+		b.issuers[n].Store(&issuerSlot{})
+	}
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{caPrefix},
-			Unauthenticated: []string{"cert", "cert/pem"},
+			Unauthenticated: []string{"cert", "cert/pem", "intermediate/cert"},
 		},
 		Paths: []*framework.Path{
 			pathConfig(b),
 			pathGenerate(b),
 			pathImport(b),
+			pathIntermediateImport(b),
 			pathCertPEM(b),
 			pathCert(b),
+			pathIntermediateCert(b),
+			pathKVExport(b),
+			pathKVData(b),
+			pathKVMetadata(b),
 			pathRolesList(b),
 			pathRoles(b),
 			pathSignCSR(b),
@@ -118,19 +126,18 @@ func (b *mastioBackend) initialize(ctx context.Context, req *logical.Initializat
 	return req.Storage.Put(ctx, &logical.StorageEntry{Key: defaultsSeededKey, Value: []byte("1")})
 }
 
-// sensitiveFields are request fields that hold key material. The framework
-// quotes a value it cannot convert in its error, so their type is checked
-// here first, with a message that carries no value.
-var sensitiveFields = []string{"key_pem"}
-
-// HandleRequest refuses a sensitive field of the wrong type before the
-// framework can echo it, then hands the request to the framework.
+// HandleRequest refuses a request field that may hold key material and has
+// the wrong JSON type before the framework sees it: the framework's type
+// error quotes the value. Then it hands the request to the framework.
 func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	for _, f := range sensitiveFields {
-		if v, ok := req.Data[f]; ok {
-			if _, isString := v.(string); !isString {
-				return logical.ErrorResponse("%s must be a string of PEM text", f), nil
-			}
+	if v, ok := req.Data["key_pem"]; ok {
+		if _, isString := v.(string); !isString {
+			return logical.ErrorResponse("key_pem must be a string of PEM text"), nil
+		}
+	}
+	if v, ok := req.Data["data"]; ok && strings.HasPrefix(req.Path, "data/") {
+		if _, isMap := v.(map[string]any); !isMap {
+			return logical.ErrorResponse("data must be an object: {\"key_pem\": ..., \"cert_pem\": ...}"), nil
 		}
 	}
 	return b.Backend.HandleRequest(ctx, req)
@@ -139,8 +146,10 @@ func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request)
 // invalidate drops caches when another node (or a replication stream)
 // changes the entries they mirror.
 func (b *mastioBackend) invalidate(_ context.Context, key string) {
-	if key == orgCAStorageKey {
-		b.resetIssuer()
+	for _, n := range caNames {
+		if key == n.storageKey() {
+			b.resetIssuer(n)
+		}
 	}
 }
 

@@ -284,10 +284,10 @@ func TestBackend_RunningVersionAndPaths(t *testing.T) {
 	if !reflect.DeepEqual(special.SealWrapStorage, []string{caPrefix}) {
 		t.Fatalf("SealWrapStorage = %v, want [%s]", special.SealWrapStorage, caPrefix)
 	}
-	if !strings.HasPrefix(orgCAStorageKey, special.SealWrapStorage[0]) {
-		t.Fatalf("CA key %q is not under a seal-wrapped prefix", orgCAStorageKey)
+	if !strings.HasPrefix(orgCA.storageKey(), special.SealWrapStorage[0]) {
+		t.Fatalf("CA key %q is not under a seal-wrapped prefix", orgCA.storageKey())
 	}
-	if !reflect.DeepEqual(special.Unauthenticated, []string{"cert", "cert/pem"}) {
+	if !reflect.DeepEqual(special.Unauthenticated, []string{"cert", "cert/pem", "intermediate/cert"}) {
 		t.Fatalf("Unauthenticated = %v", special.Unauthenticated)
 	}
 }
@@ -295,18 +295,18 @@ func TestBackend_RunningVersionAndPaths(t *testing.T) {
 func TestBackend_InvalidateDropsIssuerCache(t *testing.T) {
 	b, s := getTestBackend(t)
 	generateCA(t, b, s)
-	if b.issuer.Load().is == nil {
+	if b.issuers[orgCA].Load().is == nil {
 		t.Fatal("generate did not fill the issuer cache")
 	}
 	b.invalidate(context.Background(), "config")
-	if b.issuer.Load().is == nil {
+	if b.issuers[orgCA].Load().is == nil {
 		t.Fatal("an unrelated invalidation dropped the issuer cache")
 	}
-	b.invalidate(context.Background(), orgCAStorageKey)
-	if b.issuer.Load().is != nil {
+	b.invalidate(context.Background(), orgCA.storageKey())
+	if b.issuers[orgCA].Load().is != nil {
 		t.Fatal("invalidating the CA key kept the cache")
 	}
-	is, err := b.loadIssuer(context.Background(), s)
+	is, err := b.loadIssuer(context.Background(), s, orgCA)
 	if err != nil || is == nil {
 		t.Fatalf("reload after invalidate: %v, %v", is, err)
 	}

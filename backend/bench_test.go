@@ -31,7 +31,7 @@ func BenchmarkSignCSR(b *testing.B) {
 func BenchmarkSignFloor(b *testing.B) {
 	be, s := getTestBackend(b)
 	generateCA(b, be, s)
-	is, err := be.loadIssuer(b.Context(), s)
+	is, err := be.loadIssuer(b.Context(), s, orgCA)
 	if err != nil {
 		b.Fatal(err)
 	}

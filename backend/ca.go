@@ -21,6 +21,28 @@ const (
 	sourceImported  = "imported"
 )
 
+// caName names one of the CAs the engine keeps; it is also the last
+// segment of its storage key, of its KV mirror path and of kv-export/.
+type caName string
+
+const (
+	orgCA          caName = "org-ca"
+	intermediateCA caName = "intermediate-ca"
+)
+
+// caNames lists every CA the engine keeps.
+var caNames = []caName{orgCA, intermediateCA}
+
+func (n caName) storageKey() string { return caPrefix + string(n) }
+
+// label is the CA's name in messages.
+func (n caName) label() string {
+	if n == intermediateCA {
+		return "Mastio Intermediate CA"
+	}
+	return "Org CA"
+}
+
 // caBackdate is how far before "now" a generated CA's validity starts, to
 // absorb clock skew between Vault and relying parties (Mastio uses 5 min).
 const caBackdate = 5 * time.Minute
@@ -28,8 +50,11 @@ const caBackdate = 5 * time.Minute
 // caEntry is the stored CA: key and certificate in one entry, so that a
 // write replaces both atomically. Stored under caPrefix (seal-wrapped).
 type caEntry struct {
-	Version   int       `json:"version"`
-	Source    string    `json:"source"`
+	Version int    `json:"version"`
+	Source  string `json:"source"`
+	// KVExport lets the KV mirror serve this (imported) key. It can only
+	// ever go from true to false.
+	KVExport  bool      `json:"kv_export,omitempty"`
 	OrgID     string    `json:"org_id,omitempty"`
 	KeyPKCS8  []byte    `json:"key_pkcs8"`
 	CertDER   []byte    `json:"cert_der"`
@@ -42,8 +67,10 @@ type issuerSlot struct{ is *issuer }
 
 // issuer is a parsed caEntry, ready to sign. It is immutable once built.
 type issuer struct {
+	name      caName
 	version   int
 	source    string
+	kvExport  bool
 	orgID     string
 	cert      *x509.Certificate
 	chain     []*x509.Certificate
@@ -53,7 +80,7 @@ type issuer struct {
 }
 
 // newIssuer parses a stored entry.
-func newIssuer(e *caEntry) (*issuer, error) {
+func newIssuer(name caName, e *caEntry) (*issuer, error) {
 	key, err := x509.ParsePKCS8PrivateKey(e.KeyPKCS8)
 	if err != nil {
 		return nil, fmt.Errorf("stored CA key does not parse")
@@ -67,12 +94,14 @@ func newIssuer(e *caEntry) (*issuer, error) {
 		return nil, fmt.Errorf("stored CA certificate does not parse: %w", err)
 	}
 	is := &issuer{
-		version: e.Version,
-		source:  e.Source,
-		orgID:   e.OrgID,
-		cert:    cert,
-		signer:  signer,
-		certPEM: encodeCertPEM(e.CertDER),
+		name:     name,
+		version:  e.Version,
+		source:   e.Source,
+		kvExport: e.KVExport,
+		orgID:    e.OrgID,
+		cert:     cert,
+		signer:   signer,
+		certPEM:  encodeCertPEM(e.CertDER),
 	}
 	is.chainPEMs = append(is.chainPEMs, is.certPEM)
 	for i, der := range e.ChainDER {
@@ -231,7 +260,7 @@ func (e *conflictError) Error() string { return e.msg }
 // checkCAS applies the create-only rule: with no CA, cas must be absent or
 // 0; with a CA, cas must equal its version. It returns a conflictError
 // otherwise.
-func checkCAS(existing *caEntry, cas int, casSet bool) error {
+func checkCAS(name caName, existing *caEntry, cas int, casSet bool) error {
 	current := 0
 	if existing != nil {
 		current = existing.Version
@@ -240,76 +269,77 @@ func checkCAS(existing *caEntry, cas int, casSet bool) error {
 	case existing == nil && (!casSet || cas == 0):
 		return nil
 	case existing == nil:
-		return &conflictError{msg: fmt.Sprintf("check-and-set failed: no Org CA exists (version 0) but cas=%d was given; omit cas or pass cas=0 to create one", cas)}
+		return &conflictError{msg: fmt.Sprintf("check-and-set failed: no %s exists (version 0) but cas=%d was given; omit cas or pass cas=0 to create one", name.label(), cas)}
 	case !casSet:
-		return &conflictError{msg: fmt.Sprintf("an Org CA already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", current, fingerprintSHA256(existing.CertDER), current)}
+		return &conflictError{msg: fmt.Sprintf("an %s already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", name.label(), current, fingerprintSHA256(existing.CertDER), current)}
 	case cas != current:
-		return &conflictError{msg: fmt.Sprintf("check-and-set failed: cas=%d but the current Org CA version is %d", cas, current)}
+		return &conflictError{msg: fmt.Sprintf("check-and-set failed: cas=%d but the current %s version is %d", cas, name.label(), current)}
 	}
 	return nil
 }
 
-// readCA returns the stored Org CA entry, or nil when none exists.
-func (b *mastioBackend) readCA(ctx context.Context, s logical.Storage) (*caEntry, error) {
-	raw, err := s.Get(ctx, orgCAStorageKey)
+// readCA returns the stored entry of CA name, or nil when none exists.
+func (b *mastioBackend) readCA(ctx context.Context, s logical.Storage, name caName) (*caEntry, error) {
+	raw, err := s.Get(ctx, name.storageKey())
 	if err != nil {
-		return nil, fmt.Errorf("reading Org CA: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", name.label(), err)
 	}
 	if raw == nil {
 		return nil, nil
 	}
 	var e caEntry
 	if err := raw.DecodeJSON(&e); err != nil {
-		return nil, fmt.Errorf("decoding Org CA entry: %w", err)
+		return nil, fmt.Errorf("decoding %s entry: %w", name.label(), err)
 	}
 	return &e, nil
 }
 
-// writeCA stores e and refreshes the issuer cache. Callers hold caLock.
-func (b *mastioBackend) writeCA(ctx context.Context, s logical.Storage, e *caEntry) (*issuer, error) {
-	is, err := newIssuer(e)
+// writeCA stores e as CA name and refreshes its cache. Callers hold caLock.
+func (b *mastioBackend) writeCA(ctx context.Context, s logical.Storage, name caName, e *caEntry) (*issuer, error) {
+	is, err := newIssuer(name, e)
 	if err != nil {
 		return nil, err
 	}
-	entry, err := logical.StorageEntryJSON(orgCAStorageKey, e)
+	entry, err := logical.StorageEntryJSON(name.storageKey(), e)
 	if err != nil {
-		return nil, fmt.Errorf("encoding Org CA entry: %w", err)
+		return nil, fmt.Errorf("encoding %s entry: %w", name.label(), err)
 	}
 	if err := s.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("storing Org CA: %w", err)
+		return nil, fmt.Errorf("storing %s: %w", name.label(), err)
 	}
-	b.issuer.Store(&issuerSlot{is: is})
+	b.issuers[name].Store(&issuerSlot{is: is})
 	return is, nil
 }
 
-// loadIssuer returns the parsed Org CA from the cache, filling it from
-// storage on a miss. It returns nil when no CA exists.
-func (b *mastioBackend) loadIssuer(ctx context.Context, s logical.Storage) (*issuer, error) {
-	if slot := b.issuer.Load(); slot.is != nil {
+// loadIssuer returns CA name parsed, from the cache, filling it from
+// storage on a miss. It returns nil when that CA does not exist.
+func (b *mastioBackend) loadIssuer(ctx context.Context, s logical.Storage, name caName) (*issuer, error) {
+	cache := b.issuers[name]
+	if slot := cache.Load(); slot.is != nil {
 		return slot.is, nil
 	}
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
-	slot := b.issuer.Load()
+	slot := cache.Load()
 	if slot.is != nil {
 		return slot.is, nil
 	}
-	e, err := b.readCA(ctx, s)
+	e, err := b.readCA(ctx, s, name)
 	if err != nil || e == nil {
 		return nil, err
 	}
-	is, err := newIssuer(e)
+	is, err := newIssuer(name, e)
 	if err != nil {
 		return nil, err
 	}
 	// Fails, harmlessly, when an Invalidate came in since slot was read.
-	b.issuer.CompareAndSwap(slot, &issuerSlot{is: is})
+	cache.CompareAndSwap(slot, &issuerSlot{is: is})
 	return is, nil
 }
 
-// resetIssuer drops the cached issuer.
-func (b *mastioBackend) resetIssuer() {
-	b.issuer.Store(&issuerSlot{})
+// resetIssuer drops the cached CA name.
+func (b *mastioBackend) resetIssuer(name caName) {
+	b.issuers[name].Store(&issuerSlot{})
 }
 
 // publicKeyFingerprint is the hex SHA-256 of the certificate's SPKI DER;
@@ -317,4 +347,115 @@ func (b *mastioBackend) resetIssuer() {
 func publicKeyFingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
+}
+
+// importRequest is a create-only write of a CA from outside: import,
+// intermediate/import and the KV mirror.
+type importRequest struct {
+	name                      caName
+	keyPEM, certPEM, chainPEM string
+	orgID                     string // requested; Org CA only
+	cas                       int
+	casSet                    bool
+	kvExport                  bool
+	// viaMirror refuses to replace a CA whose kv_export is off.
+	viaMirror bool
+}
+
+// storeImport validates and stores an import under the create-only rule.
+// Identical input is a success that writes nothing (unchanged=true).
+func (b *mastioBackend) storeImport(ctx context.Context, s logical.Storage, r importRequest) (*issuer, bool, error) {
+	now := time.Now()
+	ic, err := validateImport(r.keyPEM, r.certPEM, r.chainPEM, now)
+	if err != nil {
+		return nil, false, err
+	}
+	cfg, err := b.readConfig(ctx, s)
+	if err != nil {
+		return nil, false, err
+	}
+
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	var orgID string
+	switch r.name {
+	case orgCA:
+		if orgID, err = importOrgID(r.orgID, cfg.OrgID, ic.cert); err != nil {
+			return nil, false, err
+		}
+	case intermediateCA:
+		if r.chainPEM != "" {
+			return nil, false, inputErrorf("chain_pem is not accepted for the intermediate: its chain is the stored Org CA")
+		}
+		org, err := b.readCA(ctx, s, orgCA)
+		if err != nil {
+			return nil, false, err
+		}
+		if org == nil {
+			return nil, false, inputErrorf("no Org CA exists yet: import or generate the Org CA before its intermediate")
+		}
+		orgCert, err := x509.ParseCertificate(org.CertDER)
+		if err != nil {
+			return nil, false, fmt.Errorf("stored Org CA certificate does not parse: %w", err)
+		}
+		if err := ic.cert.CheckSignatureFrom(orgCert); err != nil {
+			return nil, false, inputErrorf("cert_pem does not chain to the stored Org CA (sha256 fingerprint %s): %v", fingerprintSHA256(org.CertDER), err)
+		}
+		ic.chainDER = append([][]byte{org.CertDER}, org.ChainDER...)
+		orgID = org.OrgID
+	}
+
+	existing, err := b.readCA(ctx, s, r.name)
+	if err != nil {
+		return nil, false, err
+	}
+	if ic.sameAs(existing) {
+		is, err := newIssuer(r.name, existing)
+		return is, true, err
+	}
+	if r.viaMirror && existing != nil && !existing.KVExport {
+		return nil, false, inputErrorf("the %s is sign-only (kv_export is off): the KV mirror can never replace it; use %s with cas=%d", r.name.label(), importPath(r.name), existing.Version)
+	}
+	if err := checkCAS(r.name, existing, r.cas, r.casSet); err != nil {
+		return nil, false, err
+	}
+	entry := &caEntry{Version: 1, Source: sourceImported, KVExport: r.kvExport, OrgID: orgID, KeyPKCS8: ic.keyPKCS8, CertDER: ic.cert.Raw, ChainDER: ic.chainDER, CreatedAt: now.UTC()}
+	if existing != nil {
+		entry.Version = existing.Version + 1
+	}
+	is, err := b.writeCA(ctx, s, r.name, entry)
+	if err != nil {
+		return nil, false, err
+	}
+	b.Logger().Info("imported CA", "ca", string(r.name), "version", is.version, "kv_export", is.kvExport, "via_mirror", r.viaMirror, "serial", formatSerial(is.cert.SerialNumber), "sha256", fingerprintSHA256(is.cert.Raw))
+	return is, false, nil
+}
+
+// importOrgID picks the org of an imported Org CA: the request's, else the
+// configured one, else the certificate's single O.
+func importOrgID(requested, configured string, cert *x509.Certificate) (string, error) {
+	orgID := requested
+	switch {
+	case requested != "" && configured != "" && requested != configured:
+		return "", inputErrorf("org_id %q differs from config org_id %q; change config first or omit org_id", requested, configured)
+	case requested == "" && configured != "":
+		orgID = configured
+	case requested == "" && len(cert.Subject.Organization) == 1:
+		orgID = cert.Subject.Organization[0]
+	}
+	if orgID == "" {
+		return "", inputErrorf("org_id is required: cert_pem has no single O to take it from and config has none")
+	}
+	if err := validateOrgID(orgID); err != nil {
+		return "", inputErrorf("%s; pass org_id explicitly", err)
+	}
+	return orgID, nil
+}
+
+// importPath is the native path that imports CA name.
+func importPath(name caName) string {
+	if name == intermediateCA {
+		return "intermediate/import"
+	}
+	return "import"
 }

@@ -22,6 +22,11 @@ var casField = &framework.FieldSchema{
 	Description: "Check-and-set: omit (or 0) to create only when no Org CA exists; set to the current version to replace it.",
 }
 
+var kvExportField = &framework.FieldSchema{
+	Type:        framework.TypeBool,
+	Description: "Let the KV mirror (data/<name>) serve this key, for a cut-over from a Mastio that still loads it. Default false. Can later be turned off for good (kv-export/<name>), never on.",
+}
+
 var orgIDField = &framework.FieldSchema{
 	Type:        framework.TypeString,
 	Description: "Organisation ID. Required by generate unless config/org_id is set; must match it when both are given.",
@@ -103,7 +108,8 @@ func pathImport(b *mastioBackend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "Organisation ID; default: config/org_id, else the certificate's O.",
 			},
-			"cas": casField,
+			"kv_export": kvExportField,
+			"cas":       casField,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -119,6 +125,42 @@ func pathImport(b *mastioBackend) *framework.Path {
 		},
 		HelpSynopsis:    pathImportHelpSyn,
 		HelpDescription: pathImportHelpDesc,
+	}
+}
+
+func pathIntermediateImport(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "intermediate/import",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"key_pem": {
+				Type:         framework.TypeString,
+				Description:  "The intermediate's private key: PEM in PKCS#8, SEC1 or PKCS#1, unencrypted.",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+			},
+			"cert_pem": {
+				Type:        framework.TypeString,
+				Description: "The intermediate's CA certificate (PEM), signed by the stored Org CA.",
+			},
+			"kv_export": kvExportField,
+			"cas":       casField,
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathIntermediateImportWrite,
+				Summary:                     "Import an existing Mastio Intermediate CA (create-only, idempotent).",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "import",
+					OperationSuffix: "intermediate-ca",
+				},
+			},
+		},
+		HelpSynopsis:    pathIntermediateImportHelpSyn,
+		HelpDescription: pathIntermediateImportHelpDesc,
 	}
 }
 
@@ -181,19 +223,19 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
-	existing, err := b.readCA(ctx, req.Storage)
+	existing, err := b.readCA(ctx, req.Storage, orgCA)
 	if err != nil {
 		return nil, err
 	}
 	casInt, _ := cas.(int)
-	if err := checkCAS(existing, casInt, casSet); err != nil {
+	if err := checkCAS(orgCA, existing, casInt, casSet); err != nil {
 		return respondErr(err)
 	}
 	entry := &caEntry{Version: 1, Source: sourceGenerated, OrgID: orgID, KeyPKCS8: keyDER, CertDER: certDER, CreatedAt: now.UTC()}
 	if existing != nil {
 		entry.Version = existing.Version + 1
 	}
-	is, err := b.writeCA(ctx, req.Storage, entry)
+	is, err := b.writeCA(ctx, req.Storage, orgCA, entry)
 	if err != nil {
 		return nil, err
 	}
@@ -202,64 +244,37 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 }
 
 func (b *mastioBackend) pathImportWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return b.handleImport(ctx, req, d, orgCA)
+}
+
+func (b *mastioBackend) pathIntermediateImportWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return b.handleImport(ctx, req, d, intermediateCA)
+}
+
+// handleImport serves import and intermediate/import.
+func (b *mastioBackend) handleImport(ctx context.Context, req *logical.Request, d *framework.FieldData, name caName) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	ic, err := validateImport(d.Get("key_pem").(string), d.Get("cert_pem").(string), d.Get("chain_pem").(string), time.Now())
+	ir := importRequest{
+		name:     name,
+		keyPEM:   d.Get("key_pem").(string),
+		certPEM:  d.Get("cert_pem").(string),
+		kvExport: d.Get("kv_export").(bool),
+	}
+	if name == orgCA {
+		ir.chainPEM = d.Get("chain_pem").(string)
+		ir.orgID = strings.TrimSpace(d.Get("org_id").(string))
+	}
+	if v, ok := d.GetOk("cas"); ok {
+		ir.cas, ir.casSet = v.(int), true
+	}
+	is, unchanged, err := b.storeImport(ctx, req.Storage, ir)
 	if err != nil {
 		return respondErr(err)
 	}
-	cfg, err := b.readConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	orgID := strings.TrimSpace(d.Get("org_id").(string))
-	switch {
-	case orgID != "" && cfg.OrgID != "" && orgID != cfg.OrgID:
-		return logical.ErrorResponse("org_id %q differs from config org_id %q; change config first or omit org_id", orgID, cfg.OrgID), nil
-	case orgID == "" && cfg.OrgID != "":
-		orgID = cfg.OrgID
-	case orgID == "" && len(ic.cert.Subject.Organization) == 1:
-		orgID = ic.cert.Subject.Organization[0]
-	}
-	if orgID == "" {
-		return logical.ErrorResponse("org_id is required: cert_pem has no single O to take it from and config has none"), nil
-	}
-	if err := validateOrgID(orgID); err != nil {
-		return logical.ErrorResponse("%s; pass org_id explicitly", err), nil
-	}
-	cas, casSet := d.GetOk("cas")
-	casInt, _ := cas.(int)
-
-	b.caLock.Lock()
-	defer b.caLock.Unlock()
-	existing, err := b.readCA(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	if ic.sameAs(existing) {
-		is, err := newIssuer(existing)
-		if err != nil {
-			return nil, err
-		}
-		resp := &logical.Response{Data: importResponseData(is)}
-		resp.Data["unchanged"] = true
-		return resp, nil
-	}
-	if err := checkCAS(existing, casInt, casSet); err != nil {
-		return respondErr(err)
-	}
-	entry := &caEntry{Version: 1, Source: sourceImported, OrgID: orgID, KeyPKCS8: ic.keyPKCS8, CertDER: ic.cert.Raw, ChainDER: ic.chainDER, CreatedAt: time.Now().UTC()}
-	if existing != nil {
-		entry.Version = existing.Version + 1
-	}
-	is, err := b.writeCA(ctx, req.Storage, entry)
-	if err != nil {
-		return nil, err
-	}
-	b.Logger().Info("imported Org CA", "version", is.version, "serial", formatSerial(is.cert.SerialNumber), "sha256", fingerprintSHA256(is.cert.Raw))
 	resp := &logical.Response{Data: importResponseData(is)}
-	resp.Data["unchanged"] = false
+	resp.Data["unchanged"] = unchanged
 	return resp, nil
 }
 
@@ -275,6 +290,7 @@ func importResponseData(is *issuer) map[string]any {
 		"key_bits":                      keyBits,
 		"version":                       is.version,
 		"source":                        is.source,
+		"kv_export":                     is.kvExport,
 	}
 }
 
@@ -307,6 +323,10 @@ Imports a CA that exists outside Vault. key_pem is an unencrypted private
 key in PKCS#8, SEC1 or PKCS#1 PEM; cert_pem its CA certificate; chain_pem,
 optionally, the certificates above it.
 
+With kv_export=true the KV mirror (data/org-ca) also serves the key, for a
+cut-over from a Mastio that still loads it; turn it off for good with
+kv-export/org-ca once Mastio signs through the plugin.
+
 The import is refused with 400 unless: the key matches the certificate, the
 certificate is a CA (basicConstraints CA:true and keyUsage keyCertSign), it
 is valid now, and the key is EC P-256/P-384/P-521, RSA 2048-8192 or Ed25519.
@@ -319,4 +339,20 @@ fingerprints only, never the key.
 Example:
 
     $ vault write mastio-ca/import key_pem=@org-ca.key cert_pem=@org-ca.crt
+`
+
+const pathIntermediateImportHelpSyn = `Import an existing Mastio Intermediate CA, signed by the stored Org CA.`
+
+const pathIntermediateImportHelpDesc = `
+Imports the Mastio Intermediate CA that Mastio keeps today (proxy_config
+mastio_ca_key/mastio_ca_cert). The same checks as import apply, and the
+certificate must be signed by the Org CA stored in this mount; its chain is
+that Org CA. Create-only with cas; identical input succeeds unchanged.
+
+While an intermediate exists, roles with issuer=auto (the default) sign
+with it and return ca_chain = [intermediate, Org CA].
+
+Example:
+
+    $ vault write mastio-ca/intermediate/import key_pem=@mastio-ca.key cert_pem=@mastio-ca.crt
 `

@@ -71,7 +71,7 @@ func TestGenerate_DefaultProfile(t *testing.T) {
 // seal-wrapped CA entry holds the private key bytes.
 func assertNoKeyMaterial(t *testing.T, b *mastioBackend, s logical.Storage, resp *logical.Response) {
 	t.Helper()
-	e, err := b.readCA(t.Context(), s)
+	e, err := b.readCA(t.Context(), s, orgCA)
 	if err != nil || e == nil {
 		t.Fatalf("read CA: %v", err)
 	}
@@ -84,7 +84,7 @@ func assertNoKeyMaterial(t *testing.T, b *mastioBackend, s logical.Storage, resp
 		}
 	}
 	for k, v := range snapshot(t, s) {
-		if k != orgCAStorageKey && strings.Contains(v, strings.Trim(string(keyB64), `"`)) {
+		if k != orgCA.storageKey() && strings.Contains(v, strings.Trim(string(keyB64), `"`)) {
 			t.Fatalf("storage entry %q outside the seal-wrapped prefix holds the key", k)
 		}
 	}

@@ -66,11 +66,41 @@ func caResponseData(is *issuer) map[string]any {
 		"key_bits":           keyBits,
 		"source":             is.source,
 		"version":            is.version,
+		"kv_export":          is.kvExport,
+	}
+}
+
+func pathIntermediateCert(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "intermediate/cert",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathIntermediateCertRead,
+				Summary:  "Read the Mastio Intermediate CA certificate, its chain and metadata (no token needed).",
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "read",
+					OperationSuffix: "intermediate-ca-certificate",
+				},
+			},
+		},
+		HelpSynopsis:    pathIntermediateCertHelpSyn,
+		HelpDescription: pathIntermediateCertHelpDesc,
 	}
 }
 
 func (b *mastioBackend) pathCertRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	is, err := b.loadIssuer(ctx, req.Storage)
+	return b.readCertResponse(ctx, req, orgCA)
+}
+
+func (b *mastioBackend) pathIntermediateCertRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	return b.readCertResponse(ctx, req, intermediateCA)
+}
+
+func (b *mastioBackend) readCertResponse(ctx context.Context, req *logical.Request, name caName) (*logical.Response, error) {
+	is, err := b.loadIssuer(ctx, req.Storage, name)
 	if err != nil || is == nil {
 		return nil, err
 	}
@@ -78,7 +108,7 @@ func (b *mastioBackend) pathCertRead(ctx context.Context, req *logical.Request, 
 }
 
 func (b *mastioBackend) pathCertPEMRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	is, err := b.loadIssuer(ctx, req.Storage)
+	is, err := b.loadIssuer(ctx, req.Storage, orgCA)
 	if err != nil || is == nil {
 		return nil, err
 	}
@@ -95,7 +125,8 @@ const pathCertHelpDesc = `
 Returns the Org CA certificate (certificate), the chain from it upwards
 (ca_chain), its SHA-256 fingerprint, serial, validity, key type and size,
 whether it was generated here or imported (source) and its version, which
-is the value cas must carry to replace it. 404 when no CA exists.
+is the value cas must carry to replace it, and whether the KV mirror may
+serve its key (kv_export). 404 when no CA exists.
 
 Example:
 
@@ -112,4 +143,15 @@ application/pem-certificate-chain, for trust bundles and curl.
 Example:
 
     $ curl -o org-ca.pem $VAULT_ADDR/v1/mastio-ca/cert/pem
+`
+
+const pathIntermediateCertHelpSyn = `The Mastio Intermediate CA certificate and its chain. Readable without a token.`
+
+const pathIntermediateCertHelpDesc = `
+Returns the intermediate's certificate, ca_chain = [intermediate, Org CA],
+and the same metadata as cert. 404 when no intermediate exists.
+
+Example:
+
+    $ vault read mastio-ca/intermediate/cert
 `

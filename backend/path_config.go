@@ -123,7 +123,7 @@ func (b *mastioBackend) pathConfigRead(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	is, err := b.loadIssuer(ctx, req.Storage)
+	is, err := b.loadIssuer(ctx, req.Storage, orgCA)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Reques
 		if err := validateOrgID(cfg.OrgID); err != nil {
 			return respondErr(err)
 		}
-		is, err := b.loadIssuer(ctx, req.Storage)
+		is, err := b.loadIssuer(ctx, req.Storage, orgCA)
 		if err != nil {
 			return nil, err
 		}

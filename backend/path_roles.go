@@ -42,7 +42,7 @@ func pathRoles(b *mastioBackend) *framework.Path {
 			},
 			"issuer": {
 				Type:        framework.TypeString,
-				Description: "Which CA signs: auto (default) or org-ca.",
+				Description: "Which CA signs: auto (default: the intermediate when one exists, else the Org CA), org-ca or intermediate-ca.",
 			},
 			"allowed_key_types": {
 				Type:        framework.TypeCommaStringSlice,

@@ -75,11 +75,14 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 	if r == nil {
 		return respondStatus(http.StatusNotFound, "role %q does not exist; see `vault list %sroles`", roleName, req.MountPoint)
 	}
-	is, err := b.loadIssuer(ctx, req.Storage)
+	is, err := b.signingIssuer(ctx, req.Storage, r)
 	if err != nil {
-		return nil, err
+		return respondErr(err)
 	}
 	if is == nil {
+		if r.Issuer == issuerIntermediate {
+			return respondStatus(http.StatusNotFound, "role %q signs with the intermediate, and none exists: write %sintermediate/import first", roleName, req.MountPoint)
+		}
 		return respondStatus(http.StatusNotFound, "no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint)
 	}
 
@@ -110,6 +113,33 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 		"not_after":     tmpl.NotAfter.Format(time.RFC3339),
 		"spiffe_id":     spiffeID,
 	}}, nil
+}
+
+// signingIssuer picks the CA a role signs with; nil when it does not exist.
+// An intermediate signed by an Org CA that has since been replaced does not
+// sign: its leaves would not chain to the current trust root.
+func (b *mastioBackend) signingIssuer(ctx context.Context, s logical.Storage, r *role) (*issuer, error) {
+	if r.Issuer == issuerOrgCA {
+		return b.loadIssuer(ctx, s, orgCA)
+	}
+	inter, err := b.loadIssuer(ctx, s, intermediateCA)
+	if err != nil {
+		return nil, err
+	}
+	if inter == nil {
+		if r.Issuer == issuerIntermediate {
+			return nil, nil
+		}
+		return b.loadIssuer(ctx, s, orgCA)
+	}
+	org, err := b.loadIssuer(ctx, s, orgCA)
+	if err != nil {
+		return nil, err
+	}
+	if org == nil || len(inter.chain) == 0 || !inter.chain[0].Equal(org.cert) {
+		return nil, inputErrorf("the Mastio Intermediate CA was signed by a previous Org CA; import a new intermediate (with cas) before signing")
+	}
+	return inter, nil
 }
 
 const pathSignCSRHelpSyn = `Sign a CSR with the Org CA under a deny-by-default role.`

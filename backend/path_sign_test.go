@@ -148,7 +148,7 @@ func (c *countingStorage) Delete(ctx context.Context, k string) error {
 func TestSignCSR_WritesNothing(t *testing.T) {
 	b, s := getTestBackend(t)
 	generateCA(t, b, s)
-	b.resetIssuer() // include the cache fill in what is counted
+	b.resetIssuer(orgCA) // include the cache fill in what is counted
 	cs := &countingStorage{Storage: s}
 	for i := 0; i < 3; i++ {
 		mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a")}))
@@ -268,7 +268,7 @@ func storeCAValidUntil(t *testing.T, b *mastioBackend, s logical.Storage, notAft
 	}
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
-	if _, err := b.writeCA(t.Context(), s, &caEntry{Version: 1, Source: sourceImported, OrgID: "acme", KeyPKCS8: der, CertDER: cert.Raw}); err != nil {
+	if _, err := b.writeCA(t.Context(), s, orgCA, &caEntry{Version: 1, Source: sourceImported, OrgID: "acme", KeyPKCS8: der, CertDER: cert.Raw}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // CSR supplies only a public key and names to be checked; subject, key
 // usages and validity come from the role.
 type role struct {
-	// Issuer picks the CA that signs: "auto" (the only CA today) or "org-ca".
+	// Issuer picks the CA that signs: "auto" (the intermediate when one
+	// exists, else the Org CA), "org-ca" or "intermediate-ca".
 	Issuer string `json:"issuer"`
 
 	AllowedKeyTypes []string `json:"allowed_key_types"` // ec, rsa, ed25519
@@ -55,8 +56,9 @@ const (
 
 // Issuer selectors.
 const (
-	issuerAuto  = "auto"
-	issuerOrgCA = "org-ca"
+	issuerAuto         = "auto"
+	issuerOrgCA        = string(orgCA)
+	issuerIntermediate = string(intermediateCA)
 )
 
 // defaultRoles are Mastio's two certificate profiles (reference/mastio-facts.md).
@@ -133,8 +135,8 @@ var templateVar = regexp.MustCompile(`\{\{[^}]*\}\}`)
 
 // validate checks a role as a whole before it is stored.
 func (r *role) validate() error {
-	if r.Issuer != issuerAuto && r.Issuer != issuerOrgCA {
-		return inputErrorf("issuer %q is not valid; use auto or org-ca", r.Issuer)
+	if r.Issuer != issuerAuto && r.Issuer != issuerOrgCA && r.Issuer != issuerIntermediate {
+		return inputErrorf("issuer %q is not valid; use auto, org-ca or intermediate-ca", r.Issuer)
 	}
 	if len(r.AllowedKeyTypes) == 0 {
 		return inputErrorf("allowed_key_types must name at least one of ec, rsa, ed25519")

@@ -1,0 +1,338 @@
+package backend
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// caNamePattern matches the names the KV mirror and kv-export serve.
+const caNamePattern = `(?P<name>org-ca|intermediate-ca)`
+
+// kvDataFields are the fields a mirror write may carry inside "data".
+var kvDataFields = []string{"key_pem", "cert_pem", "chain_pem"}
+
+func pathKVData(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "data/" + caNamePattern,
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+			OperationSuffix: "kv-data",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name":    {Type: framework.TypeString, Description: "org-ca or intermediate-ca."},
+			"data":    {Type: framework.TypeMap, Description: "KV v2 write: {key_pem, cert_pem[, chain_pem]}."},
+			"options": {Type: framework.TypeMap, Description: "KV v2 write options: {cas: N}."},
+		},
+		ExistenceCheck: b.kvExistenceCheck,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathKVDataRead,
+				Summary:  "Read the CA in KV v2's envelope (key_pem only while kv_export is on).",
+			},
+			logical.CreateOperation: &framework.PathOperation{
+				Callback:                    b.pathKVDataWrite,
+				Summary:                     "Import the CA through KV v2's write envelope (check-and-set).",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathKVDataWrite,
+				Summary:                     "Import the CA through KV v2's write envelope (check-and-set).",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    pathKVDataHelpSyn,
+		HelpDescription: pathKVDataHelpDesc,
+	}
+}
+
+func pathKVMetadata(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "metadata/" + caNamePattern,
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+			OperationSuffix: "kv-metadata",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {Type: framework.TypeString, Description: "org-ca or intermediate-ca."},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathKVMetadataRead,
+				Summary:  "Read the CA's KV v2 metadata (current version).",
+			},
+		},
+		HelpSynopsis:    pathKVDataHelpSyn,
+		HelpDescription: pathKVDataHelpDesc,
+	}
+}
+
+func pathKVExport(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern: "kv-export/" + caNamePattern,
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: operationPrefix,
+			OperationSuffix: "kv-export",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {Type: framework.TypeString, Description: "org-ca or intermediate-ca."},
+			"kv_export": {
+				Type:        framework.TypeBool,
+				Description: "false turns the KV mirror's key export off for good; true is accepted only while it is still on.",
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathKVExportRead,
+				Summary:  "Whether the KV mirror serves this CA's key.",
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathKVExportWrite,
+				Summary:                     "Turn the KV mirror's key export off, for good.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    pathKVExportHelpSyn,
+		HelpDescription: pathKVExportHelpDesc,
+	}
+}
+
+func (b *mastioBackend) kvExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	is, err := b.loadIssuer(ctx, req.Storage, caName(d.Get("name").(string)))
+	return is != nil, err
+}
+
+// kvVersionMetadata is KV v2's per-version metadata for the stored CA.
+func kvVersionMetadata(is *issuer, created time.Time) map[string]any {
+	return map[string]any{
+		"created_time":    created.UTC().Format(time.RFC3339Nano),
+		"custom_metadata": nil,
+		"deletion_time":   "",
+		"destroyed":       false,
+		"version":         is.version,
+	}
+}
+
+func (b *mastioBackend) pathKVDataRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := caName(d.Get("name").(string))
+	e, err := b.readCA(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	is, err := newIssuer(name, e)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{"cert_pem": is.certPEM}
+	if name == orgCA && len(e.ChainDER) > 0 {
+		data["chain_pem"] = strings.Join(is.chainPEMs[1:], "")
+	}
+	if e.KVExport && e.Source == sourceImported {
+		data["key_pem"] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: e.KeyPKCS8}))
+	}
+	return &logical.Response{Data: map[string]any{
+		"data":     data,
+		"metadata": kvVersionMetadata(is, e.CreatedAt),
+	}}, nil
+}
+
+func (b *mastioBackend) pathKVMetadataRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := caName(d.Get("name").(string))
+	e, err := b.readCA(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	created := e.CreatedAt.UTC().Format(time.RFC3339Nano)
+	return &logical.Response{Data: map[string]any{
+		"cas_required":         false,
+		"created_time":         created,
+		"current_version":      e.Version,
+		"custom_metadata":      nil,
+		"delete_version_after": "0s",
+		"max_versions":         0,
+		"oldest_version":       e.Version,
+		"updated_time":         created,
+		"versions": map[string]any{
+			strconv.Itoa(e.Version): map[string]any{"created_time": created, "deletion_time": "", "destroyed": false},
+		},
+	}}, nil
+}
+
+func (b *mastioBackend) pathKVDataWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	name := caName(d.Get("name").(string))
+	data, _ := d.Get("data").(map[string]any)
+	ir := importRequest{name: name, kvExport: true, viaMirror: true}
+	var unknown []string
+	for k, v := range data {
+		s, isString := v.(string)
+		switch {
+		case !isKVDataField(k):
+			unknown = append(unknown, k)
+		case !isString:
+			return logical.ErrorResponse("data.%s must be a string of PEM text", k), nil
+		case k == "key_pem":
+			ir.keyPEM = s
+		case k == "cert_pem":
+			ir.certPEM = s
+		case k == "chain_pem":
+			ir.chainPEM = s
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return logical.ErrorResponse("data holds unknown field(s) %s; the mirror stores only %s", strings.Join(unknown, ", "), strings.Join(kvDataFields, ", ")), nil
+	}
+	options, _ := d.Get("options").(map[string]any)
+	for k, v := range options {
+		if k != "cas" {
+			return logical.ErrorResponse("options.%s is not supported; the mirror takes only options.cas", k), nil
+		}
+		cas, err := parseCAS(v)
+		if err != nil {
+			return respondErr(err)
+		}
+		ir.cas, ir.casSet = cas, true
+	}
+	is, _, err := b.storeImport(ctx, req.Storage, ir)
+	if err != nil {
+		return respondErr(err)
+	}
+	e, err := b.readCA(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, fmt.Errorf("reading back %s: %w", name.label(), err)
+	}
+	return &logical.Response{Data: kvVersionMetadata(is, e.CreatedAt)}, nil
+}
+
+func isKVDataField(k string) bool {
+	for _, f := range kvDataFields {
+		if f == k {
+			return true
+		}
+	}
+	return false
+}
+
+// parseCAS reads options.cas, which JSON clients send as a number.
+func parseCAS(v any) (int, error) {
+	var n int64
+	var err error
+	switch c := v.(type) {
+	case int:
+		n = int64(c)
+	case int64:
+		n = c
+	case float64:
+		if c != float64(int64(c)) {
+			return 0, inputErrorf("options.cas must be a whole number")
+		}
+		n = int64(c)
+	case json.Number:
+		n, err = c.Int64()
+	case string:
+		n, err = strconv.ParseInt(c, 10, 64)
+	default:
+		return 0, inputErrorf("options.cas must be a number")
+	}
+	if err != nil || n < 0 || n > 1<<31 {
+		return 0, inputErrorf("options.cas must be a non-negative whole number")
+	}
+	return int(n), nil
+}
+
+func (b *mastioBackend) pathKVExportRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	is, err := b.loadIssuer(ctx, req.Storage, caName(d.Get("name").(string)))
+	if err != nil || is == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"kv_export": is.kvExport, "source": is.source, "version": is.version}}, nil
+}
+
+func (b *mastioBackend) pathKVExportWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	v, ok := d.GetOk("kv_export")
+	if !ok {
+		return logical.ErrorResponse("kv_export is required: kv_export=false turns the KV mirror's key export off for good"), nil
+	}
+	want := v.(bool)
+	name := caName(d.Get("name").(string))
+
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	e, err := b.readCA(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return respondStatus(404, "no %s exists", name.label())
+	}
+	switch {
+	case want && !e.KVExport:
+		return logical.ErrorResponse("kv_export of the %s is off and can never be turned on again: a sign-only key stays sign-only", name.label()), nil
+	case want == e.KVExport:
+		// Nothing to change.
+	default:
+		e.KVExport = false
+		if _, err := b.writeCA(ctx, req.Storage, name, e); err != nil {
+			return nil, err
+		}
+		b.Logger().Info("KV mirror key export turned off for good", "ca", string(name), "version", e.Version)
+	}
+	return &logical.Response{Data: map[string]any{"kv_export": e.KVExport, "source": e.Source, "version": e.Version}}, nil
+}
+
+const pathKVDataHelpSyn = `A KV v2 view of the CAs, so Mastio's existing Vault provider keeps working during a cut-over.`
+
+const pathKVDataHelpDesc = `
+data/org-ca and data/intermediate-ca answer in KV v2's envelope:
+{"data":{"data":{"cert_pem":...,"key_pem"?:...},"metadata":{"version":N,...}}},
+404 when nothing is stored. key_pem appears only for an imported CA whose
+kv_export is on; a generated key never appears.
+
+A write {"data":{"key_pem":...,"cert_pem":...},"options":{"cas":N}} is an
+import with check-and-set: identical input succeeds without a change; a
+write without cas creates only on an empty mount (two replicas racing on
+first boot get one winner, the other a 409); a different key with cas equal
+to the current version replaces the CA only while its kv_export is on. A
+CA written here starts with kv_export on, because its writer loads the key
+itself; a sign-only CA is never replaced here. metadata/<name> gives KV v2
+metadata. There is no delete.
+
+Point Mastio at it with MCP_PROXY_VAULT_ORG_CA_PATH=mastio-ca/data/org-ca;
+its token needs create, read and update on mastio-ca/data/org-ca and read on
+mastio-ca/metadata/org-ca.
+
+Example:
+
+    $ curl -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/mastio-ca/data/org-ca
+`
+
+const pathKVExportHelpSyn = `Whether the KV mirror serves a CA's key; turn it off for good.`
+
+const pathKVExportHelpDesc = `
+kv_export says whether data/<name> serves the CA's private key. It is on
+only for a CA written through the mirror or imported with kv_export=true,
+never for a generated one. Once Mastio signs through the plugin, turn it
+off; it can never be turned on again.
+
+Example:
+
+    $ vault read mastio-ca/kv-export/org-ca
+    $ vault write mastio-ca/kv-export/org-ca kv_export=false
+`
