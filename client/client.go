@@ -24,17 +24,20 @@ import (
 
 // Operation names used in errors.
 const (
-	opConfig      = "config"
-	opWriteConfig = "write config"
-	opGenerate    = "generate"
-	opImport      = "import"
-	opCA          = "cert"
-	opCAPEM       = "cert/pem"
-	opRole        = "read role"
-	opWriteRole   = "write role"
-	opDeleteRole  = "delete role"
-	opListRoles   = "list roles"
-	opSignCSR     = "sign-csr"
+	opConfig             = "config"
+	opWriteConfig        = "write config"
+	opGenerate           = "generate"
+	opImport             = "import"
+	opImportIntermediate = "intermediate/import"
+	opIntermediateCA     = "intermediate/cert"
+	opKVExport           = "kv-export"
+	opCA                 = "cert"
+	opCAPEM              = "cert/pem"
+	opRole               = "read role"
+	opWriteRole          = "write role"
+	opDeleteRole         = "delete role"
+	opListRoles          = "list roles"
+	opSignCSR            = "sign-csr"
 )
 
 // Client talks to one mastio-ca mount.
@@ -109,6 +112,7 @@ type CA struct {
 	KeyBits           int
 	Source            string // "generated" or "imported"
 	Version           int    // the value cas must carry to replace it
+	KVExport          bool   // whether the KV mirror serves the key
 }
 
 type caWire struct {
@@ -122,6 +126,7 @@ type caWire struct {
 	KeyBits           int       `json:"key_bits"`
 	Source            string    `json:"source"`
 	Version           int       `json:"version"`
+	KVExport          bool      `json:"kv_export"`
 }
 
 func parseCA(op string, data map[string]any) (*CA, error) {
@@ -137,7 +142,7 @@ func parseCA(op string, data map[string]any) (*CA, error) {
 		Certificate: cert, CertificatePEM: w.Certificate, ChainPEM: w.CAChain,
 		FingerprintSHA256: w.FingerprintSHA256, SerialNumber: w.SerialNumber,
 		NotBefore: w.NotBefore, NotAfter: w.NotAfter, KeyType: w.KeyType, KeyBits: w.KeyBits,
-		Source: w.Source, Version: w.Version,
+		Source: w.Source, Version: w.Version, KVExport: w.KVExport,
 	}
 	for _, p := range w.CAChain {
 		c, err := parseCertPEM(p)
@@ -195,8 +200,11 @@ func (c *Client) Generate(ctx context.Context, r GenerateRequest) (*CA, error) {
 type ImportRequest struct {
 	KeyPEM   string // PKCS#8, SEC1 or PKCS#1, unencrypted
 	CertPEM  string
-	ChainPEM string
-	OrgID    string
+	ChainPEM string // Org CA only
+	OrgID    string // Org CA only
+	// KVExport lets the KV mirror serve the key, for a cut-over from a
+	// Mastio that still loads it. It can later be turned off, never on.
+	KVExport bool
 	CAS      *int
 }
 
@@ -209,44 +217,75 @@ type ImportResult struct {
 	KeyBits                    int    `json:"key_bits"`
 	Version                    int    `json:"version"`
 	Source                     string `json:"source"`
+	KVExport                   bool   `json:"kv_export"`
 	// Unchanged is true when the same key and certificate were already stored.
 	Unchanged bool      `json:"unchanged"`
 	NotAfter  time.Time `json:"not_after"`
 }
 
-// Import moves an existing CA key and certificate into Vault. Importing the
-// stored CA again succeeds with Unchanged set.
+// Import moves an existing Org CA key and certificate into Vault. Importing
+// the stored CA again succeeds with Unchanged set.
 func (c *Client) Import(ctx context.Context, r ImportRequest) (*ImportResult, error) {
+	return c.importCA(ctx, opImport, "import", r)
+}
+
+// ImportIntermediate moves an existing Mastio Intermediate CA into Vault; it
+// must be signed by the stored Org CA.
+func (c *Client) ImportIntermediate(ctx context.Context, r ImportRequest) (*ImportResult, error) {
+	return c.importCA(ctx, opImportIntermediate, "intermediate/import", r)
+}
+
+func (c *Client) importCA(ctx context.Context, op, path string, r ImportRequest) (*ImportResult, error) {
 	data := map[string]any{"key_pem": r.KeyPEM, "cert_pem": r.CertPEM}
 	setIf(data, "chain_pem", r.ChainPEM)
 	setIf(data, "org_id", r.OrgID)
+	if r.KVExport {
+		data["kv_export"] = true
+	}
 	if r.CAS != nil {
 		data["cas"] = *r.CAS
 	}
-	s, err := c.vault.Logical().WriteWithContext(ctx, c.path("import"), data)
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path(path), data)
 	if err != nil {
-		return nil, wrapErr(opImport, err)
+		return nil, wrapErr(op, err)
 	}
 	if s == nil {
-		return nil, &Error{Op: opImport, err: fmt.Errorf("empty response")}
+		return nil, &Error{Op: op, err: fmt.Errorf("empty response")}
 	}
 	var out ImportResult
 	if err := decode(s.Data, &out); err != nil {
-		return nil, &Error{Op: opImport, err: err}
+		return nil, &Error{Op: op, err: err}
 	}
 	return &out, nil
 }
 
+// DisableKVExport stops the KV mirror from serving the key of CA name
+// ("org-ca" or "intermediate-ca"), for good.
+func (c *Client) DisableKVExport(ctx context.Context, name string) error {
+	_, err := c.vault.Logical().WriteWithContext(ctx, c.path("kv-export/"+name), map[string]any{"kv_export": false})
+	return wrapErr(opKVExport, err)
+}
+
 // CA reads the Org CA certificate and metadata. ErrNotFound when none exists.
 func (c *Client) CA(ctx context.Context) (*CA, error) {
-	s, err := c.vault.Logical().ReadWithContext(ctx, c.path("cert"))
+	return c.readCA(ctx, opCA, "cert")
+}
+
+// IntermediateCA reads the Mastio Intermediate CA, with ca_chain =
+// [intermediate, Org CA]. ErrNotFound when none exists.
+func (c *Client) IntermediateCA(ctx context.Context) (*CA, error) {
+	return c.readCA(ctx, opIntermediateCA, "intermediate/cert")
+}
+
+func (c *Client) readCA(ctx context.Context, op, path string) (*CA, error) {
+	s, err := c.vault.Logical().ReadWithContext(ctx, c.path(path))
 	if err != nil {
-		return nil, wrapErr(opCA, err)
+		return nil, wrapErr(op, err)
 	}
 	if s == nil {
-		return nil, notFound(opCA)
+		return nil, notFound(op)
 	}
-	return parseCA(opCA, s.Data)
+	return parseCA(op, s.Data)
 }
 
 // CAPEM reads the raw PEM chain from cert/pem (no token needed).

@@ -1,0 +1,53 @@
+// Command mastio-ca is the operator CLI of the mastio-ca Vault plugin.
+//
+//	mastio-ca migrate [flags]   move Mastio's CAs from its database into the plugin
+//
+// Run `mastio-ca migrate -h` for the flags and exit codes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage: mastio-ca <command> [flags]
+
+Commands:
+  migrate   move Mastio's Org CA (and Mastio Intermediate CA) from Mastio's
+            SQLite or PostgreSQL database into the plugin, verified by proof
+            of possession, optionally blanking the keys in the database
+
+Run "mastio-ca <command> -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 1
+	}
+	switch args[0] {
+	case "migrate":
+		return runMigrate(ctx, args[1:], migrateEnv{
+			getenv: os.Getenv,
+			stdin:  os.Stdin,
+			isTTY:  stdinIsTerminal(),
+			stdout: os.Stdout,
+			stderr: os.Stderr,
+		})
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(os.Stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "mastio-ca: unknown command %q\n\n%s", args[0], usage)
+		return 1
+	}
+}

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// Exit codes of migrate (also in its usage text and docs/migration.md).
+const (
+	exitOK           = 0
+	exitPrecondition = 1 // nothing was written anywhere
+	exitVerification = 2 // import or proof failed: database untouched
+)
+
+const migrateUsage = `Usage: mastio-ca migrate [flags]
+
+Moves Mastio's Org CA (and Mastio Intermediate CA, when present) from
+Mastio's database into the mastio-ca plugin, then proves that the plugin
+holds each key by having it sign a throw-away CSR, checked against the
+database's certificate. The key is never read back from Vault.
+
+Mastio's database is read from proxy_config (plaintext rows) or
+pki_key_store (Fernet rows, opened with MCP_PROXY_DB_ENCRYPTION_KEY).
+Vault is reached through VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT.
+
+Flags:
+`
+
+const migrateExitCodes = `
+Exit codes:
+  0  migrated and verified (or already migrated; or a clean dry run)
+  1  a precondition failed: nothing was written to Vault or the database
+  2  the import or the proof of possession failed: the database is untouched
+     (the plugin may hold the CA; running again is safe)
+`
+
+type migrateOptions struct {
+	dbURL    string
+	mount    string
+	dryRun   bool
+	yes      bool
+	force    bool
+	clearDB  bool
+	kvExport bool
+}
+
+// migrateEnv is what migrate takes from its surroundings, for tests.
+type migrateEnv struct {
+	getenv func(string) string
+	stdin  io.Reader
+	isTTY  bool
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func runMigrate(ctx context.Context, args []string, env migrateEnv) int {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	var o migrateOptions
+	fs.StringVar(&o.dbURL, "db", env.getenv("MCP_PROXY_DATABASE_URL"), "Mastio's database: its MCP_PROXY_DATABASE_URL as it is (sqlite+aiosqlite:////data/mcp_proxy.db,\npostgresql+asyncpg://...), or sqlite:///path, postgres://... (default $MCP_PROXY_DATABASE_URL)")
+	fs.StringVar(&o.mount, "mount", "mastio-ca", "path the plugin is mounted at")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "read and check everything, write nothing anywhere")
+	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (required without a terminal)")
+	fs.BoolVar(&o.force, "force", false, "replace a different CA already in the plugin")
+	fs.BoolVar(&o.clearDB, "clear-db", false, "after the proof, blank the key rows in Mastio's database (certificates stay)")
+	fs.BoolVar(&o.kvExport, "kv-export", false, "let the plugin's KV mirror serve the keys, for a cut-over with Mastio's\nexisting Vault provider (turn off for good later: vault write <mount>/kv-export/org-ca kv_export=false)")
+	fs.Usage = func() {
+		fmt.Fprint(env.stderr, migrateUsage)
+		fs.PrintDefaults()
+		fmt.Fprint(env.stderr, migrateExitCodes)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitPrecondition
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.stderr, "mastio-ca migrate: unexpected argument %q\n", fs.Arg(0))
+		return exitPrecondition
+	}
+	m := &migration{opts: o, env: env}
+	return m.run(ctx)
+}
+
+// migration is one run of migrate.
+type migration struct {
+	opts migrateOptions
+	env  migrateEnv
+}
+
+func (m *migration) say(format string, args ...any) {
+	fmt.Fprintf(m.env.stdout, format+"\n", args...)
+}
+
+func (m *migration) fail(code int, format string, args ...any) int {
+	fmt.Fprintf(m.env.stderr, "mastio-ca migrate: "+format+"\n", args...)
+	switch code {
+	case exitPrecondition:
+		fmt.Fprintln(m.env.stderr, "Nothing was written to Vault or to the database.")
+	case exitVerification:
+		fmt.Fprintln(m.env.stderr, "The database is untouched. The plugin may hold the CA; running migrate again is safe.")
+	}
+	return code
+}
+
+// planned is one CA to migrate and what the plugin holds of it now.
+type planned struct {
+	db      *dbCA
+	cert    *x509.Certificate
+	fp      string // sha256 of the certificate DER, hex
+	current *client.CA
+	cas     *int // set when --force replaces a different CA
+}
+
+func (m *migration) run(ctx context.Context) int {
+	o := m.opts
+	if o.dbURL == "" {
+		return m.fail(exitPrecondition, "no database: pass --db or set MCP_PROXY_DATABASE_URL")
+	}
+	if o.dryRun && o.clearDB {
+		return m.fail(exitPrecondition, "--dry-run and --clear-db exclude each other")
+	}
+	target, err := parseDBURL(o.dbURL)
+	if err != nil {
+		return m.fail(exitPrecondition, "%v", err)
+	}
+	db, err := target.open(ctx, !o.clearDB)
+	if err != nil {
+		return m.fail(exitPrecondition, "%v", err)
+	}
+	defer db.Close()
+	m.say("Database: %s", target.shown)
+
+	found, missing, err := readCAs(ctx, db, target, m.env.getenv("MCP_PROXY_DB_ENCRYPTION_KEY"))
+	if err != nil {
+		return m.fail(exitPrecondition, "%v", err)
+	}
+	orgIDRow, err := readOrgID(ctx, db)
+	if err != nil {
+		return m.fail(exitPrecondition, "%v", err)
+	}
+	if found[kindOrg] == nil {
+		return m.fail(exitPrecondition, "the database holds no Org CA (proxy_config org_ca_key/org_ca_cert or an active pki_key_store org_ca row)")
+	}
+
+	vault, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		return m.fail(exitPrecondition, "Vault client: %v", err)
+	}
+	if vault.Token() == "" {
+		return m.fail(exitPrecondition, "VAULT_TOKEN is not set")
+	}
+	c := client.New(vault, o.mount)
+	cfg, err := c.Config(ctx)
+	if err != nil {
+		return m.fail(exitPrecondition, "reading %s/config at %s: %v (is the plugin enabled there?)", o.mount, vault.Address(), err)
+	}
+	m.say("Vault:    %s, mount %s/ (trust domain %s)", vault.Address(), o.mount, cfg.TrustDomain)
+
+	var plan []*planned
+	for _, kind := range []string{kindOrg, kindIntermediate} {
+		ca := found[kind]
+		if ca == nil {
+			continue
+		}
+		p, code := m.check(ctx, c, ca, missing[kind])
+		if code != exitOK {
+			return code
+		}
+		if p != nil {
+			plan = append(plan, p)
+		}
+	}
+	if len(plan) == 0 {
+		m.say("Already migrated: the plugin holds every CA of the database and the database holds no key. Nothing to do.")
+		return exitOK
+	}
+
+	if o.dryRun {
+		caps, err := vault.Sys().CapabilitiesSelfWithContext(ctx, o.mount+"/import")
+		if err == nil {
+			m.say("Token capabilities on %s/import: %s", o.mount, strings.Join(caps, ", "))
+		}
+		m.say("Dry run: checks passed; nothing was written. Run again without --dry-run to migrate.")
+		return exitOK
+	}
+	if !o.yes {
+		if !m.env.isTTY {
+			return m.fail(exitPrecondition, "no terminal to confirm on: pass --yes")
+		}
+		fmt.Fprintf(m.env.stdout, "Import %d CA(s) into %s/%s? [y/N] ", len(plan), vault.Address(), o.mount)
+		line, _ := bufio.NewReader(m.env.stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			return m.fail(exitPrecondition, "not confirmed")
+		}
+	}
+
+	for _, p := range plan {
+		req := client.ImportRequest{KeyPEM: p.db.keyPEM, CertPEM: p.db.certPEM, KVExport: o.kvExport, CAS: p.cas}
+		var res *client.ImportResult
+		if p.db.kind == kindOrg {
+			req.OrgID = orgIDRow
+			res, err = c.Import(ctx, req)
+		} else {
+			res, err = c.ImportIntermediate(ctx, req)
+		}
+		if err != nil {
+			return m.fail(exitVerification, "importing the %s: %v", kindLabel(p.db.kind), err)
+		}
+		if res.FingerprintSHA256 != p.fp {
+			return m.fail(exitVerification, "the plugin reports fingerprint %s for the %s, the database's is %s", res.FingerprintSHA256, kindLabel(p.db.kind), p.fp)
+		}
+		verb := "imported"
+		if res.Unchanged {
+			verb = "already held, unchanged"
+		}
+		m.say("%s: %s (version %d, kv_export %v)", kindLabel(p.db.kind), verb, res.Version, res.KVExport)
+	}
+
+	for _, p := range plan {
+		if err := m.prove(ctx, c, p); err != nil {
+			return m.fail(exitVerification, "proof of possession of the %s failed: %v", kindLabel(p.db.kind), err)
+		}
+	}
+
+	if o.clearDB {
+		var cas []*dbCA
+		for _, p := range plan {
+			if p.db.keyPEM != "" {
+				cas = append(cas, p.db)
+			}
+		}
+		if err := clearKeys(ctx, db, target, cas); err != nil {
+			return m.fail(exitVerification, "clearing the database: %v", err)
+		}
+		for _, ca := range cas {
+			m.say("Database: blanked the %s key (%s); its certificate rows stay", kindLabel(ca.kind), describeSource(ca))
+		}
+	} else {
+		m.say("The database still holds the keys: once Mastio runs on the plugin, run again with --clear-db.")
+	}
+	m.say("Done.")
+	return exitOK
+}
+
+// check validates one database CA and compares it with the plugin. It
+// returns nil when there is nothing to do for it.
+func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missing error) (*planned, int) {
+	label := kindLabel(ca.kind)
+	cert, err := parseCert(ca.certPEM)
+	if err != nil {
+		return nil, m.fail(exitPrecondition, "the %s certificate in the database: %v", label, err)
+	}
+	p := &planned{db: ca, cert: cert, fp: sha256Hex(cert.Raw)}
+	read := c.CA
+	if ca.kind == kindIntermediate {
+		read = c.IntermediateCA
+	}
+	current, err := read(ctx)
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+	case err != nil:
+		return nil, m.fail(exitPrecondition, "reading the plugin's %s: %v", label, err)
+	default:
+		p.current = current
+	}
+	same := p.current != nil && p.current.FingerprintSHA256 == p.fp
+
+	if errors.Is(missing, errNoKey) {
+		if same {
+			m.say("%s: already migrated (sha256 %s); the database holds only its certificate", label, p.fp)
+			return nil, exitOK
+		}
+		return nil, m.fail(exitPrecondition, "the database holds the %s certificate but not its key, and the plugin does not hold that CA", label)
+	}
+	if _, err := tls.X509KeyPair([]byte(ca.certPEM), []byte(ca.keyPEM)); err != nil {
+		return nil, m.fail(exitPrecondition, "the %s key and certificate in the database do not belong together: %v", label, err)
+	}
+	if !cert.IsCA {
+		return nil, m.fail(exitPrecondition, "the %s certificate in the database is not a CA certificate", label)
+	}
+	m.say("%s: %s, %s key, sha256 %s, valid until %s, from %s", label, cert.Subject, keyDescription(cert), p.fp, cert.NotAfter.UTC().Format(time.RFC3339), describeSource(ca))
+	switch {
+	case p.current == nil:
+		m.say("  plugin: empty; will import")
+	case same:
+		m.say("  plugin: holds this CA already (version %d); will re-import idempotently and prove it", p.current.Version)
+	case m.opts.force:
+		v := p.current.Version
+		p.cas = &v
+		m.say("  plugin: holds a DIFFERENT CA (sha256 %s, version %d); --force: will replace it", p.current.FingerprintSHA256, v)
+	default:
+		return nil, m.fail(exitPrecondition, "the plugin already holds a different %s (sha256 %s, version %d); pass --force to replace it", label, p.current.FingerprintSHA256, p.current.Version)
+	}
+	return p, exitOK
+}
+
+// prove has the plugin sign a throw-away CSR with the CA of p, under a
+// temporary role pinned to that CA, and checks the certificate against the
+// database's CA certificate. The throw-away key never leaves this process
+// and the certificate lives one minute.
+func (m *migration) prove(ctx context.Context, c *client.Client, p *planned) error {
+	cfg, err := c.Config(ctx)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, 8)
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	roleName := "mastio-ca-migrate-proof-" + hex.EncodeToString(nonce)
+	issuer := "org-ca"
+	if p.db.kind == kindIntermediate {
+		issuer = "intermediate-ca"
+	}
+	count := 1
+	role := client.Role{
+		Issuer:              issuer,
+		URISANPattern:       "spiffe://{{trust_domain}}/{{org_id}}/mastio-ca-migrate-proof/*",
+		URISANCount:         &count,
+		SubjectCommonName:   client.String(""),
+		SubjectOrganization: client.String(""),
+		TTL:                 time.Minute,
+		MaxTTL:              time.Minute,
+	}
+	if err := c.WriteRole(ctx, roleName, role); err != nil {
+		return fmt.Errorf("creating the temporary role %s: %w", roleName, err)
+	}
+	defer func() {
+		if err := c.DeleteRole(context.WithoutCancel(ctx), roleName); err != nil {
+			fmt.Fprintf(m.env.stderr, "mastio-ca migrate: could not delete the temporary role %s: %v\n", roleName, err)
+		}
+	}()
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	id := &url.URL{Scheme: "spiffe", Host: cfg.TrustDomain, Path: "/" + cfg.OrgID + "/mastio-ca-migrate-proof/" + hex.EncodeToString(nonce)}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{}, URIs: []*url.URL{id}}, key)
+	if err != nil {
+		return err
+	}
+	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})
+	signed, err := c.SignCSR(ctx, csrPEM, client.SignOptions{Role: roleName, TTL: time.Minute})
+	if err != nil {
+		return fmt.Errorf("signing the throw-away CSR: %w", err)
+	}
+	if err := signed.Certificate.CheckSignatureFrom(p.cert); err != nil {
+		return fmt.Errorf("the plugin's signature does not verify under the database's certificate: %w", err)
+	}
+	if got := sha256Hex(signed.IssuingCA.Raw); got != p.fp {
+		return fmt.Errorf("the plugin signed as sha256 %s, the database's CA is %s", got, p.fp)
+	}
+	m.say("%s: proof of possession OK: the plugin signed serial %s, verified against the database's certificate", kindLabel(p.db.kind), signed.SerialNumber)
+	return nil
+}
+
+func parseCert(s string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func keyDescription(cert *x509.Certificate) string {
+	switch k := cert.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		return "EC " + k.Curve.Params().Name
+	default:
+		return cert.PublicKeyAlgorithm.String()
+	}
+}
+
+func describeSource(ca *dbCA) string {
+	if ca.source == "pki_key_store" {
+		return "pki_key_store row " + ca.keyID + " (encrypted)"
+	}
+	return "proxy_config (plaintext)"
+}
+
+// stdinIsTerminal reports whether standard input is a terminal.
+func stdinIsTerminal() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
