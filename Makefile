@@ -16,9 +16,14 @@ PLUGIN    := $(BIN)/vault-plugin-mastio-ca
 VAULT     := $(BIN)/vault
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 30s
-# Debian packages the tests and `make dev` call: openssl makes and verifies
-# certificates as an outside judge.
-APT_PACKAGES := openssl
+# Debian packages the tests and `make dev` need, as "check:package" pairs:
+# openssl makes and verifies certificates as an outside judge; postgresql
+# serves the migration tests; python3-cryptography makes Mastio's Fernet
+# rows with an implementation independent of ours.
+APT_NEEDS := \
+  "command -v openssl:openssl" \
+  "ls /usr/lib/postgresql/*/bin/initdb:postgresql" \
+  "/usr/bin/python3 -c 'import cryptography':python3-cryptography"
 
 export VAULT_BIN := $(VAULT)
 
@@ -41,7 +46,10 @@ bin/vault: $(VAULT)
 
 # Debian packages, installed only when missing (CI runs as root).
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for need in $(APT_NEEDS); do \
+	  check="$${need%:*}"; pkg="$${need##*:}"; \
+	  sh -c "$$check" >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "==> installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

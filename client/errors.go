@@ -46,8 +46,17 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&sb, ": %d", e.StatusCode)
 	}
 	if len(e.Messages) > 0 {
+		msgs := make([]string, len(e.Messages))
+		for i, m := range e.Messages {
+			// Vault wraps some errors as "1 error occurred:\n\t* ..."; keep the point.
+			m = strings.TrimSpace(m)
+			if _, rest, ok := strings.Cut(m, "error occurred:"); ok {
+				m = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), "*"))
+			}
+			msgs[i] = m
+		}
 		sb.WriteString(": ")
-		sb.WriteString(strings.Join(e.Messages, "; "))
+		sb.WriteString(strings.Join(msgs, "; "))
 	} else if e.err != nil {
 		sb.WriteString(": ")
 		sb.WriteString(e.err.Error())

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"golang.org/x/term"
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
@@ -407,8 +408,8 @@ func describeSource(ca *dbCA) string {
 	return "proxy_config (plaintext)"
 }
 
-// stdinIsTerminal reports whether standard input is a terminal.
+// stdinIsTerminal reports whether standard input is a terminal (not merely
+// a character device such as /dev/null).
 func stdinIsTerminal() bool {
-	fi, err := os.Stdin.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(os.Stdin.Fd()))
 }

@@ -44,7 +44,12 @@ var server struct {
 	vaultBin  string
 	root      *api.Client
 	logPath   string
+	cli       string // the mastio-ca operator CLI, built for the tests
 }
+
+// atExit holds the stop functions of servers started on first use (see
+// postgresDSN); they run, last first, after the tests.
+var atExit []func()
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -96,6 +101,12 @@ func run(m *testing.M) (int, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("building the plugin: %v\n%s", err, out)
 	}
+	server.cli = filepath.Join(tmp, "mastio-ca")
+	buildCLI := exec.Command("go", "build", "-o", server.cli, "./cmd/mastio-ca")
+	buildCLI.Dir = root
+	if out, err := buildCLI.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("building the CLI: %v\n%s", err, out)
+	}
 	sum, err := fileSHA256(filepath.Join(pluginDir, pluginBinary))
 	if err != nil {
 		return 0, err
@@ -116,6 +127,11 @@ func run(m *testing.M) (int, error) {
 	}); err != nil {
 		return 0, fmt.Errorf("registering the plugin: %w", err)
 	}
+	defer func() {
+		for i := len(atExit) - 1; i >= 0; i-- {
+			atExit[i]()
+		}
+	}()
 	return m.Run(), nil
 }
 
