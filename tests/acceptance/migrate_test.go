@@ -130,15 +130,6 @@ func (m *mastioDB) exec(t *testing.T, q string, args ...any) {
 	}
 }
 
-func (m *mastioDB) value(t *testing.T, q string, args ...any) string {
-	t.Helper()
-	var v string
-	if err := m.db.QueryRow(m.q(q), args...).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return v
-}
-
 // seedPlaintext writes the CAs as proxy_config rows (Mastio without a
 // passphrase).
 func (m *mastioDB) seedPlaintext(t *testing.T, c *mastioCAs) {
