@@ -368,3 +368,43 @@ path "` + mount + `/sign-csr/*" { capabilities = ["deny"] }`
 		}
 	})
 }
+
+// migratePolicy is the least-privilege policy docs/migration.md gives the
+// operator who runs migrate, with the mount name substituted.
+const migratePolicy = `
+path "MOUNT/config"                 { capabilities = ["read"] }
+path "MOUNT/cert"                   { capabilities = ["read"] }
+path "MOUNT/intermediate/cert"      { capabilities = ["read"] }
+path "MOUNT/import"                 { capabilities = ["update"] }
+path "MOUNT/intermediate/import"    { capabilities = ["update"] }
+path "MOUNT/roles/mastio-ca-migrate-proof-*"    { capabilities = ["create", "update", "delete"] }
+path "MOUNT/sign-csr/mastio-ca-migrate-proof-*" { capabilities = ["update"] }
+`
+
+// TestMigrate_LeastPrivilegeToken migrates with exactly the documented
+// policy, so the guide cannot drift from what the CLI needs.
+func TestMigrate_LeastPrivilegeToken(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	cas := makeMastioCAs(t)
+	db := newMastioDB(t, "sqlite")
+	db.seedPlaintext(t, cas)
+	if err := server.root.Sys().PutPolicyWithContext(ctx, mount+"-migrate", strings.ReplaceAll(migratePolicy, "MOUNT", mount)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := server.root.Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{Policies: []string{mount + "-migrate"}, TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := migrateCLI(t, tok.Auth.ClientToken, nil, "--db", db.url, "--mount", mount, "--yes", "--clear-db")
+	if code != 0 {
+		t.Fatalf("migrate with the documented policy: exit %d", code)
+	}
+	assertMigrated(t, mount, cas)
+	guide := readFile(t, filepath.Join("..", "..", "docs", "migration.md"))
+	for _, line := range strings.Split(strings.TrimSpace(strings.ReplaceAll(migratePolicy, "MOUNT", "mastio-ca")), "\n") {
+		if !strings.Contains(guide, line) {
+			t.Errorf("docs/migration.md lacks the policy line %q this test proves", line)
+		}
+	}
+}
