@@ -23,7 +23,8 @@ FUZZTIME  ?= 30s
 APT_NEEDS := \
   "command -v openssl:openssl" \
   "ls /usr/lib/postgresql/*/bin/initdb:postgresql" \
-  "/usr/bin/python3 -c 'import cryptography':python3-cryptography"
+  "/usr/bin/python3 -c 'import cryptography':python3-cryptography" \
+  "command -v script:bsdutils"
 
 export VAULT_BIN := $(VAULT)
 

@@ -311,6 +311,37 @@ func TestMigrate_Refusals(t *testing.T) {
 		assertDBIntact(t)
 	})
 
+	t.Run("terminal prompt", func(t *testing.T) {
+		// script(1) gives the CLI a real terminal; the answer comes on stdin.
+		mount := newMount(t)
+		prompt := func(answer string) (int, string) {
+			line := strings.Join([]string{server.cli, "migrate", "--db", db.url, "--mount", mount}, " ")
+			cmd := exec.CommandContext(t.Context(), "script", "-qec", line, "/dev/null")
+			cmd.Env = append(cleanEnv(), "VAULT_ADDR="+server.addr, "VAULT_TOKEN="+server.token)
+			cmd.Stdin = strings.NewReader(answer + "\n")
+			out, err := cmd.CombinedOutput()
+			var exitErr *exec.ExitError
+			if errors.As(err, &exitErr) {
+				return exitErr.ExitCode(), string(out)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return 0, string(out)
+		}
+		if code, out := prompt("n"); code != 1 || !strings.Contains(out, "[y/N]") || !strings.Contains(out, "not confirmed") {
+			t.Fatalf("answer n: exit %d\n%s", code, out)
+		}
+		assertDBIntact(t)
+		if _, err := client.New(server.root, mount).CA(ctx); !errors.Is(err, client.ErrNotFound) {
+			t.Fatalf("a declined prompt wrote to the plugin: %v", err)
+		}
+		if code, out := prompt("y"); code != 0 || !strings.Contains(out, "Done.") {
+			t.Fatalf("answer y: exit %d\n%s", code, out)
+		}
+		assertMigrated(t, mount, cas)
+	})
+
 	t.Run("different CA in the plugin, then --force", func(t *testing.T) {
 		mount := newMount(t)
 		if _, err := client.New(server.root, mount).Generate(ctx, client.GenerateRequest{OrgID: "acme"}); err != nil {
