@@ -54,12 +54,25 @@ type caEntry struct {
 	Source  string `json:"source"`
 	// KVExport lets the KV mirror serve this (imported) key. It can only
 	// ever go from true to false.
-	KVExport  bool      `json:"kv_export,omitempty"`
-	OrgID     string    `json:"org_id,omitempty"`
-	KeyPKCS8  []byte    `json:"key_pkcs8"`
-	CertDER   []byte    `json:"cert_der"`
-	ChainDER  [][]byte  `json:"chain_der,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	KVExport bool `json:"kv_export,omitempty"`
+	// KVExportSealed records that kv_export was turned off on this mount.
+	// Every later entry of the same CA inherits it and may not export, so
+	// a sealed key cannot come back through a re-import.
+	KVExportSealed bool `json:"kv_export_sealed,omitempty"`
+	// Previous is the intermediate this one replaced by rotation: its
+	// certificate only (the key is dropped), published until GraceUntil.
+	Previous  *publishedCert `json:"previous,omitempty"`
+	OrgID     string         `json:"org_id,omitempty"`
+	KeyPKCS8  []byte         `json:"key_pkcs8"`
+	CertDER   []byte         `json:"cert_der"`
+	ChainDER  [][]byte       `json:"chain_der,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+// publishedCert is a retired CA certificate still published for a while.
+type publishedCert struct {
+	CertDER    []byte    `json:"cert_der"`
+	GraceUntil time.Time `json:"grace_until"`
 }
 
 // issuerSlot holds the cached issuer; is is nil until the cache is filled.
@@ -77,6 +90,9 @@ type issuer struct {
 	signer    crypto.Signer
 	certPEM   string
 	chainPEMs []string // the issuer certificate first, then its chain
+	// previous is the rotated-out intermediate, nil when there is none.
+	previous      *x509.Certificate
+	previousUntil time.Time
 }
 
 // newIssuer parses a stored entry.
@@ -104,6 +120,13 @@ func newIssuer(name caName, e *caEntry) (*issuer, error) {
 		certPEM:  encodeCertPEM(e.CertDER),
 	}
 	is.chainPEMs = append(is.chainPEMs, is.certPEM)
+	if e.Previous != nil {
+		prev, err := x509.ParseCertificate(e.Previous.CertDER)
+		if err != nil {
+			return nil, fmt.Errorf("stored previous certificate does not parse: %w", err)
+		}
+		is.previous, is.previousUntil = prev, e.Previous.GraceUntil
+	}
 	for i, der := range e.ChainDER {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
@@ -119,15 +142,16 @@ func newIssuer(name caName, e *caEntry) (*issuer, error) {
 type caParams struct {
 	CommonName   string
 	Organization string
-	TTL          time.Duration
+	NotAfter     time.Time
 	PathLen      int // -1: no limit
 	Now          time.Time
 }
 
-// newCACertificate creates a self-signed CA certificate for key:
-// CA:true (critical, pathLen), KU keyCertSign+cRLSign (critical), SKI, and a
-// random 128-bit serial.
-func newCACertificate(p caParams, key crypto.Signer) ([]byte, error) {
+// newCACertificate creates a CA certificate for key: CA:true (critical,
+// pathLen), KU keyCertSign+cRLSign (critical), SKI, and a random 128-bit
+// serial. parent nil makes it self-signed; otherwise parent signs it (AKI =
+// parent SKI) and its validity starts no earlier than the parent's.
+func newCACertificate(p caParams, key crypto.Signer, parent *issuer) ([]byte, error) {
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, err
@@ -144,7 +168,7 @@ func newCACertificate(p caParams, key crypto.Signer) ([]byte, error) {
 		SerialNumber:          serial,
 		Subject:               subject,
 		NotBefore:             p.Now.Add(-caBackdate).UTC(),
-		NotAfter:              p.Now.Add(p.TTL).UTC(),
+		NotAfter:              p.NotAfter.UTC(),
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -158,7 +182,14 @@ func newCACertificate(p caParams, key crypto.Signer) ([]byte, error) {
 	default:
 		tmpl.MaxPathLen = p.PathLen
 	}
-	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if parent == nil {
+		return x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	}
+	if tmpl.NotBefore.Before(parent.cert.NotBefore) {
+		tmpl.NotBefore = parent.cert.NotBefore
+	}
+	tmpl.AuthorityKeyId = parent.cert.SubjectKeyId
+	return x509.CreateCertificate(rand.Reader, tmpl, parent.cert, key.Public(), parent.signer)
 }
 
 // importedCA is a validated import request, ready to store.
@@ -235,6 +266,15 @@ func validateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*importedC
 	return &importedCA{keyPKCS8: der, cert: cert, chainDER: chainDER}, nil
 }
 
+// CheckImport applies import's checks to a CA key and certificate outside
+// Vault (parsing, key strength, key/certificate match, CA:true with
+// keyCertSign and a SKI, validity now, and the chain), so that a dry run of
+// a migration refuses what the plugin would refuse.
+func CheckImport(keyPEM, certPEM, chainPEM string, now time.Time) error {
+	_, err := validateImport(keyPEM, certPEM, chainPEM, now)
+	return err
+}
+
 // sameAs reports whether a stored entry already holds exactly this import.
 func (ic *importedCA) sameAs(e *caEntry) bool {
 	if e == nil || !bytes.Equal(e.KeyPKCS8, ic.keyPKCS8) || !bytes.Equal(e.CertDER, ic.cert.Raw) {
@@ -274,6 +314,22 @@ func checkCAS(name caName, existing *caEntry, cas int, casSet bool) error {
 		return &conflictError{msg: fmt.Sprintf("an %s already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", name.label(), current, fingerprintSHA256(existing.CertDER), current)}
 	case cas != current:
 		return &conflictError{msg: fmt.Sprintf("check-and-set failed: cas=%d but the current %s version is %d", cas, name.label(), current)}
+	}
+	return nil
+}
+
+// succeed makes next the successor of existing (nil on an empty mount):
+// the next version, and the kv_export seal carried over, so that no
+// replacement can export a key once export was turned off on this mount.
+func succeed(name caName, existing, next *caEntry) error {
+	next.Version = 1
+	if existing == nil {
+		return nil
+	}
+	next.Version = existing.Version + 1
+	next.KVExportSealed = existing.KVExportSealed
+	if next.KVExportSealed && next.KVExport {
+		return inputErrorf("kv_export of the %s was turned off for good on this mount: a replacement cannot turn it on again", name.label())
 	}
 	return nil
 }
@@ -419,9 +475,9 @@ func (b *mastioBackend) storeImport(ctx context.Context, s logical.Storage, r im
 	if err := checkCAS(r.name, existing, r.cas, r.casSet); err != nil {
 		return nil, false, err
 	}
-	entry := &caEntry{Version: 1, Source: sourceImported, KVExport: r.kvExport, OrgID: orgID, KeyPKCS8: ic.keyPKCS8, CertDER: ic.cert.Raw, ChainDER: ic.chainDER, CreatedAt: now.UTC()}
-	if existing != nil {
-		entry.Version = existing.Version + 1
+	entry := &caEntry{Source: sourceImported, KVExport: r.kvExport, OrgID: orgID, KeyPKCS8: ic.keyPKCS8, CertDER: ic.cert.Raw, ChainDER: ic.chainDER, CreatedAt: now.UTC()}
+	if err := succeed(r.name, existing, entry); err != nil {
+		return nil, false, err
 	}
 	is, err := b.writeCA(ctx, s, r.name, entry)
 	if err != nil {

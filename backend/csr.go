@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"crypto"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
@@ -122,4 +123,32 @@ func checkSANForms(der []byte) error {
 		}
 	}
 	return nil
+}
+
+// parsePublicKeyPEM reads one PEM "PUBLIC KEY" (SPKI) block, as Mastio's
+// enrollment sends it, into the request a role checks. It carries no
+// extensions, so it asks for nothing beyond the role.
+func parsePublicKeyPEM(text string) (crypto.PublicKey, error) {
+	rest := []byte(strings.TrimSpace(text))
+	if len(rest) == 0 {
+		return nil, inputErrorf("public_key is required: a PEM -----BEGIN PUBLIC KEY----- block")
+	}
+	block, rest := pem.Decode(rest)
+	if block == nil {
+		return nil, inputErrorf("public_key is not PEM: expected a -----BEGIN PUBLIC KEY----- block")
+	}
+	if block.Type != "PUBLIC KEY" {
+		return nil, inputErrorf("public_key block has type %q; expected PUBLIC KEY (SubjectPublicKeyInfo)", block.Type)
+	}
+	if len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, inputErrorf("public_key has data after the PUBLIC KEY block; send exactly one key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, inputErrorf("public_key could not be parsed: %v", err)
+	}
+	if _, _, err := keyInfo(pub); err != nil {
+		return nil, err
+	}
+	return pub, nil
 }

@@ -128,42 +128,6 @@ func pathImport(b *mastioBackend) *framework.Path {
 	}
 }
 
-func pathIntermediateImport(b *mastioBackend) *framework.Path {
-	return &framework.Path{
-		Pattern: "intermediate/import",
-		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: operationPrefix,
-		},
-		Fields: map[string]*framework.FieldSchema{
-			"key_pem": {
-				Type:         framework.TypeString,
-				Description:  "The intermediate's private key: PEM in PKCS#8, SEC1 or PKCS#1, unencrypted.",
-				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
-			},
-			"cert_pem": {
-				Type:        framework.TypeString,
-				Description: "The intermediate's CA certificate (PEM), signed by the stored Org CA.",
-			},
-			"kv_export": kvExportField,
-			"cas":       casField,
-		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.UpdateOperation: &framework.PathOperation{
-				Callback:                    b.pathIntermediateImportWrite,
-				Summary:                     "Import an existing Mastio Intermediate CA (create-only, idempotent).",
-				ForwardPerformanceStandby:   true,
-				ForwardPerformanceSecondary: true,
-				DisplayAttrs: &framework.DisplayAttributes{
-					OperationVerb:   "import",
-					OperationSuffix: "intermediate-ca",
-				},
-			},
-		},
-		HelpSynopsis:    pathIntermediateImportHelpSyn,
-		HelpDescription: pathIntermediateImportHelpDesc,
-	}
-}
-
 func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
@@ -212,7 +176,7 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 		return respondErr(err)
 	}
 	now := time.Now()
-	certDER, err := newCACertificate(caParams{CommonName: cn, Organization: orgID, TTL: ttl, PathLen: pathLen, Now: now}, key)
+	certDER, err := newCACertificate(caParams{CommonName: cn, Organization: orgID, NotAfter: now.Add(ttl), PathLen: pathLen, Now: now}, key, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -231,9 +195,9 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 	if err := checkCAS(orgCA, existing, casInt, casSet); err != nil {
 		return respondErr(err)
 	}
-	entry := &caEntry{Version: 1, Source: sourceGenerated, OrgID: orgID, KeyPKCS8: keyDER, CertDER: certDER, CreatedAt: now.UTC()}
-	if existing != nil {
-		entry.Version = existing.Version + 1
+	entry := &caEntry{Source: sourceGenerated, OrgID: orgID, KeyPKCS8: keyDER, CertDER: certDER, CreatedAt: now.UTC()}
+	if err := succeed(orgCA, existing, entry); err != nil {
+		return respondErr(err)
 	}
 	is, err := b.writeCA(ctx, req.Storage, orgCA, entry)
 	if err != nil {
@@ -245,10 +209,6 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 
 func (b *mastioBackend) pathImportWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	return b.handleImport(ctx, req, d, orgCA)
-}
-
-func (b *mastioBackend) pathIntermediateImportWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.handleImport(ctx, req, d, intermediateCA)
 }
 
 // handleImport serves import and intermediate/import.
@@ -339,20 +299,4 @@ fingerprints only, never the key.
 Example:
 
     $ vault write mastio-ca/import key_pem=@org-ca.key cert_pem=@org-ca.crt
-`
-
-const pathIntermediateImportHelpSyn = `Import an existing Mastio Intermediate CA, signed by the stored Org CA.`
-
-const pathIntermediateImportHelpDesc = `
-Imports the Mastio Intermediate CA that Mastio keeps today (proxy_config
-mastio_ca_key/mastio_ca_cert). The same checks as import apply, and the
-certificate must be signed by the Org CA stored in this mount; its chain is
-that Org CA. Create-only with cas; identical input succeeds unchanged.
-
-While an intermediate exists, roles with issuer=auto (the default) sign
-with it and return ca_chain = [intermediate, Org CA].
-
-Example:
-
-    $ vault write mastio-ca/intermediate/import key_pem=@mastio-ca.key cert_pem=@mastio-ca.crt
 `

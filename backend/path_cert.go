@@ -70,33 +70,8 @@ func caResponseData(is *issuer) map[string]any {
 	}
 }
 
-func pathIntermediateCert(b *mastioBackend) *framework.Path {
-	return &framework.Path{
-		Pattern: "intermediate/cert",
-		DisplayAttrs: &framework.DisplayAttributes{
-			OperationPrefix: operationPrefix,
-		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{
-				Callback: b.pathIntermediateCertRead,
-				Summary:  "Read the Mastio Intermediate CA certificate, its chain and metadata (no token needed).",
-				DisplayAttrs: &framework.DisplayAttributes{
-					OperationVerb:   "read",
-					OperationSuffix: "intermediate-ca-certificate",
-				},
-			},
-		},
-		HelpSynopsis:    pathIntermediateCertHelpSyn,
-		HelpDescription: pathIntermediateCertHelpDesc,
-	}
-}
-
 func (b *mastioBackend) pathCertRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	return b.readCertResponse(ctx, req, orgCA)
-}
-
-func (b *mastioBackend) pathIntermediateCertRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	return b.readCertResponse(ctx, req, intermediateCA)
 }
 
 func (b *mastioBackend) readCertResponse(ctx context.Context, req *logical.Request, name caName) (*logical.Response, error) {
@@ -143,15 +118,4 @@ application/pem-certificate-chain, for trust bundles and curl.
 Example:
 
     $ curl -o org-ca.pem $VAULT_ADDR/v1/mastio-ca/cert/pem
-`
-
-const pathIntermediateCertHelpSyn = `The Mastio Intermediate CA certificate and its chain. Readable without a token.`
-
-const pathIntermediateCertHelpDesc = `
-Returns the intermediate's certificate, ca_chain = [intermediate, Org CA],
-and the same metadata as cert. 404 when no intermediate exists.
-
-Example:
-
-    $ vault read mastio-ca/intermediate/cert
 `

@@ -285,10 +285,10 @@ func (b *mastioBackend) pathKVExportWrite(ctx context.Context, req *logical.Requ
 	switch {
 	case want && !e.KVExport:
 		return logical.ErrorResponse("kv_export of the %s is off and can never be turned on again: a sign-only key stays sign-only", name.label()), nil
-	case want == e.KVExport:
+	case want || e.KVExportSealed:
 		// Nothing to change.
 	default:
-		e.KVExport = false
+		e.KVExport, e.KVExportSealed = false, true
 		if _, err := b.writeCA(ctx, req.Storage, name, e); err != nil {
 			return nil, err
 		}

@@ -209,3 +209,23 @@ func TestIntermediate_BadInput(t *testing.T) {
 		{name: "no Org CA", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "no Org CA exists yet"},
 	})
 }
+
+// Once export is sealed on a mount, no replacement may turn it on again:
+// not the same key under a new certificate, not a later new key.
+func TestKV_SealSurvivesReplacement(t *testing.T) {
+	b, s := getTestBackend(t)
+	key := newECKey(t, elliptic.P256())
+	keyPEM, certPEM := validCA(t, key)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyPEM, "cert_pem": certPEM, "kv_export": true}))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "kv-export/org-ca", map[string]any{"kv_export": false}))
+
+	_, reissued := validCA(t, key) // same key, new certificate
+	assertRefused(t, b, s, "import", map[string]any{"key_pem": keyPEM, "cert_pem": reissued, "cas": 1, "kv_export": true}, http.StatusBadRequest, "turned off for good")
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyPEM, "cert_pem": reissued, "cas": 1}))
+	if data, _ := kvRead(t, b, s, "org-ca"); data["key_pem"] != nil {
+		t.Fatal("a re-imported sealed key is served again")
+	}
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 2}))
+	otherKey, otherCert := validCA(t, newECKey(t, elliptic.P256()))
+	assertRefused(t, b, s, "import", map[string]any{"key_pem": otherKey, "cert_pem": otherCert, "cas": 3, "kv_export": true}, http.StatusBadRequest, "turned off for good")
+}

@@ -60,6 +60,13 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return respondErr(err)
 	}
+	return b.issue(ctx, req, d, func(*role, *uriPattern) (*csrRequest, error) { return csrReq, nil })
+}
+
+// issue signs, under the role named in the path (or config default_role),
+// the request that build returns once the role and its URI pattern for this
+// mount are known. It serves sign-csr and sign-public-key.
+func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *framework.FieldData, build func(*role, *uriPattern) (*csrRequest, error)) (*logical.Response, error) {
 	cfg, err := b.readConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -81,29 +88,40 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 	}
 	if is == nil {
 		if r.Issuer == issuerIntermediate {
-			return respondStatus(http.StatusNotFound, "role %q signs with the intermediate, and none exists: write %sintermediate/import first", roleName, req.MountPoint)
+			return respondStatus(http.StatusNotFound, "role %q signs with the intermediate, and none exists: write %sintermediate/generate first", roleName, req.MountPoint)
 		}
 		return respondStatus(http.StatusNotFound, "no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint)
 	}
+	var pattern *uriPattern
+	if r.URISANPattern != "" {
+		if pattern, err = compileURIPattern(r.URISANPattern, cfg.TrustDomain, is.orgID); err != nil {
+			return respondErr(err)
+		}
+	}
+	leafReq, err := build(r, pattern)
+	if err != nil {
+		return respondErr(err)
+	}
 
-	tmpl, spiffeID, err := r.leafTemplate(csrReq, issueParams{
+	tmpl, spiffeID, err := r.leafTemplate(leafReq, issueParams{
 		TrustDomain:  cfg.TrustDomain,
 		OrgID:        is.orgID,
 		TTL:          time.Duration(d.Get("ttl").(int)) * time.Second,
 		Now:          time.Now(),
 		Issuer:       is.cert,
 		TruncateLeaf: cfg.LeafNotAfter != leafNotAfterError,
+		Pattern:      pattern,
 	})
 	if err != nil {
 		return respondErr(err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.cert, csrReq.csr.PublicKey, is.signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.cert, leafReq.csr.PublicKey, is.signer)
 	if err != nil {
 		return nil, fmt.Errorf("signing certificate: %w", err)
 	}
 	serial := formatSerial(tmpl.SerialNumber)
 	if b.Logger().IsDebug() {
-		b.Logger().Debug("signed certificate", "role", roleName, "serial", serial, "spiffe_id", spiffeID)
+		b.Logger().Debug("signed certificate", "role", roleName, "issuer", string(is.name), "serial", serial, "spiffe_id", spiffeID)
 	}
 	return &logical.Response{Data: map[string]any{
 		"certificate":   encodeCertPEM(der),

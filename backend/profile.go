@@ -320,6 +320,35 @@ func (p *uriPattern) match(u *url.URL) (string, error) {
 	return name, nil
 }
 
+// expand builds the SPIFFE ID whose single "*" segment is name. Patterns
+// with alternatives or several "*" segments cannot be expanded from a name.
+func (p *uriPattern) expand(name string) (*url.URL, error) {
+	if err := spiffeid.ValidatePathSegment(name); err != nil {
+		return nil, inputErrorf("name %q is not a valid SPIFFE path segment: %v", name, err)
+	}
+	segs := make([]string, 0, len(p.segments))
+	stars := 0
+	for _, s := range p.segments {
+		switch {
+		case s.any:
+			stars++
+			segs = append(segs, name)
+		case len(s.options) == 1:
+			segs = append(segs, s.options[0])
+		default:
+			return nil, inputErrorf("the role's pattern %s has alternatives: pass spiffe_id instead of name", p)
+		}
+	}
+	if stars != 1 {
+		return nil, inputErrorf("the role's pattern %s does not have exactly one * segment: pass spiffe_id instead of name", p)
+	}
+	id, err := spiffeid.FromSegments(p.trustDomain, segs...)
+	if err != nil {
+		return nil, inputErrorf("name %q makes no valid SPIFFE ID: %v", name, err)
+	}
+	return id.URL(), nil
+}
+
 func (p *uriPattern) String() string {
 	var sb strings.Builder
 	sb.WriteString(p.trustDomain.IDString())
@@ -349,6 +378,9 @@ type issueParams struct {
 	Now          time.Time
 	Issuer       *x509.Certificate
 	TruncateLeaf bool // cap notAfter at the issuer's instead of refusing
+	// Pattern is the role's uri_san_pattern compiled for this mount; nil
+	// compiles it here.
+	Pattern *uriPattern
 }
 
 // leafTemplate applies the role to a CSR. It returns the certificate
@@ -395,9 +427,11 @@ func (r *role) leafTemplate(req *csrRequest, p issueParams) (*x509.Certificate, 
 	}
 	var name, spiffeID string
 	if len(req.uris) > 0 {
-		pat, err := compileURIPattern(r.URISANPattern, p.TrustDomain, p.OrgID)
-		if err != nil {
-			return nil, "", err
+		pat := p.Pattern
+		if pat == nil {
+			if pat, err = compileURIPattern(r.URISANPattern, p.TrustDomain, p.OrgID); err != nil {
+				return nil, "", err
+			}
 		}
 		for _, u := range req.uris {
 			if name, err = pat.match(u); err != nil {

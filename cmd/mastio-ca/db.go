@@ -43,7 +43,8 @@ func parseDBURL(raw string) (*dbTarget, error) {
 	case "postgres", "postgresql":
 		u, err := url.Parse("postgres://" + rest)
 		if err != nil {
-			return nil, fmt.Errorf("database URL is not a valid PostgreSQL URL: %v", err)
+			// url's error quotes the URL, password included: say less.
+			return nil, errors.New("database URL is not a valid PostgreSQL URL: check its user, password (percent-encoded), host and database parts")
 		}
 		// asyncpg spells TLS as ssl=...; libpq and pgx as sslmode=....
 		q := u.Query()
@@ -53,7 +54,9 @@ func parseDBURL(raw string) (*dbTarget, error) {
 				switch v {
 				case "true", "require":
 					q.Set("sslmode", "require")
-				default:
+				case "false", "disable":
+					q.Set("sslmode", "disable")
+				default: // prefer, allow, verify-ca, verify-full
 					q.Set("sslmode", v)
 				}
 			}
@@ -81,11 +84,13 @@ func (t *dbTarget) open(ctx context.Context, readOnly bool) (*sql.DB, error) {
 		if _, err := os.Stat(t.path); err != nil {
 			return nil, fmt.Errorf("SQLite database %s: %w", t.path, err)
 		}
-		mode := "rw"
-		if readOnly {
-			mode = "ro"
+		query := "mode=ro&_pragma=busy_timeout(5000)"
+		if !readOnly {
+			// secure_delete zeroes the bytes of a blanked value instead of
+			// leaving them in the file's free space.
+			query = "mode=rw&_pragma=busy_timeout(5000)&_pragma=secure_delete(1)"
 		}
-		dsn = (&url.URL{Scheme: "file", Opaque: t.path, RawQuery: "mode=" + mode + "&_pragma=busy_timeout(5000)"}).String()
+		dsn = (&url.URL{Scheme: "file", Opaque: t.path, RawQuery: query}).String()
 	}
 	db, err := sql.Open(t.driver, dsn)
 	if err != nil {
@@ -119,8 +124,9 @@ type dbCA struct {
 	certPEM string
 	// source says where the key came from: "proxy_config" (plaintext rows)
 	// or "pki_key_store" (Fernet-encrypted row keyID).
-	source string
-	keyID  string
+	source     string
+	keyID      string
+	ciphertext string // the pki_key_store value, to clear only if unchanged
 	// configCert is proxy_config's certificate row, which Mastio keeps
 	// reading after a migration ("" when absent).
 	configCert string
@@ -185,7 +191,7 @@ func readCAs(ctx context.Context, db *sql.DB, t *dbTarget, passphrase string) (f
 			if row.certPEM != "" && strings.TrimSpace(row.certPEM) != strings.TrimSpace(cert) {
 				return nil, nil, fmt.Errorf("pki_key_store row %s: the cert_pem column differs from the certificate inside the ciphertext", row.keyID)
 			}
-			ca.keyPEM, ca.certPEM, ca.source, ca.keyID = key, cert, "pki_key_store", row.keyID
+			ca.keyPEM, ca.certPEM, ca.source, ca.keyID, ca.ciphertext = key, cert, "pki_key_store", row.keyID, row.ciphertext
 		case strings.TrimSpace(config[names[0]]) != "":
 			ca.keyPEM, ca.certPEM, ca.source = config[names[0]], ca.configCert, "proxy_config"
 		case ca.configCert != "" || ok:
@@ -268,8 +274,11 @@ func tableExists(ctx context.Context, db *sql.DB, t *dbTarget, table string) (bo
 }
 
 // clearKeys blanks the key rows of the migrated CAs in one transaction: the
-// proxy_config key rows and the pki_key_store ciphertext. Certificate rows
-// stay: Mastio still reads proxy_config.org_ca_cert.
+// proxy_config key rows and the pki_key_store ciphertext, each only if it
+// still holds what was migrated (a key Mastio rotated in meanwhile is never
+// destroyed). Certificate rows stay: Mastio still reads
+// proxy_config.org_ca_cert. Then it compacts, so the old values do not
+// linger in free pages; see compact.
 func clearKeys(ctx context.Context, db *sql.DB, t *dbTarget, cas []*dbCA) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -280,9 +289,9 @@ func clearKeys(ctx context.Context, db *sql.DB, t *dbTarget, cas []*dbCA) error 
 		var res sql.Result
 		switch ca.source {
 		case "proxy_config":
-			res, err = tx.ExecContext(ctx, "UPDATE proxy_config SET value = '' WHERE key = "+t.placeholder(1), proxyConfigKeys[ca.kind][0])
+			res, err = tx.ExecContext(ctx, "UPDATE proxy_config SET value = '' WHERE key = "+t.placeholder(1)+" AND value = "+t.placeholder(2), proxyConfigKeys[ca.kind][0], ca.keyPEM)
 		case "pki_key_store":
-			res, err = tx.ExecContext(ctx, "UPDATE pki_key_store SET ciphertext = '' WHERE key_id = "+t.placeholder(1), ca.keyID)
+			res, err = tx.ExecContext(ctx, "UPDATE pki_key_store SET ciphertext = '' WHERE key_id = "+t.placeholder(1)+" AND ciphertext = "+t.placeholder(2), ca.keyID, ca.ciphertext)
 		default:
 			return fmt.Errorf("unknown source %q", ca.source)
 		}
@@ -290,7 +299,7 @@ func clearKeys(ctx context.Context, db *sql.DB, t *dbTarget, cas []*dbCA) error 
 			return fmt.Errorf("clearing the %s key: %w", kindLabel(ca.kind), err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("clearing the %s key changed %d rows, want 1 (%v): rolled back", kindLabel(ca.kind), n, err)
+			return fmt.Errorf("the %s key row changed since it was read (%d rows match, want 1): rolled back, nothing cleared", kindLabel(ca.kind), n)
 		}
 		// A plaintext copy may also sit in proxy_config next to the
 		// encrypted row; blank it too so no copy of the key is left.
@@ -301,6 +310,47 @@ func clearKeys(ctx context.Context, db *sql.DB, t *dbTarget, cas []*dbCA) error 
 		}
 	}
 	return tx.Commit()
+}
+
+// compact rewrites what the database keeps of blanked values where it can:
+// SQLite is vacuumed and its WAL truncated (the file then holds no trace of
+// them); PostgreSQL's two tables get VACUUM FULL, which needs their owner.
+// PostgreSQL's WAL, archives, replicas and every earlier backup keep the
+// old values until they expire: that is the operator's to handle.
+func compact(ctx context.Context, db *sql.DB, t *dbTarget) error {
+	stmts := []string{"VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"}
+	if t.driver == "pgx" {
+		stmts = []string{"VACUUM FULL proxy_config", "VACUUM FULL pki_key_store"}
+	}
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// deprecatedKeyRows lists retired pki_key_store rows that still hold a
+// ciphertext; migrate does not move or clear them.
+func deprecatedKeyRows(ctx context.Context, db *sql.DB, t *dbTarget) ([]string, error) {
+	exists, err := tableExists(ctx, db, t, "pki_key_store")
+	if err != nil || !exists {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, "SELECT key_id FROM pki_key_store WHERE deprecated_at IS NOT NULL AND ciphertext <> ''")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 func kindLabel(kind string) string {

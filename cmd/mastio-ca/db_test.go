@@ -19,6 +19,8 @@ func TestParseDBURL(t *testing.T) {
 		{in: "postgresql+asyncpg://u:secret@db:5432/mastio", driver: "pgx", dsn: "postgres://u:secret@db:5432/mastio"},
 		{in: "postgres://u@localhost/m?ssl=require", driver: "pgx", dsn: "postgres://u@localhost/m?sslmode=require"},
 		{in: "postgresql://u@localhost/m?sslmode=disable", driver: "pgx", dsn: "postgres://u@localhost/m?sslmode=disable"},
+		{in: "postgresql+asyncpg://u@localhost/m?ssl=false", driver: "pgx", dsn: "postgres://u@localhost/m?sslmode=disable"},
+		{in: "postgresql+asyncpg://u:S3cret%PW@h/db", err: "not a valid PostgreSQL URL"},
 		{in: "mysql://x", err: `scheme "mysql" is not supported`},
 		{in: "/data/mcp_proxy.db", err: "has no scheme"},
 		{in: "sqlite://", err: "names no SQLite file"},
@@ -28,6 +30,9 @@ func TestParseDBURL(t *testing.T) {
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err = %v, want %q", tc.in, err, tc.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "S3cret") {
+				t.Errorf("%s: the error quotes the password: %v", tc.in, err)
 			}
 			continue
 		}
@@ -169,6 +174,21 @@ func TestReadCAsAndClear_SQLite(t *testing.T) {
 		t.Fatalf("after clear: found %+v missing %v err %v", found, missing, err)
 	}
 
+	// A key that changed since it was read (Mastio rotated it) is not
+	// cleared, and nothing else is either.
+	exec("UPDATE proxy_config SET value = 'ORGKEY' WHERE key = 'org_ca_key'")
+	exec("INSERT INTO proxy_config VALUES ('mastio_ca_key', 'INTKEY-ROTATED')")
+	stale := []*dbCA{{kind: kindOrg, source: "proxy_config", keyPEM: "ORGKEY"}, {kind: kindIntermediate, source: "proxy_config", keyPEM: "INTKEY-OLD"}}
+	if err := clearKeys(ctx, db, target, stale); err == nil || !strings.Contains(err.Error(), "changed since it was read") {
+		t.Fatalf("clear of a changed row: %v", err)
+	}
+	var intKey string
+	_ = db.QueryRow("SELECT value FROM proxy_config WHERE key = 'org_ca_key'").Scan(&orgKey)
+	_ = db.QueryRow("SELECT value FROM proxy_config WHERE key = 'mastio_ca_key'").Scan(&intKey)
+	if orgKey != "ORGKEY" || intKey != "INTKEY-ROTATED" {
+		t.Fatalf("a refused clear changed rows: %q %q", orgKey, intKey)
+	}
+
 	// A clear that cannot find its row rolls everything back.
 	exec("UPDATE proxy_config SET value = 'ORGKEY' WHERE key = 'org_ca_key'")
 	ghost := &dbCA{kind: kindIntermediate, source: "pki_key_store", keyID: "ghost"}
@@ -178,5 +198,29 @@ func TestReadCAsAndClear_SQLite(t *testing.T) {
 	_ = db.QueryRow("SELECT value FROM proxy_config WHERE key = 'org_ca_key'").Scan(&orgKey)
 	if orgKey != "ORGKEY" {
 		t.Fatalf("the failed clear was not rolled back: org key %q", orgKey)
+	}
+}
+
+// TestMigrateUsage_NoPassword: usage text must not print the database URL
+// from the environment, which may carry a password.
+func TestMigrateUsage_NoPassword(t *testing.T) {
+	var out, errOut strings.Builder
+	env := migrateEnv{
+		getenv: func(k string) string {
+			if k == "MCP_PROXY_DATABASE_URL" {
+				return "postgresql+asyncpg://mastio:S3cretPW@db/mastio"
+			}
+			return ""
+		},
+		stdin: strings.NewReader(""), stdout: &out, stderr: &errOut,
+	}
+	for _, args := range [][]string{{"-h"}, {"--no-such-flag"}} {
+		runMigrate(context.Background(), args, env)
+	}
+	if strings.Contains(out.String()+errOut.String(), "S3cret") {
+		t.Fatalf("usage output carries the database password:\n%s", errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "Exit codes") {
+		t.Fatalf("usage lacks the exit codes:\n%s", errOut.String())
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -24,6 +23,7 @@ import (
 	"github.com/hashicorp/vault/api"
 	"golang.org/x/term"
 
+	"github.com/mastio/vault-plugin-mastio-ca/backend"
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
 
@@ -79,7 +79,9 @@ func runMigrate(ctx context.Context, args []string, env migrateEnv) int {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	var o migrateOptions
-	fs.StringVar(&o.dbURL, "db", env.getenv("MCP_PROXY_DATABASE_URL"), "Mastio's database: its MCP_PROXY_DATABASE_URL as it is (sqlite+aiosqlite:////data/mcp_proxy.db,\npostgresql+asyncpg://...), or sqlite:///path, postgres://... (default $MCP_PROXY_DATABASE_URL)")
+	// The default is read after parsing, not shown as a flag default: the
+	// URL may carry the database password, and usage text is printed.
+	fs.StringVar(&o.dbURL, "db", "", "Mastio's database: its MCP_PROXY_DATABASE_URL as it is (sqlite+aiosqlite:////data/mcp_proxy.db,\npostgresql+asyncpg://...), or sqlite:///path, postgres://... (default $MCP_PROXY_DATABASE_URL)")
 	fs.StringVar(&o.mount, "mount", "mastio-ca", "path the plugin is mounted at")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "read and check everything, write nothing anywhere")
 	fs.BoolVar(&o.yes, "yes", false, "do not ask for confirmation (required without a terminal)")
@@ -100,6 +102,9 @@ func runMigrate(ctx context.Context, args []string, env migrateEnv) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "mastio-ca migrate: unexpected argument %q\n", fs.Arg(0))
 		return exitPrecondition
+	}
+	if o.dbURL == "" {
+		o.dbURL = env.getenv("MCP_PROXY_DATABASE_URL")
 	}
 	m := &migration{opts: o, env: env}
 	return m.run(ctx)
@@ -180,18 +185,41 @@ func (m *migration) run(ctx context.Context) int {
 	}
 	m.say("Vault:    %s, mount %s/ (trust domain %s)", vault.Address(), o.mount, cfg.TrustDomain)
 
+	orgCert, err := parseCert(found[kindOrg].certPEM)
+	if err != nil {
+		return m.fail(exitPrecondition, "the Org CA certificate in the database: %v", err)
+	}
+	orgID := orgIDRow
+	if orgID == "" && len(orgCert.Subject.Organization) == 1 {
+		orgID = orgCert.Subject.Organization[0]
+	}
+	if orgID == "" {
+		return m.fail(exitPrecondition, "the database has no proxy_config org_id row and the Org CA certificate no single O: the org is unknown")
+	}
+
 	var plan []*planned
 	for _, kind := range []string{kindOrg, kindIntermediate} {
 		ca := found[kind]
 		if ca == nil {
 			continue
 		}
-		p, code := m.check(ctx, c, ca, missing[kind])
+		p, code := m.check(ctx, c, ca, missing[kind], orgCert)
 		if code != exitOK {
 			return code
 		}
 		if p != nil {
 			plan = append(plan, p)
+		}
+	}
+	if len(plan) > 0 && plan[0].db.kind == kindOrg {
+		org := plan[0]
+		switch {
+		case org.current == nil && cfg.OrgID != "" && cfg.OrgID != orgID:
+			return m.fail(exitPrecondition, "the plugin's config org_id is %q but Mastio's org is %q: fix %s/config first", cfg.OrgID, orgID, o.mount)
+		case org.cas != nil && found[kindIntermediate] == nil:
+			if _, err := c.IntermediateCA(ctx); err == nil {
+				m.say("  WARNING: the plugin's intermediate was signed by the Org CA being replaced and will refuse to sign: generate or import a new one")
+			}
 		}
 	}
 	if len(plan) == 0 {
@@ -259,8 +287,19 @@ func (m *migration) run(ctx context.Context) int {
 		for _, ca := range cas {
 			m.say("Database: blanked the %s key (%s); its certificate rows stay", kindLabel(ca.kind), describeSource(ca))
 		}
+		if err := compact(ctx, db, target); err != nil {
+			m.say("  WARNING: could not compact the database (%v): the blanked values may linger in free pages until the next VACUUM", err)
+		} else {
+			m.say("Database: compacted, so the blanked values do not linger in free pages")
+		}
+		if target.driver == "pgx" {
+			m.say("  Note: PostgreSQL's WAL, archives, replicas and earlier backups still hold the old keys until they expire.")
+		}
 	} else {
 		m.say("The database still holds the keys: once Mastio runs on the plugin, run again with --clear-db.")
+	}
+	if ids, err := deprecatedKeyRows(ctx, db, target); err == nil && len(ids) > 0 {
+		m.say("  Note: pki_key_store still holds %d retired key(s) that migrate neither moves nor clears: %s", len(ids), strings.Join(ids, ", "))
 	}
 	m.say("Done.")
 	return exitOK
@@ -268,7 +307,7 @@ func (m *migration) run(ctx context.Context) int {
 
 // check validates one database CA and compares it with the plugin. It
 // returns nil when there is nothing to do for it.
-func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missing error) (*planned, int) {
+func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missing error, orgCert *x509.Certificate) (*planned, int) {
 	label := kindLabel(ca.kind)
 	cert, err := parseCert(ca.certPEM)
 	if err != nil {
@@ -296,11 +335,14 @@ func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missi
 		}
 		return nil, m.fail(exitPrecondition, "the database holds the %s certificate but not its key, and the plugin does not hold that CA", label)
 	}
-	if _, err := tls.X509KeyPair([]byte(ca.certPEM), []byte(ca.keyPEM)); err != nil {
-		return nil, m.fail(exitPrecondition, "the %s key and certificate in the database do not belong together: %v", label, err)
+	// The plugin's own import checks, so a dry run refuses what it would.
+	if err := backend.CheckImport(ca.keyPEM, ca.certPEM, "", time.Now()); err != nil {
+		return nil, m.fail(exitPrecondition, "the %s in the database would be refused by the plugin: %v", label, err)
 	}
-	if !cert.IsCA {
-		return nil, m.fail(exitPrecondition, "the %s certificate in the database is not a CA certificate", label)
+	if ca.kind == kindIntermediate {
+		if err := cert.CheckSignatureFrom(orgCert); err != nil {
+			return nil, m.fail(exitPrecondition, "the Mastio Intermediate CA in the database was not signed by the database's Org CA: %v", err)
+		}
 	}
 	m.say("%s: %s, %s key, sha256 %s, valid until %s, from %s", label, cert.Subject, keyDescription(cert), p.fp, cert.NotAfter.UTC().Format(time.RFC3339), describeSource(ca))
 	switch {

@@ -71,9 +71,13 @@ sys.stdout.write("enc:pki:v1:" + Fernet(key).encrypt(sys.stdin.buffer.read()).de
 // mastioDB is a seeded Mastio database: a SQLite file or a PostgreSQL
 // database of its own.
 type mastioDB struct {
-	url string // as migrate --db takes it
-	db  *sql.DB
-	q   func(string) string // rewrites ? placeholders for the dialect
+	url  string // as migrate --db takes it
+	path string // the SQLite file, "" for PostgreSQL
+	db   *sql.DB
+	q    func(string) string // rewrites ? placeholders for the dialect
+	// secrets are strings of key material seeded into the database, which
+	// must be gone from the SQLite file after --clear-db.
+	secrets []string
 }
 
 func newMastioDB(t *testing.T, kind string) *mastioDB {
@@ -82,7 +86,7 @@ func newMastioDB(t *testing.T, kind string) *mastioDB {
 	switch kind {
 	case "sqlite":
 		path := filepath.Join(t.TempDir(), "mcp_proxy.db")
-		m.url = "sqlite+aiosqlite:///" + path // Mastio's own spelling
+		m.url, m.path = "sqlite+aiosqlite:///"+path, path // Mastio's own spelling
 		db, err := sql.Open("sqlite", path)
 		if err != nil {
 			t.Fatal(err)
@@ -133,6 +137,15 @@ func (m *mastioDB) exec(t *testing.T, q string, args ...any) {
 // seedPlaintext writes the CAs as proxy_config rows (Mastio without a
 // passphrase).
 func (m *mastioDB) seedPlaintext(t *testing.T, c *mastioCAs) {
+	for _, key := range []string{c.orgKey, c.intKey} {
+		for _, line := range strings.Split(key, "\n") {
+			// Skip lines the certificates share (a PKCS#8 EC key also
+			// carries the public key): those stay, and rightly so.
+			if len(line) >= 16 && !strings.HasPrefix(line, "-----") && !strings.Contains(c.orgCert+c.intCert, line) {
+				m.secrets = append(m.secrets, line)
+			}
+		}
+	}
 	for k, v := range map[string]string{"org_id": "acme", "org_ca_key": c.orgKey, "org_ca_cert": c.orgCert, "mastio_ca_key": c.intKey, "mastio_ca_cert": c.intCert} {
 		m.exec(t, "INSERT INTO proxy_config (key, value) VALUES (?, ?)", k, v)
 	}
@@ -144,10 +157,16 @@ func (m *mastioDB) seedFernet(t *testing.T, c *mastioCAs, passphrase string) {
 	for k, v := range map[string]string{"org_id": "acme", "org_ca_cert": c.orgCert, "mastio_ca_cert": c.intCert} {
 		m.exec(t, "INSERT INTO proxy_config (key, value) VALUES (?, ?)", k, v)
 	}
+	orgCT, intCT := pythonFernet(t, passphrase, c.orgKey, c.orgCert), pythonFernet(t, passphrase, c.intKey, c.intCert)
 	m.exec(t, "INSERT INTO pki_key_store (key_id, key_type, ciphertext, cert_pem, created_at, activated_at) VALUES (?, 'org_ca', ?, ?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-		"0123456789abcdef", pythonFernet(t, passphrase, c.orgKey, c.orgCert), c.orgCert)
+		"0123456789abcdef", orgCT, c.orgCert)
 	m.exec(t, "INSERT INTO pki_key_store (key_id, key_type, ciphertext, cert_pem, created_at, activated_at) VALUES (?, 'intermediate_ca', ?, ?, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
-		"intermediate-fedcba9876543210", pythonFernet(t, passphrase, c.intKey, c.intCert), c.intCert)
+		"intermediate-fedcba9876543210", intCT, c.intCert)
+	for _, ct := range []string{orgCT, intCT} {
+		for i := len("enc:pki:v1:"); i+40 <= len(ct); i += 40 {
+			m.secrets = append(m.secrets, ct[i:i+40])
+		}
+	}
 }
 
 // keyRows returns what the database holds where the keys were.
@@ -275,6 +294,18 @@ func TestMigrate_SQLiteAndPostgres(t *testing.T) {
 				if after["org_ca_cert"] != cas.orgCert || after["mastio_ca_cert"] != cas.intCert {
 					t.Error("certificate rows were not kept")
 				}
+				if db.path != "" {
+					// Not just blanked rows: no trace in the file's free pages.
+					file, err := os.ReadFile(db.path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, secret := range db.secrets {
+						if bytes.Contains(file, []byte(secret)) {
+							t.Fatalf("the SQLite file still holds key material after --clear-db")
+						}
+					}
+				}
 
 				// Running again finds nothing to do.
 				if code, out := migrateCLI(t, server.token, env, "--db", db.url, "--mount", mount, "--yes"); code != 0 || !strings.Contains(out, "Already migrated") {
@@ -340,6 +371,17 @@ func TestMigrate_Refusals(t *testing.T) {
 			t.Fatalf("answer y: exit %d\n%s", code, out)
 		}
 		assertMigrated(t, mount, cas)
+	})
+
+	t.Run("dry run refuses what the plugin would refuse", func(t *testing.T) {
+		mount := newMount(t)
+		if _, err := client.New(server.root, mount).WriteConfig(ctx, client.Config{OrgID: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		code, out := migrateCLI(t, server.token, nil, "--db", db.url, "--mount", mount, "--dry-run")
+		if code != 1 || !strings.Contains(out, `config org_id is "other" but Mastio's org is "acme"`) {
+			t.Fatalf("dry run with a mismatched org: exit %d", code)
+		}
 	})
 
 	t.Run("different CA in the plugin, then --force", func(t *testing.T) {
