@@ -24,20 +24,23 @@ import (
 
 // Operation names used in errors.
 const (
-	opConfig             = "config"
-	opWriteConfig        = "write config"
-	opGenerate           = "generate"
-	opImport             = "import"
-	opImportIntermediate = "intermediate/import"
-	opIntermediateCA     = "intermediate/cert"
-	opKVExport           = "kv-export"
-	opCA                 = "cert"
-	opCAPEM              = "cert/pem"
-	opRole               = "read role"
-	opWriteRole          = "write role"
-	opDeleteRole         = "delete role"
-	opListRoles          = "list roles"
-	opSignCSR            = "sign-csr"
+	opConfig               = "config"
+	opWriteConfig          = "write config"
+	opGenerate             = "generate"
+	opImport               = "import"
+	opImportIntermediate   = "intermediate/import"
+	opIntermediateCA       = "intermediate/cert"
+	opKVExport             = "kv-export"
+	opCA                   = "cert"
+	opCAPEM                = "cert/pem"
+	opRole                 = "read role"
+	opWriteRole            = "write role"
+	opDeleteRole           = "delete role"
+	opListRoles            = "list roles"
+	opSignCSR              = "sign-csr"
+	opSignPublicKey        = "sign-public-key"
+	opGenerateIntermediate = "intermediate/generate"
+	opRotateIntermediate   = "intermediate/rotate"
 )
 
 // Client talks to one mastio-ca mount.
@@ -268,24 +271,14 @@ func (c *Client) DisableKVExport(ctx context.Context, name string) error {
 
 // CA reads the Org CA certificate and metadata. ErrNotFound when none exists.
 func (c *Client) CA(ctx context.Context) (*CA, error) {
-	return c.readCA(ctx, opCA, "cert")
-}
-
-// IntermediateCA reads the Mastio Intermediate CA, with ca_chain =
-// [intermediate, Org CA]. ErrNotFound when none exists.
-func (c *Client) IntermediateCA(ctx context.Context) (*CA, error) {
-	return c.readCA(ctx, opIntermediateCA, "intermediate/cert")
-}
-
-func (c *Client) readCA(ctx context.Context, op, path string) (*CA, error) {
-	s, err := c.vault.Logical().ReadWithContext(ctx, c.path(path))
+	s, err := c.vault.Logical().ReadWithContext(ctx, c.path("cert"))
 	if err != nil {
-		return nil, wrapErr(op, err)
+		return nil, wrapErr(opCA, err)
 	}
 	if s == nil {
-		return nil, notFound(op)
+		return nil, notFound(opCA)
 	}
-	return parseCA(op, s.Data)
+	return parseCA(opCA, s.Data)
 }
 
 // CAPEM reads the raw PEM chain from cert/pem (no token needed).
@@ -329,12 +322,17 @@ func (c *Client) SignCSR(ctx context.Context, csrPEM []byte, opts SignOptions) (
 	if opts.TTL != 0 {
 		data["ttl"] = int64(opts.TTL / time.Second)
 	}
-	s, err := c.vault.Logical().WriteWithContext(ctx, c.path(p), data)
+	return c.sign(ctx, opSignCSR, p, data)
+}
+
+// sign writes a signing request and parses the issued certificate.
+func (c *Client) sign(ctx context.Context, op, path string, data map[string]any) (*SignedCertificate, error) {
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path(path), data)
 	if err != nil {
-		return nil, wrapErr(opSignCSR, err)
+		return nil, wrapErr(op, err)
 	}
 	if s == nil {
-		return nil, &Error{Op: opSignCSR, err: fmt.Errorf("empty response")}
+		return nil, &Error{Op: op, err: fmt.Errorf("empty response")}
 	}
 	var w struct {
 		Certificate  string    `json:"certificate"`
@@ -345,15 +343,15 @@ func (c *Client) SignCSR(ctx context.Context, csrPEM []byte, opts SignOptions) (
 		SPIFFEID     string    `json:"spiffe_id"`
 	}
 	if err := decode(s.Data, &w); err != nil {
-		return nil, &Error{Op: opSignCSR, err: err}
+		return nil, &Error{Op: op, err: err}
 	}
 	cert, err := parseCertPEM(w.Certificate)
 	if err != nil {
-		return nil, &Error{Op: opSignCSR, err: err}
+		return nil, &Error{Op: op, err: err}
 	}
 	issuer, err := parseCertPEM(w.IssuingCA)
 	if err != nil {
-		return nil, &Error{Op: opSignCSR, err: err}
+		return nil, &Error{Op: op, err: err}
 	}
 	return &SignedCertificate{
 		Certificate: cert, CertificatePEM: w.Certificate,
@@ -479,4 +477,146 @@ func parseCertPEM(s string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("response holds no PEM certificate")
 	}
 	return x509.ParseCertificate(block.Bytes)
+}
+
+// IntermediateRequest are the options of intermediate/generate and
+// intermediate/rotate. Zero values take the engine's defaults (EC P-256,
+// "<org_id> Mastio CA", 5 years capped at the Org CA, 14 days of grace).
+type IntermediateRequest struct {
+	KeyType    string
+	KeyBits    int
+	TTL        time.Duration
+	CommonName string // generate only
+	// GracePeriod is how long rotate keeps the previous one published.
+	GracePeriod time.Duration // rotate only
+	CAS         *int          // generate only
+}
+
+// Intermediate is the intermediate as intermediate/cert describes it.
+type Intermediate struct {
+	*CA
+	// Previous is the rotated-out intermediate while its grace lasts.
+	Previous           *x509.Certificate
+	PreviousGraceUntil time.Time
+	// Bundle is every intermediate relying parties should accept now.
+	Bundle []*x509.Certificate
+	// ContinuityProof is set by RotateIntermediate: the previous key's
+	// signature over the new certificate; check it with VerifyContinuity.
+	ContinuityProof string
+}
+
+func parseIntermediate(op string, data map[string]any) (*Intermediate, error) {
+	ca, err := parseCA(op, data)
+	if err != nil {
+		return nil, err
+	}
+	var w struct {
+		Previous           string    `json:"previous"`
+		PreviousGraceUntil time.Time `json:"previous_grace_until"`
+		Bundle             []string  `json:"bundle"`
+		ContinuityProof    string    `json:"continuity_proof"`
+	}
+	if err := decode(data, &w); err != nil {
+		return nil, &Error{Op: op, err: err}
+	}
+	in := &Intermediate{CA: ca, PreviousGraceUntil: w.PreviousGraceUntil, ContinuityProof: w.ContinuityProof}
+	if w.Previous != "" {
+		if in.Previous, err = parseCertPEM(w.Previous); err != nil {
+			return nil, &Error{Op: op, err: err}
+		}
+	}
+	for _, p := range w.Bundle {
+		c, err := parseCertPEM(p)
+		if err != nil {
+			return nil, &Error{Op: op, err: err}
+		}
+		in.Bundle = append(in.Bundle, c)
+	}
+	return in, nil
+}
+
+func (r IntermediateRequest) data(rotate bool) map[string]any {
+	data := map[string]any{}
+	setIf(data, "key_type", r.KeyType)
+	if r.KeyBits != 0 {
+		data["key_bits"] = r.KeyBits
+	}
+	if r.TTL != 0 {
+		data["ttl"] = int64(r.TTL / time.Second)
+	}
+	if rotate {
+		if r.GracePeriod != 0 {
+			data["grace_period"] = int64(r.GracePeriod / time.Second)
+		}
+		return data
+	}
+	setIf(data, "common_name", r.CommonName)
+	if r.CAS != nil {
+		data["cas"] = *r.CAS
+	}
+	return data
+}
+
+// GenerateIntermediate mints the Mastio Intermediate CA inside Vault,
+// signed by the Org CA there. ErrExists when one exists and CAS does not
+// name its version.
+func (c *Client) GenerateIntermediate(ctx context.Context, r IntermediateRequest) (*Intermediate, error) {
+	return c.writeIntermediate(ctx, opGenerateIntermediate, "intermediate/generate", r.data(false))
+}
+
+// RotateIntermediate mints the next intermediate and makes it the signer;
+// the result carries the previous certificate and the continuity proof.
+func (c *Client) RotateIntermediate(ctx context.Context, r IntermediateRequest) (*Intermediate, error) {
+	return c.writeIntermediate(ctx, opRotateIntermediate, "intermediate/rotate", r.data(true))
+}
+
+func (c *Client) writeIntermediate(ctx context.Context, op, path string, data map[string]any) (*Intermediate, error) {
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path(path), data)
+	if err != nil {
+		return nil, wrapErr(op, err)
+	}
+	if s == nil {
+		return nil, &Error{Op: op, err: fmt.Errorf("empty response")}
+	}
+	return parseIntermediate(op, s.Data)
+}
+
+// Intermediate reads the intermediate with its previous one and bundle.
+// ErrNotFound when none exists.
+func (c *Client) Intermediate(ctx context.Context) (*Intermediate, error) {
+	s, err := c.vault.Logical().ReadWithContext(ctx, c.path("intermediate/cert"))
+	if err != nil {
+		return nil, wrapErr(opIntermediateCA, err)
+	}
+	if s == nil {
+		return nil, notFound(opIntermediateCA)
+	}
+	return parseIntermediate(opIntermediateCA, s.Data)
+}
+
+// PublicKeyOptions select what sign-public-key issues: the role, and whom
+// for — Name fills the single * of the role's pattern (agent), SPIFFEID
+// names the identity in full (principal).
+type PublicKeyOptions struct {
+	Role     string
+	Name     string
+	SPIFFEID string
+	TTL      time.Duration
+}
+
+// SignPublicKey signs a bare PEM public key (SubjectPublicKeyInfo) with no
+// CSR, as Mastio's enrollment does. Proof of possession of the private key
+// is the caller's job. A refusal is ErrPolicy.
+func (c *Client) SignPublicKey(ctx context.Context, publicKeyPEM []byte, opts PublicKeyOptions) (*SignedCertificate, error) {
+	p := "sign-public-key"
+	if opts.Role != "" {
+		p += "/" + opts.Role
+	}
+	data := map[string]any{"public_key": string(publicKeyPEM)}
+	setIf(data, "name", opts.Name)
+	setIf(data, "spiffe_id", opts.SPIFFEID)
+	if opts.TTL != 0 {
+		data["ttl"] = int64(opts.TTL / time.Second)
+	}
+	return c.sign(ctx, opSignPublicKey, p, data)
 }

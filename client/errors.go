@@ -106,7 +106,7 @@ func kindOf(op string, status int, msgs []string) error {
 			}
 		}
 	case http.StatusBadRequest:
-		if op == opSignCSR {
+		if op == opSignCSR || op == opSignPublicKey {
 			return ErrPolicy
 		}
 		return ErrInvalidRequest

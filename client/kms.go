@@ -38,3 +38,9 @@ func (k *KMS) CACertificate(ctx context.Context) (*x509.Certificate, error) {
 func (k *KMS) Sign(ctx context.Context, csrPEM []byte) (*SignedCertificate, error) {
 	return k.c.SignCSR(ctx, csrPEM, SignOptions{Role: k.role})
 }
+
+// SignPublicKey has Vault sign a bare public key for the agent name under
+// the KMS's role (Mastio's enrollment: it has checked proof of possession).
+func (k *KMS) SignPublicKey(ctx context.Context, publicKeyPEM []byte, name string) (*SignedCertificate, error) {
+	return k.c.SignPublicKey(ctx, publicKeyPEM, PublicKeyOptions{Role: k.role, Name: name})
+}

@@ -217,7 +217,7 @@ func (m *migration) run(ctx context.Context) int {
 		case org.current == nil && cfg.OrgID != "" && cfg.OrgID != orgID:
 			return m.fail(exitPrecondition, "the plugin's config org_id is %q but Mastio's org is %q: fix %s/config first", cfg.OrgID, orgID, o.mount)
 		case org.cas != nil && found[kindIntermediate] == nil:
-			if _, err := c.IntermediateCA(ctx); err == nil {
+			if _, err := c.Intermediate(ctx); err == nil {
 				m.say("  WARNING: the plugin's intermediate was signed by the Org CA being replaced and will refuse to sign: generate or import a new one")
 			}
 		}
@@ -314,11 +314,15 @@ func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missi
 		return nil, m.fail(exitPrecondition, "the %s certificate in the database: %v", label, err)
 	}
 	p := &planned{db: ca, cert: cert, fp: sha256Hex(cert.Raw)}
-	read := c.CA
+	var current *client.CA
 	if ca.kind == kindIntermediate {
-		read = c.IntermediateCA
+		var in *client.Intermediate
+		if in, err = c.Intermediate(ctx); err == nil {
+			current = in.CA
+		}
+	} else {
+		current, err = c.CA(ctx)
 	}
-	current, err := read(ctx)
 	switch {
 	case errors.Is(err, client.ErrNotFound):
 	case err != nil:

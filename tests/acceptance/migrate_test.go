@@ -228,7 +228,7 @@ func assertMigrated(t *testing.T, mount string, c *mastioCAs) {
 	if err != nil || !org.Certificate.Equal(parsePEMCert(t, c.orgCert)) {
 		t.Fatalf("plugin Org CA: %v", err)
 	}
-	inter, err := cl.IntermediateCA(ctx)
+	inter, err := cl.Intermediate(ctx)
 	if err != nil || !inter.Certificate.Equal(parsePEMCert(t, c.intCert)) {
 		t.Fatalf("plugin intermediate: %v", err)
 	}
