@@ -76,7 +76,7 @@ testacc: deps $(VAULT)
 	$(GO) test -count=1 -v -timeout 30m ./tests/acceptance/
 
 fuzz:
-	@for f in FuzzParseCSR FuzzParsePrivateKeyPEM FuzzURIPattern FuzzLeafTemplate; do \
+	@for f in FuzzParseCSR FuzzParsePrivateKeyPEM FuzzParsePublicKeyPEM FuzzURIPattern FuzzLeafTemplate; do \
 	  $(GO) test ./backend -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 

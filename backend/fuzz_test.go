@@ -113,3 +113,19 @@ func FuzzLeafTemplate(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParsePublicKeyPEM(f *testing.F) {
+	f.Add("-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		pub, err := parsePublicKeyPEM(text)
+		if err != nil {
+			if !isInputError(err) {
+				t.Fatalf("non-input error: %v", err)
+			}
+			return
+		}
+		if _, _, err := keyInfo(pub); err != nil {
+			t.Fatalf("accepted a key keyInfo cannot describe: %v", err)
+		}
+	})
+}

@@ -1,0 +1,174 @@
+package backend
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func TestIntermediate_GenerateProfile(t *testing.T) {
+	b, s := getTestBackend(t)
+	org := parseCertPEMForTest(t, generateCA(t, b, s).Data["certificate"].(string))
+	now := time.Now()
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+	inter := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+
+	if inter.Subject.CommonName != "acme Mastio CA" || len(inter.Subject.Organization) != 1 || inter.Subject.Organization[0] != "acme" {
+		t.Errorf("subject = %q", inter.Subject)
+	}
+	if pub, ok := inter.PublicKey.(*ecdsa.PublicKey); !ok || pub.Curve != elliptic.P256() {
+		t.Errorf("key %T, want EC P-256", inter.PublicKey)
+	}
+	if !inter.IsCA || !inter.MaxPathLenZero || inter.MaxPathLen != 0 {
+		t.Errorf("basicConstraints CA=%v pathLen=%d zero=%v, want CA pathLen 0", inter.IsCA, inter.MaxPathLen, inter.MaxPathLenZero)
+	}
+	for _, ext := range inter.Extensions {
+		if (ext.Id.Equal(oidExtBasicConstraints) || ext.Id.Equal(oidExtKeyUsage)) && !ext.Critical {
+			t.Errorf("extension %v not critical", ext.Id)
+		}
+	}
+	if inter.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign || len(inter.SubjectKeyId) == 0 || string(inter.AuthorityKeyId) != string(org.SubjectKeyId) {
+		t.Errorf("KU %b, SKI %x, AKI %x (Org SKI %x)", inter.KeyUsage, inter.SubjectKeyId, inter.AuthorityKeyId, org.SubjectKeyId)
+	}
+	if err := inter.CheckSignatureFrom(org); err != nil {
+		t.Errorf("not signed by the Org CA: %v", err)
+	}
+	if d := inter.NotAfter.Sub(now); d < defaultIntermediateTTL-time.Minute || d > defaultIntermediateTTL+time.Minute {
+		t.Errorf("validity %s, want 5 years", d)
+	}
+	if resp.Data["source"] != sourceGenerated || resp.Data["version"] != 1 || len(resp.Data["ca_chain"].([]string)) != 2 {
+		t.Errorf("response %v", resp.Data)
+	}
+	// Create-only.
+	assertRefused(t, b, s, "intermediate/generate", map[string]any{}, http.StatusConflict, "Mastio Intermediate CA already exists (version 1", "pass cas=1")
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", map[string]any{"cas": 1}))
+
+	// The mirror never serves a generated intermediate's key.
+	if data, _ := kvRead(t, b, s, "intermediate-ca"); data["key_pem"] != nil {
+		t.Fatal("generated intermediate key served by the mirror")
+	}
+}
+
+func TestIntermediate_NeverOutlivesOrgCA(t *testing.T) {
+	b, s := getTestBackend(t)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "ttl": "720h"}))
+	org := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+	if resp.Data["not_after"] != org.Data["not_after"] {
+		t.Fatalf("intermediate not_after %v, Org CA %v: want capped", resp.Data["not_after"], org.Data["not_after"])
+	}
+}
+
+// failingStorage fails the Put of one key, to break a rotation half way.
+type failingStorage struct {
+	logical.Storage
+	failKey string
+}
+
+func (f *failingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if e.Key == f.failKey {
+		return errors.New("injected storage failure")
+	}
+	return f.Storage.Put(ctx, e)
+}
+
+func TestIntermediate_Rotate(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	first := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+	firstCert := parseCertPEMForTest(t, first.Data["certificate"].(string))
+
+	rot := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", nil))
+	second := parseCertPEMForTest(t, rot.Data["certificate"].(string))
+	if second.Equal(firstCert) || rot.Data["version"] != 2 {
+		t.Fatalf("rotate did not mint a new intermediate: %v", rot.Data["version"])
+	}
+	// Continuity proof: the old key's ECDSA-SHA256 signature over the new DER.
+	sig, err := base64.RawURLEncoding.DecodeString(rot.Data["continuity_proof"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(second.Raw)
+	if !ecdsa.VerifyASN1(firstCert.PublicKey.(*ecdsa.PublicKey), digest[:], sig) {
+		t.Fatal("continuity proof does not verify under the previous intermediate's key")
+	}
+	if ecdsa.VerifyASN1(second.PublicKey.(*ecdsa.PublicKey), digest[:], sig) {
+		t.Fatal("continuity proof was made with the new key")
+	}
+	// The previous one is published; the new one signs.
+	ic := mustOK(t, request(t, b, s, logical.ReadOperation, "intermediate/cert", nil))
+	if ic.Data["previous"] != first.Data["certificate"] || len(ic.Data["bundle"].([]string)) != 2 {
+		t.Fatalf("intermediate/cert after rotate: previous matches %v, bundle %d", ic.Data["previous"] == first.Data["certificate"], len(ic.Data["bundle"].([]string)))
+	}
+	sig1 := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	if err := parseCertPEMForTest(t, sig1.Data["certificate"].(string)).CheckSignatureFrom(second); err != nil {
+		t.Fatalf("after rotate the new intermediate does not sign: %v", err)
+	}
+
+	// Rotating again inside the grace period keeps exactly one previous:
+	// the one just replaced.
+	rot2 := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"grace_period": "48h"}))
+	if rot2.Data["previous"] != rot.Data["certificate"] || len(rot2.Data["bundle"].([]string)) != 2 {
+		t.Fatalf("second rotation: previous is the second intermediate %v, bundle %d", rot2.Data["previous"] == rot.Data["certificate"], len(rot2.Data["bundle"].([]string)))
+	}
+	// A zero grace period publishes no previous.
+	rot3 := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"grace_period": 0}))
+	if _, ok := rot3.Data["previous"]; ok || len(rot3.Data["bundle"].([]string)) != 1 {
+		t.Fatalf("grace_period=0 still publishes a previous intermediate")
+	}
+}
+
+func TestIntermediate_RotateFailsHalfWay(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	before := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+
+	// The staging write succeeds, the switch fails.
+	fs := &failingStorage{Storage: s, failKey: intermediateCA.storageKey()}
+	if _, err := requestErr(b, fs, logical.UpdateOperation, "intermediate/rotate", nil); err == nil {
+		t.Fatal("rotate reported success although the switch failed")
+	}
+	ic := mustOK(t, request(t, b, s, logical.ReadOperation, "intermediate/cert", nil))
+	if ic.Data["certificate"] != before.Data["certificate"] || ic.Data["version"] != 1 {
+		t.Fatal("a failed rotation changed the intermediate")
+	}
+	b.resetIssuer(intermediateCA) // as after a restart: read storage, not the cache
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	if sig.Data["issuing_ca"] != before.Data["certificate"] {
+		t.Fatal("after a failed rotation the old intermediate is not the signer")
+	}
+	// A retry on healthy storage succeeds and cleans the staging entry.
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", nil))
+	if e, _ := s.Get(t.Context(), intermediateStagingKey); e != nil {
+		t.Fatal("staging entry left behind after a good rotation")
+	}
+}
+
+func TestIntermediate_NewBadInput(t *testing.T) {
+	runBadInputs(t, true, []badInput{
+		{name: "rotate with no intermediate", path: "intermediate/rotate", data: map[string]any{}, want: "no intermediate to rotate"},
+		{name: "grace too long", path: "intermediate/rotate", data: map[string]any{"grace_period": "2400h"}, want: "grace_period 2400h0m0s is out of range",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+			}},
+		{name: "ttl too short", path: "intermediate/generate", data: map[string]any{"ttl": "1h"}, want: "ttl 1h0m0s is out of range"},
+		{name: "bad key bits", path: "intermediate/generate", data: map[string]any{"key_bits": 521}, want: "key_bits 521 is not valid"},
+		{name: "unknown field", path: "intermediate/generate", data: map[string]any{"grace_period": "1h"}, want: "unknown field(s) grace_period"},
+		{name: "Org CA with pathLen 0", path: "intermediate/generate", data: map[string]any{}, want: "pathLen 0",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "path_len": 0, "cas": 1}))
+			}},
+	})
+	runBadInputs(t, false, []badInput{
+		{name: "generate with no Org CA", path: "intermediate/generate", data: map[string]any{}, want: "no Org CA exists yet"},
+	})
+}
