@@ -68,6 +68,7 @@ func TestKV_OfficialClient(t *testing.T) {
 	if signed.IssuingCAPEM != cert2 {
 		t.Fatal("the CA written with cas=1 is not the signer")
 	}
+	assertLints(t, signed.CertificatePEM)
 }
 
 // mastioProvider replays Mastio's VaultKMSProvider over plain HTTP, as

@@ -245,6 +245,7 @@ func assertMigrated(t *testing.T, mount string, c *mastioCAs) {
 	if len(signed.CAChainPEM) != 2 {
 		t.Fatalf("ca_chain has %d certificates, want [intermediate, Org CA]", len(signed.CAChainPEM))
 	}
+	assertLints(t, signed.CertificatePEM)
 }
 
 // TestMigrate_SQLiteAndPostgres migrates each database kind, with

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,6 +91,7 @@ func TestCLI_EnableGenerateSignVerify(t *testing.T) {
 	if out := mustOpenSSL(t, dir, "verify", "-CAfile", "ca.pem", "leaf.pem"); !strings.Contains(out, "leaf.pem: OK") {
 		t.Fatalf("openssl verify: %s", out)
 	}
+	assertLints(t, caPEM, leaf)
 	text := mustOpenSSL(t, dir, "x509", "-in", "leaf.pem", "-noout", "-text")
 	for _, want := range []string{"CA:FALSE", "URI:spiffe://cullis.local/acme/agent", "CN = acme::agent", "O = acme"} {
 		if !strings.Contains(text, want) {
@@ -190,6 +192,7 @@ func TestClient_AgentProfileFieldByField(t *testing.T) {
 	if signed.IssuingCA.Equal(ca.Certificate) == false || len(signed.CAChainPEM) != 1 {
 		t.Errorf("issuing_ca / ca_chain do not name the Org CA")
 	}
+	assertLints(t, ca.CertificatePEM, signed.CertificatePEM)
 
 	// Refusals map to the sentinel errors.
 	if _, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"}); !errors.Is(err, client.ErrExists) {
@@ -275,6 +278,7 @@ func TestClient_ImportOpenSSLCAs(t *testing.T) {
 			if out := mustOpenSSL(t, dir, "verify", "-CAfile", "ca.pem", "leaf.pem"); !strings.Contains(out, "leaf.pem: OK") {
 				t.Fatalf("openssl verify: %s", out)
 			}
+			assertLints(t, signed.CertificatePEM)
 			switch tc.keyType {
 			case "ec":
 				if _, ok := caCert.PublicKey.(*ecdsa.PublicKey); !ok || caCert.PublicKey.(*ecdsa.PublicKey).Curve != elliptic.P256() {
@@ -321,6 +325,7 @@ path "` + mount + `/sign-csr/agent" { capabilities = ["update"] }`
 	if err := signed.Certificate.CheckSignatureFrom(caCert); err != nil {
 		t.Fatal(err)
 	}
+	assertLints(t, signed.CertificatePEM)
 
 	limited := client.New(signer, mount)
 	if _, err := limited.Generate(ctx, client.GenerateRequest{OrgID: "acme", CAS: new(1)}); !errors.Is(err, client.ErrPermissionDenied) {
@@ -398,9 +403,11 @@ func TestAudit_KeyNeverInClear(t *testing.T) {
 	if _, err := c.Import(ctx, client.ImportRequest{KeyPEM: keyPEM, CertPEM: readFile(t, filepath.Join(dir, "ca.pem"))}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SignCSR(ctx, []byte(readFile(t, agentCSR(t, dir, "audited"))), client.SignOptions{}); err != nil {
+	audited, err := c.SignCSR(ctx, []byte(readFile(t, agentCSR(t, dir, "audited"))), client.SignOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	assertLints(t, audited.CertificatePEM)
 	if _, err := c.CA(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -483,4 +490,14 @@ func TestClient_ReplicasRaceOnFirstBoot(t *testing.T) {
 	if err != nil || ca.FingerprintSHA256 != <-fps || ca.Version != 1 {
 		t.Fatalf("stored CA is not the winner's: %v", err)
 	}
+	assertLints(t, ca.CertificatePEM)
+}
+
+// opensslMayFail runs openssl and returns its output and error, for checks
+// that expect a refusal.
+func opensslMayFail(dir string, args ...string) (string, error) {
+	cmd := exec.Command("openssl", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

@@ -1,0 +1,156 @@
+package acceptance
+
+import (
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// TestIntermediate_ThreeTier: the Org CA signs the intermediate inside the
+// plugin, the intermediate signs agents (through the sign-only KMS, which
+// does not know which CA is active), and openssl verifies the chain.
+func TestIntermediate_ThreeTier(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	c := client.New(server.root, mount)
+	org, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inter.Certificate.Subject.CommonName != "acme Mastio CA" || !inter.Certificate.MaxPathLenZero || inter.Certificate.CheckSignatureFrom(org.Certificate) != nil {
+		t.Fatalf("intermediate: %v", inter.Certificate.Subject)
+	}
+	if _, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{}); !errors.Is(err, client.ErrExists) {
+		t.Fatalf("second GenerateIntermediate: %v, want ErrExists", err)
+	}
+	assertLints(t, org.CertificatePEM, inter.CertificatePEM)
+
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("org.pem", org.CertificatePEM)
+	write("int.pem", inter.CertificatePEM)
+
+	kms := client.NewKMS(server.root, mount, "agent")
+	signed, err := kms.Sign(ctx, []byte(readFile(t, agentCSR(t, dir, "agent-3t"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(signed.CAChainPEM) != 2 || signed.CAChainPEM[0] != inter.CertificatePEM || signed.CAChainPEM[1] != org.CertificatePEM {
+		t.Fatalf("ca_chain is not [intermediate, Org CA]")
+	}
+	write("leaf.pem", signed.CertificatePEM)
+	if out := mustOpenSSL(t, dir, "verify", "-CAfile", "org.pem", "-untrusted", "int.pem", "leaf.pem"); !strings.Contains(out, "leaf.pem: OK") {
+		t.Fatalf("openssl verify: %s", out)
+	}
+	if out, _ := opensslMayFail(dir, "verify", "-CAfile", "org.pem", "leaf.pem"); strings.Contains(out, "leaf.pem: OK") {
+		t.Fatal("the leaf verifies without the intermediate: it was not signed by it")
+	}
+	assertLints(t, signed.CertificatePEM)
+
+	// Enrollment: a bare public key made by openssl, through the KMS.
+	mustOpenSSL(t, dir, "pkey", "-in", "agent-3t.key", "-pubout", "-out", "agent-3t.pub")
+	byKey, err := kms.SignPublicKey(ctx, []byte(readFile(t, filepath.Join(dir, "agent-3t.pub"))), "agent-3t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byKey.SPIFFEID != "spiffe://cullis.local/acme/agent-3t" || byKey.Certificate.Subject.CommonName != "acme::agent-3t" {
+		t.Fatalf("sign-public-key: %s %q", byKey.SPIFFEID, byKey.Certificate.Subject)
+	}
+	write("bykey.pem", byKey.CertificatePEM)
+	if out := mustOpenSSL(t, dir, "verify", "-CAfile", "org.pem", "-untrusted", "int.pem", "bykey.pem"); !strings.Contains(out, "bykey.pem: OK") {
+		t.Fatalf("openssl verify: %s", out)
+	}
+	assertLints(t, byKey.CertificatePEM)
+
+	// The principal profile, field for field where it differs from agent.
+	mustOpenSSL(t, dir, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "user.key", "-out", "user.csr", "-subj", "/CN=ignored",
+		"-addext", "subjectAltName=URI:spiffe://cullis.local/acme/user/alice")
+	now := time.Now()
+	p, err := c.SignCSR(ctx, []byte(readFile(t, filepath.Join(dir, "user.csr"))), client.SignOptions{Role: "principal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := p.Certificate
+	if len(pc.Subject.Names) != 0 || pc.NotAfter.Sub(now) > time.Hour+time.Minute || now.Sub(pc.NotBefore) < 4*time.Minute {
+		t.Fatalf("principal: subject %q, %s..%s", pc.Subject, pc.NotBefore, pc.NotAfter)
+	}
+	assertLints(t, p.CertificatePEM)
+}
+
+// TestIntermediate_RotateContinuity rotates and checks the continuity
+// proof with the client and with openssl dgst.
+func TestIntermediate_RotateContinuity(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	c := client.New(server.root, mount)
+	if _, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RotateIntermediate(ctx, client.IntermediateRequest{}); err == nil || !strings.Contains(err.Error(), "no intermediate to rotate") {
+		t.Fatalf("rotate before generate: %v", err)
+	}
+	old, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := c.RotateIntermediate(ctx, client.IntermediateRequest{GracePeriod: 14 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Previous == nil || !next.Previous.Equal(old.Certificate) || len(next.Bundle) != 2 || next.Version != 2 {
+		t.Fatalf("rotation: previous %v, bundle %d, version %d", next.Previous != nil, len(next.Bundle), next.Version)
+	}
+	if err := client.VerifyContinuity(old.Certificate, next.Certificate, next.ContinuityProof); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.VerifyContinuity(next.Certificate, next.Certificate, next.ContinuityProof); !errors.Is(err, client.ErrContinuity) {
+		t.Fatalf("the proof verifies under the wrong key: %v", err)
+	}
+	assertLints(t, next.CertificatePEM)
+
+	// openssl, as an outside judge: the old intermediate's public key
+	// verifies the proof over the new certificate's DER.
+	dir := t.TempDir()
+	sig, err := base64.RawURLEncoding.DecodeString(next.ContinuityProof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{"old.pem": []byte(old.CertificatePEM), "new.der": next.Certificate.Raw, "proof.sig": sig} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustOpenSSL(t, dir, "x509", "-in", "old.pem", "-pubkey", "-noout", "-out", "old.pub")
+	if out := mustOpenSSL(t, dir, "dgst", "-sha256", "-verify", "old.pub", "-signature", "proof.sig", "new.der"); !strings.Contains(out, "Verified OK") {
+		t.Fatalf("openssl dgst: %s", out)
+	}
+
+	// The new one signs now; the published bundle still carries the old one.
+	signed, err := c.SignCSR(ctx, []byte(readFile(t, agentCSR(t, dir, "after-rotate"))), client.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !signed.IssuingCA.Equal(next.Certificate) {
+		t.Fatal("after rotation the new intermediate is not the signer")
+	}
+	got, err := c.Intermediate(ctx)
+	if err != nil || got.Previous == nil || !got.Previous.Equal(old.Certificate) {
+		t.Fatalf("intermediate/cert after rotation: %v", err)
+	}
+	assertLints(t, signed.CertificatePEM)
+}
