@@ -104,7 +104,10 @@ const pathIntermediateCertHelpSyn = `The Mastio Intermediate CA certificate and 
 
 const pathIntermediateCertHelpDesc = `
 Returns the intermediate's certificate, ca_chain = [intermediate, Org CA],
-and the same metadata as cert. 404 when no intermediate exists.
+and the same metadata as cert. After intermediate/rotate it also carries,
+for the grace period, the rotated-out certificate (previous,
+previous_grace_until); bundle lists every intermediate relying parties
+should accept now. 404 when no intermediate exists.
 
 Example:
 

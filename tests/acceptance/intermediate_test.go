@@ -1,6 +1,7 @@
 package acceptance
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -34,6 +35,9 @@ func TestIntermediate_ThreeTier(t *testing.T) {
 		t.Fatalf("second GenerateIntermediate: %v, want ErrExists", err)
 	}
 	assertLints(t, org.CertificatePEM, inter.CertificatePEM)
+	if code, body := unauthenticatedGet(t, mount+"/intermediate/cert"); code != 200 || !strings.Contains(body, "BEGIN CERTIFICATE") {
+		t.Fatalf("intermediate/cert without a token: %d", code)
+	}
 
 	dir := t.TempDir()
 	write := func(name, content string) {
@@ -88,6 +92,18 @@ func TestIntermediate_ThreeTier(t *testing.T) {
 	pc := p.Certificate
 	if len(pc.Subject.Names) != 0 || pc.NotAfter.Sub(now) > time.Hour+time.Minute || now.Sub(pc.NotBefore) < 4*time.Minute {
 		t.Fatalf("principal: subject %q, %s..%s", pc.Subject, pc.NotBefore, pc.NotAfter)
+	}
+	kuCritical := false
+	for _, e := range pc.Extensions {
+		if e.Id.String() == "2.5.29.15" {
+			kuCritical = e.Critical
+		}
+	}
+	if pc.KeyUsage != x509.KeyUsageDigitalSignature || !kuCritical || len(pc.ExtKeyUsage) != 1 || pc.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Fatalf("principal: KU %b (critical %v), EKU %v", pc.KeyUsage, kuCritical, pc.ExtKeyUsage)
+	}
+	if len(pc.URIs) != 1 || pc.URIs[0].String() != "spiffe://cullis.local/acme/user/alice" {
+		t.Fatalf("principal URIs %v", pc.URIs)
 	}
 	assertLints(t, p.CertificatePEM)
 }
