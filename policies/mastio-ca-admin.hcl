@@ -1,0 +1,27 @@
+# mastio-ca-admin: the operator who runs the CA. Everything on the mount:
+# generate and import the CAs, rotate the intermediate, manage roles and
+# config, seal the KV mirror's export (kv-export/), and sign.
+#
+# Key custody does not depend on this policy: no path returns a generated
+# key, and an imported key is served by the KV mirror (data/) only while
+# its kv_export is on. Leave data/ out of this policy once export is sealed
+# if you want even that door closed in the ACL too.
+#
+# The mount is mastio-ca/; change the prefix if yours differs.
+
+path "mastio-ca/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Registering and upgrading the plugin, and enabling the mount.
+path "sys/plugins/catalog/secret/mastio-ca" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "sys/mounts/mastio-ca" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "sys/mounts/mastio-ca/tune" {
+  capabilities = ["read", "update"]
+}

@@ -1,0 +1,117 @@
+package acceptance
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// policyFor loads a shipped policy file with the mount substituted.
+func policyFor(t *testing.T, file, mount string) string {
+	t.Helper()
+	return strings.ReplaceAll(readFile(t, filepath.Join("..", "..", "policies", file)), `"mastio-ca/`, `"`+mount+`/`)
+}
+
+// tokenWith creates a token holding only the named shipped policy.
+func tokenWith(t *testing.T, file, mount string) *api.Client {
+	t.Helper()
+	ctx := t.Context()
+	name := mount + "-" + strings.TrimSuffix(file, ".hcl")
+	if err := server.root.Sys().PutPolicyWithContext(ctx, name, policyFor(t, file, mount)); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := server.root.Auth().Token().CreateWithContext(ctx, &api.TokenCreateRequest{Policies: []string{name}, NoDefaultPolicy: true, TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientWithToken(t, tok.Auth.ClientToken)
+}
+
+// TestACL_SignerPolicy: with policies/mastio-signer.hcl a token signs and
+// reads certificates, and every other path of the mount is a 403.
+func TestACL_SignerPolicy(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	admin := tokenWith(t, "mastio-ca-admin.hcl", mount)
+	ac := client.New(admin, mount)
+	if _, err := ac.Generate(ctx, client.GenerateRequest{OrgID: "acme"}); err != nil {
+		t.Fatalf("admin generate: %v", err)
+	}
+	if _, err := ac.GenerateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
+		t.Fatalf("admin intermediate: %v", err)
+	}
+
+	signer := tokenWith(t, "mastio-signer.hcl", mount)
+	sc := client.New(signer, mount)
+	dir := t.TempDir()
+	csr := []byte(readFile(t, agentCSR(t, dir, "acl-agent")))
+	mustOpenSSL(t, dir, "pkey", "-in", "acl-agent.key", "-pubout", "-out", "acl-agent.pub")
+	if _, err := sc.SignCSR(ctx, csr, client.SignOptions{}); err != nil {
+		t.Errorf("signer: sign-csr: %v", err)
+	}
+	if _, err := sc.SignCSR(ctx, csr, client.SignOptions{Role: "agent"}); err != nil {
+		t.Errorf("signer: sign-csr/agent: %v", err)
+	}
+	if _, err := sc.SignPublicKey(ctx, []byte(readFile(t, filepath.Join(dir, "acl-agent.pub"))), client.PublicKeyOptions{Name: "acl-agent"}); err != nil {
+		t.Errorf("signer: sign-public-key: %v", err)
+	}
+	if _, err := sc.CA(ctx); err != nil {
+		t.Errorf("signer: cert: %v", err)
+	}
+	if _, err := sc.CAPEM(ctx); err != nil {
+		t.Errorf("signer: cert/pem: %v", err)
+	}
+
+	denied := []struct {
+		op, path string
+		data     map[string]any
+	}{
+		{"write", "generate", map[string]any{"org_id": "acme", "cas": 1}},
+		{"write", "import", map[string]any{"key_pem": "x", "cert_pem": "y"}},
+		{"read", "config", nil},
+		{"write", "config", map[string]any{"trust_domain": "evil.example"}},
+		{"list", "roles", nil},
+		{"read", "roles/agent", nil},
+		{"write", "roles/agent", map[string]any{"allow_dns_sans": true}},
+		{"delete", "roles/agent", nil},
+		{"write", "intermediate/generate", map[string]any{"cas": 1}},
+		{"write", "intermediate/import", map[string]any{"key_pem": "x", "cert_pem": "y"}},
+		{"write", "intermediate/rotate", nil},
+		{"read", "data/org-ca", nil},
+		{"write", "data/org-ca", map[string]any{"data": map[string]any{"key_pem": "x", "cert_pem": "y"}}},
+		{"read", "data/intermediate-ca", nil},
+		{"read", "metadata/org-ca", nil},
+		{"read", "kv-export/org-ca", nil},
+		{"write", "kv-export/org-ca", map[string]any{"kv_export": false}},
+	}
+	for _, d := range denied {
+		t.Run(d.op+" "+d.path, func(t *testing.T) {
+			var err error
+			p := mount + "/" + d.path
+			switch d.op {
+			case "read":
+				_, err = signer.Logical().ReadWithContext(ctx, p)
+			case "list":
+				_, err = signer.Logical().ListWithContext(ctx, p)
+			case "write":
+				_, err = signer.Logical().WriteWithContext(ctx, p, d.data)
+			case "delete":
+				_, err = signer.Logical().DeleteWithContext(ctx, p)
+			}
+			var re *api.ResponseError
+			if !errors.As(err, &re) || re.StatusCode != 403 {
+				t.Fatalf("%s %s with the signer policy: %v, want 403", d.op, d.path, err)
+			}
+		})
+	}
+	// Nothing the signer tried changed the CA.
+	ca, err := ac.CA(ctx)
+	if err != nil || ca.Version != 1 {
+		t.Fatalf("CA after the denied calls: %+v, %v", ca, err)
+	}
+}
