@@ -73,6 +73,9 @@ type caEntry struct {
 type publishedCert struct {
 	CertDER    []byte    `json:"cert_der"`
 	GraceUntil time.Time `json:"grace_until"`
+	// ContinuityProof is this (retired) key's signature over the current
+	// certificate, kept so it can be fetched again during the grace.
+	ContinuityProof string `json:"continuity_proof"`
 }
 
 // issuerSlot holds the cached issuer; is is nil until the cache is filled.
@@ -93,6 +96,7 @@ type issuer struct {
 	// previous is the rotated-out intermediate, nil when there is none.
 	previous      *x509.Certificate
 	previousUntil time.Time
+	proof         string // continuity proof from previous to this one
 }
 
 // newIssuer parses a stored entry.
@@ -125,7 +129,7 @@ func newIssuer(name caName, e *caEntry) (*issuer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stored previous certificate does not parse: %w", err)
 		}
-		is.previous, is.previousUntil = prev, e.Previous.GraceUntil
+		is.previous, is.previousUntil, is.proof = prev, e.Previous.GraceUntil, e.Previous.ContinuityProof
 	}
 	for i, der := range e.ChainDER {
 		c, err := x509.ParseCertificate(der)
@@ -361,6 +365,10 @@ func (b *mastioBackend) writeCA(ctx context.Context, s logical.Storage, name caN
 		return nil, fmt.Errorf("encoding %s entry: %w", name.label(), err)
 	}
 	if err := s.Put(ctx, entry); err != nil {
+		// The write may have landed all the same (a timeout): drop the
+		// cache so this node reads storage again rather than keep signing
+		// with what may no longer be the stored CA.
+		b.resetIssuer(name)
 		return nil, fmt.Errorf("storing %s: %w", name.label(), err)
 	}
 	b.issuers[name].Store(&issuerSlot{is: is})
@@ -453,6 +461,9 @@ func (b *mastioBackend) storeImport(ctx context.Context, s logical.Storage, r im
 		orgCert, err := x509.ParseCertificate(org.CertDER)
 		if err != nil {
 			return nil, false, fmt.Errorf("stored Org CA certificate does not parse: %w", err)
+		}
+		if ic.cert.Equal(orgCert) || bytes.Equal(ic.cert.RawSubject, ic.cert.RawIssuer) && ic.cert.CheckSignatureFrom(ic.cert) == nil {
+			return nil, false, inputErrorf("cert_pem is self-signed (or is the Org CA itself): an intermediate must be issued by the Org CA")
 		}
 		if err := ic.cert.CheckSignatureFrom(orgCert); err != nil {
 			return nil, false, inputErrorf("cert_pem does not chain to the stored Org CA (sha256 fingerprint %s): %v", fingerprintSHA256(org.CertDER), err)

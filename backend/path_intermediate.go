@@ -170,6 +170,10 @@ func pathIntermediateRotate(b *mastioBackend) *framework.Path {
 		Type:        framework.TypeDurationSecond,
 		Description: "How long the previous intermediate stays published (previous, bundle). Default 14 days (336h), at most 90 days.",
 	}
+	fields["cas"] = &framework.FieldSchema{
+		Type:        framework.TypeInt,
+		Description: "Optional: rotate only if the current intermediate's version is this, so a retried request does not rotate twice.",
+	}
 	return &framework.Path{
 		Pattern:      "intermediate/rotate",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix},
@@ -199,8 +203,13 @@ type intermediateSpec struct {
 func decodeIntermediateSpec(d *framework.FieldData, current *issuer) (intermediateSpec, error) {
 	spec := intermediateSpec{keyType: keyTypeEC, ttl: defaultIntermediateTTL, cn: ""}
 	if current != nil {
+		// Rotation keeps the key type; a size generate cannot make (an
+		// imported P-521 or RSA-8192 key) falls back to the type's default.
 		spec.keyType, spec.keyBits, _ = keyInfo(current.cert.PublicKey)
-		if spec.keyType == keyTypeEd25519 {
+		switch {
+		case spec.keyType == keyTypeEd25519,
+			spec.keyType == keyTypeEC && spec.keyBits != 256 && spec.keyBits != 384,
+			spec.keyType == keyTypeRSA && spec.keyBits != 2048 && spec.keyBits != 3072 && spec.keyBits != 4096:
 			spec.keyBits = 0
 		}
 		spec.cn = current.cert.Subject.CommonName
@@ -338,6 +347,9 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 	if currentEntry == nil {
 		return logical.ErrorResponse("no intermediate to rotate: write %sintermediate/generate or %sintermediate/import first", req.MountPoint, req.MountPoint), nil
 	}
+	if v, ok := d.GetOk("cas"); ok && v.(int) != currentEntry.Version {
+		return respondErr(&conflictError{msg: fmt.Sprintf("check-and-set failed: cas=%d but the current Mastio Intermediate CA version is %d", v.(int), currentEntry.Version)})
+	}
 	current, err := newIssuer(intermediateCA, currentEntry)
 	if err != nil {
 		return nil, err
@@ -365,7 +377,7 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 	if err := succeed(intermediateCA, currentEntry, next); err != nil {
 		return respondErr(err)
 	}
-	next.Previous = &publishedCert{CertDER: currentEntry.CertDER, GraceUntil: now.Add(grace).UTC()}
+	next.Previous = &publishedCert{CertDER: currentEntry.CertDER, GraceUntil: now.Add(grace).UTC(), ContinuityProof: proof}
 
 	is, err := b.rotateIntermediate(ctx, req.Storage, next)
 	if err != nil {
@@ -373,9 +385,7 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 	}
 	b.Logger().Info("rotated Mastio Intermediate CA", "version", is.version, "serial", formatSerial(is.cert.SerialNumber),
 		"previous_serial", formatSerial(current.cert.SerialNumber), "grace_until", next.Previous.GraceUntil.Format(time.RFC3339))
-	resp := &logical.Response{Data: intermediateResponseData(is, now)}
-	resp.Data["continuity_proof"] = proof
-	return resp, nil
+	return &logical.Response{Data: intermediateResponseData(is, now)}, nil
 }
 
 // rotateIntermediate writes the new intermediate first (staging) and then
@@ -393,6 +403,11 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 	}
 	is, err := b.writeCA(ctx, s, intermediateCA, next)
 	if err != nil {
+		// Leave no unused CA key behind; the next rotation overwrites it
+		// anyway should this delete fail too.
+		if derr := s.Delete(ctx, intermediateStagingKey); derr != nil {
+			b.Logger().Warn("could not delete the staged intermediate after a failed switch", "error", derr)
+		}
 		return nil, fmt.Errorf("switching to the next intermediate (the previous one still signs): %w", err)
 	}
 	if err := s.Delete(ctx, intermediateStagingKey); err != nil {
@@ -431,6 +446,7 @@ func intermediateResponseData(is *issuer, now time.Time) map[string]any {
 		prev := encodeCertPEM(is.previous.Raw)
 		data["previous"] = prev
 		data["previous_grace_until"] = is.previousUntil.UTC().Format(time.RFC3339)
+		data["continuity_proof"] = is.proof
 		bundle = append(bundle, prev)
 	}
 	data["bundle"] = bundle
@@ -472,6 +488,9 @@ SHA-256 for EC keys) over the new certificate's DER, base64url without
 padding: anyone holding the previous certificate can check that the new
 intermediate was introduced by the holder of the old key
 (client.VerifyContinuity, or openssl dgst -sha256 -verify).
+
+The proof is also served by intermediate/cert while the grace lasts. With
+cas equal to the current version, a retried request cannot rotate twice.
 
 The new intermediate is written before the switch; a rotation that fails
 half way leaves the previous intermediate as the signer.

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,85 @@ func TestIntermediate_NewBadInput(t *testing.T) {
 	})
 	runBadInputs(t, false, []badInput{
 		{name: "generate with no Org CA", path: "intermediate/generate", data: map[string]any{}, want: "no Org CA exists yet"},
+	})
+}
+
+// lyingStorage stores the entry and then reports failure, as a timeout
+// after a successful write would.
+type lyingStorage struct {
+	logical.Storage
+	failKey string
+}
+
+func (l *lyingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if err := l.Storage.Put(ctx, e); err != nil {
+		return err
+	}
+	if e.Key == l.failKey {
+		return errors.New("injected timeout after the write")
+	}
+	return nil
+}
+
+func TestIntermediate_UncertainSwitch(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+	if _, err := requestErr(b, &lyingStorage{Storage: s, failKey: intermediateCA.storageKey()}, logical.UpdateOperation, "intermediate/rotate", nil); err == nil {
+		t.Fatal("rotate reported success")
+	}
+	// The write landed: this node must sign with what storage holds, and
+	// the proof must still be obtainable.
+	stored := mustOK(t, request(t, b, s, logical.ReadOperation, "intermediate/cert", nil))
+	if stored.Data["version"] != 2 || stored.Data["continuity_proof"] == nil {
+		t.Fatalf("stored intermediate: version %v, proof %v", stored.Data["version"], stored.Data["continuity_proof"] != nil)
+	}
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	if sig.Data["issuing_ca"] != stored.Data["certificate"] {
+		t.Fatal("after an uncertain switch this node still signs with the cached old intermediate")
+	}
+	if e, _ := s.Get(t.Context(), intermediateStagingKey); e != nil {
+		t.Fatal("staging entry left behind after a failed switch")
+	}
+}
+
+func TestIntermediate_RotateCASAndImportedKeySizes(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	org, err := b.loadIssuer(t.Context(), s, orgCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An imported P-521 intermediate rotates to the default P-256.
+	key := newECKey(t, elliptic.P521())
+	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", parent: org.cert, parentKey: org.signer})
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/import", map[string]any{"key_pem": pkcs8PEM(t, key), "cert_pem": certPEM(cert)}))
+	assertRefused(t, b, s, "intermediate/rotate", map[string]any{"cas": 5}, http.StatusConflict, "cas=5 but the current Mastio Intermediate CA version is 1")
+	rot := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"cas": 1}))
+	if rot.Data["key_type"] != "ec" || rot.Data["key_bits"] != 256 {
+		t.Fatalf("rotated P-521 intermediate: %v/%v", rot.Data["key_type"], rot.Data["key_bits"])
+	}
+	// The proof was made by the P-521 key.
+	sig, _ := base64.RawURLEncoding.DecodeString(rot.Data["continuity_proof"].(string))
+	digest := sha256.Sum256(parseCertPEMForTest(t, rot.Data["certificate"].(string)).Raw)
+	if !ecdsa.VerifyASN1(&key.(*ecdsa.PrivateKey).PublicKey, digest[:], sig) {
+		t.Fatal("proof not made by the previous (P-521) key")
+	}
+	// A retry with the same cas does not rotate twice.
+	assertRefused(t, b, s, "intermediate/rotate", map[string]any{"cas": 1}, http.StatusConflict, "current Mastio Intermediate CA version is 2")
+}
+
+func TestIntermediate_MoreBadInput(t *testing.T) {
+	runBadInputs(t, false, []badInput{
+		{name: "CN too long", path: "intermediate/generate", data: map[string]any{"common_name": strings.Repeat("x", 65)}, want: "at most 64",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) { generateCA(t, b, s) }},
+		{name: "Org CA expired", path: "intermediate/generate", data: map[string]any{}, want: "the Org CA expired at",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				storeCAValidUntil(t, b, s, time.Now().Add(-time.Minute))
+			}},
+		{name: "Org CA expires within 24h", path: "intermediate/generate", data: map[string]any{}, want: "under 24h from now",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				storeCAValidUntil(t, b, s, time.Now().Add(time.Hour))
+			}},
 	})
 }

@@ -197,8 +197,13 @@ func TestIntermediate_ImportAndSign(t *testing.T) {
 
 func TestIntermediate_BadInput(t *testing.T) {
 	otherKey, otherCert := validCA(t, newECKey(t, elliptic.P256()))
+	strangerRootKey := newECKey(t, elliptic.P256())
+	strangerRoot := makeCert(t, caCertSpec{key: strangerRootKey, isCA: true, keyUsage: x509.KeyUsageCertSign})
+	strangerKey := newECKey(t, elliptic.P256())
+	strangerInter := certPEM(makeCert(t, caCertSpec{key: strangerKey, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", parent: strangerRoot, parentKey: strangerRootKey}))
 	runBadInputs(t, true, []badInput{
-		{name: "does not chain", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "does not chain to the stored Org CA"},
+		{name: "self-signed", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "is self-signed"},
+		{name: "does not chain", path: "intermediate/import", data: map[string]any{"key_pem": pkcs8PEM(t, strangerKey), "cert_pem": strangerInter}, want: "does not chain to the stored Org CA"},
 		{name: "unknown field", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert, "chain_pem": otherCert}, want: "unknown field(s) chain_pem"},
 		{name: "pinned to a missing intermediate", path: "sign-csr/pinned", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "none exists", status: http.StatusNotFound,
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {

@@ -42,7 +42,7 @@ func pathRoles(b *mastioBackend) *framework.Path {
 			},
 			"issuer": {
 				Type:        framework.TypeString,
-				Description: "Which CA signs: auto (default: the intermediate when one exists, else the Org CA), org-ca or intermediate-ca.",
+				Description: "Which CA signs: auto (default: the intermediate when one exists, else the Org CA), intermediate-ca, or org-ca (pins the Org CA even when an intermediate exists; for verification such as mastio-ca migrate's proof).",
 			},
 			"allowed_key_types": {
 				Type:        framework.TypeCommaStringSlice,

@@ -2,7 +2,9 @@ package backend
 
 import (
 	"crypto"
+	"crypto/ecdh"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
@@ -72,6 +74,26 @@ func TestSignPublicKey_BadInput(t *testing.T) {
 		{name: "role without URI SANs", path: "sign-public-key/dns", data: map[string]any{"public_key": good, "name": "a"}, want: "requires exactly one URI SAN",
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/dns", map[string]any{"uri_san_count": 0, "allow_dns_sans": true}))
+			}},
+	})
+}
+
+func TestSignPublicKey_MoreBadInput(t *testing.T) {
+	good := publicKeyPEM(t, newECKey(t, elliptic.P256()))
+	x, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xDER, err := x509.MarshalPKIXPublicKey(x.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runBadInputs(t, true, []badInput{
+		{name: "X25519 key", path: "sign-public-key", data: map[string]any{"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: xDER})), "name": "a"}, want: "unsupported public key type"},
+		{name: "spiffe_id not a URI", path: "sign-public-key", data: map[string]any{"public_key": good, "spiffe_id": "spiffe://cullis.local/acme/%zz"}, want: "is not a URI"},
+		{name: "two stars", path: "sign-public-key/two", data: map[string]any{"public_key": good, "name": "a"}, want: "does not have exactly one * segment",
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/two", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/*/*"}))
 			}},
 	})
 }

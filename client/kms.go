@@ -11,8 +11,9 @@ import (
 // have CSRs signed inside Vault, and it has no way to ask for a private
 // key. Give its token a policy with just these two paths:
 //
-//	path "mastio-ca/cert"          { capabilities = ["read"] }
-//	path "mastio-ca/sign-csr/agent" { capabilities = ["update"] }
+//	path "mastio-ca/cert"                  { capabilities = ["read"] }
+//	path "mastio-ca/sign-csr/agent"        { capabilities = ["update"] }
+//	path "mastio-ca/sign-public-key/agent" { capabilities = ["update"] }
 type KMS struct {
 	c    *Client
 	role string
