@@ -1,6 +1,7 @@
 // Command mastio-ca is the operator CLI of the mastio-ca Vault plugin.
 //
-//	mastio-ca migrate [flags]   move Mastio's CAs from its database into the plugin
+//	mastio-ca migrate [flags]        move Mastio's CAs from its database into the plugin
+//	mastio-ca audit-report <file>    tabulate a Vault audit log's calls to the mount
 //
 // Run `mastio-ca migrate -h` for the flags and exit codes.
 package main
@@ -16,9 +17,12 @@ import (
 const usage = `Usage: mastio-ca <command> [flags]
 
 Commands:
-  migrate   move Mastio's Org CA (and Mastio Intermediate CA) from Mastio's
-            SQLite or PostgreSQL database into the plugin, verified by proof
-            of possession, optionally blanking the keys in the database
+  migrate       move Mastio's Org CA (and Mastio Intermediate CA) from
+                Mastio's SQLite or PostgreSQL database into the plugin,
+                verified by proof of possession, optionally blanking the
+                keys in the database
+  audit-report  tabulate every call to the mount in a Vault file audit log,
+                flagging denied calls and calls to key-bearing paths
 
 Run "mastio-ca <command> -h" for a command's flags.
 `
@@ -43,6 +47,8 @@ func run(ctx context.Context, args []string) int {
 			stdout: os.Stdout,
 			stderr: os.Stderr,
 		})
+	case "audit-report":
+		return runAuditReport(args[1:], os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 		return 0

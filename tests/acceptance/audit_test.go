@@ -1,0 +1,156 @@
+package acceptance
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// TestAudit_FullSession: with a file audit device, generate, import of a
+// known key, intermediate generate and rotate, 100 signings and a denied
+// call are all in the log; the known key is in it in no encoding we can
+// check; serials are readable with the recommended tuning; and
+// `mastio-ca audit-report` tabulates it all.
+func TestAudit_FullSession(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	auditPath := filepath.Join(dir, "audit.log")
+	device := "file-" + randomHex(4)
+	if err := server.root.Sys().EnableAuditWithOptionsWithContext(ctx, device, &api.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": auditPath},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.root.Sys().DisableAuditWithContext(context.Background(), device) })
+
+	genMount, mount := newMount(t), newMount(t)
+	// The README's recommended tuning: serials readable, keys still HMAC'd.
+	if err := server.root.Sys().TuneMountWithContext(ctx, mount, api.MountConfigInput{AuditNonHMACResponseKeys: []string{"serial_number"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(server.root, genMount).Generate(ctx, client.GenerateRequest{OrgID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(server.root, mount)
+	keyPEM, certPEM := opensslCA(t, dir, "known")
+	if _, err := c.Import(ctx, client.ImportRequest{KeyPEM: keyPEM, CertPEM: certPEM}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RotateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	csr := []byte(readFile(t, agentCSR(t, dir, "audited-agent")))
+	serials := make([]string, 0, 100)
+	for i := 0; i < 100; i++ {
+		s, err := c.SignCSR(ctx, csr, client.SignOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serials = append(serials, s.SerialNumber)
+	}
+	signer := tokenWith(t, "mastio-signer.hcl", mount)
+	if _, err := signer.Logical().ReadWithContext(ctx, mount+"/config"); err == nil {
+		t.Fatal("the signer read config")
+	}
+
+	audit := readFile(t, auditPath)
+	counts := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(audit), "\n") {
+		var e struct {
+			Type    string
+			Request struct{ Path string }
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line is not JSON: %v", err)
+		}
+		if e.Type == "request" {
+			counts[e.Request.Path]++
+		}
+	}
+	for path, want := range map[string]int{
+		genMount + "/generate": 1, mount + "/import": 1, mount + "/intermediate/generate": 1,
+		mount + "/intermediate/rotate": 1, mount + "/sign-csr": 100, mount + "/config": 1,
+	} {
+		if counts[path] != want {
+			t.Errorf("audit log has %d requests to %s, want %d", counts[path], path, want)
+		}
+	}
+
+	// The known key, in every encoding we can check.
+	block, _ := pem.Decode([]byte(keyPEM))
+	der := block.Bytes
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scalar := key.(*ecdsa.PrivateKey).D.FillBytes(make([]byte, 32))
+	needles := map[string]string{
+		"base64 DER":        base64.StdEncoding.EncodeToString(der),
+		"base64url DER":     base64.RawURLEncoding.EncodeToString(der),
+		"hex scalar":        hex.EncodeToString(scalar),
+		"HEX scalar":        strings.ToUpper(hex.EncodeToString(scalar)),
+		"base64 scalar":     base64.StdEncoding.EncodeToString(scalar),
+		"JSON-escaped PEM":  strings.ReplaceAll(keyPEM, "\n", `\n`),
+		"JSON-escaped PEM2": strings.ReplaceAll(strings.ReplaceAll(keyPEM, "\n", `\n`), "/", `\/`),
+	}
+	for i, line := range strings.Split(keyPEM, "\n") {
+		if len(line) >= 16 && !strings.HasPrefix(line, "-----") && !strings.Contains(certPEM, line) {
+			needles[fmt.Sprintf("PEM line %d", i)] = strings.ReplaceAll(line, "/", `\/`)
+			needles[fmt.Sprintf("PEM line %d raw", i)] = line
+		}
+	}
+	for what, needle := range needles {
+		if strings.Contains(audit, needle) {
+			t.Errorf("the audit log holds the key (%s)", what)
+		}
+	}
+	if !strings.Contains(audit, `"key_pem":"hmac-sha256:`) {
+		t.Error("key_pem is not HMAC'd in the audit log")
+	}
+	for _, s := range serials {
+		if !strings.Contains(audit, `"serial_number":"`+s+`"`) {
+			t.Fatalf("serial %s is not readable in the audit log despite audit_non_hmac_response_keys", s)
+		}
+	}
+
+	// The operator CLI's report.
+	cmd := exec.CommandContext(ctx, server.cli, "audit-report", "--mount", mount, auditPath)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit-report: %v\n%s", err, out)
+	}
+	report := string(out)
+	t.Logf("mastio-ca audit-report (last lines):\n%s", tailLines(report, 16))
+	for _, want := range []string{
+		"Summary: 104 calls", "   100  sign-csr", "DENIED calls: 1", "read config",
+		"Calls to key-bearing paths (import, intermediate/import, data/): 1", serials[0],
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("audit-report lacks %q", want)
+		}
+	}
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
