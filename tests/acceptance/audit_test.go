@@ -38,7 +38,7 @@ func TestAudit_FullSession(t *testing.T) {
 
 	genMount, mount := newMount(t), newMount(t)
 	// The README's recommended tuning: serials readable, keys still HMAC'd.
-	if err := server.root.Sys().TuneMountWithContext(ctx, mount, api.MountConfigInput{AuditNonHMACResponseKeys: []string{"serial_number"}}); err != nil {
+	if err := server.root.Sys().TuneMountAllowNilWithContext(ctx, mount, api.TuneMountConfigInput{AuditNonHMACResponseKeys: &[]string{"serial_number"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := client.New(server.root, genMount).Generate(ctx, client.GenerateRequest{OrgID: "acme"}); err != nil {
@@ -99,7 +99,10 @@ func TestAudit_FullSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scalar := key.(*ecdsa.PrivateKey).D.FillBytes(make([]byte, 32))
+	scalar, err := key.(*ecdsa.PrivateKey).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	needles := map[string]string{
 		"base64 DER":        base64.StdEncoding.EncodeToString(der),
 		"base64url DER":     base64.RawURLEncoding.EncodeToString(der),
