@@ -73,6 +73,20 @@ func checkKeyStrength(pub crypto.PublicKey) error {
 		if bits > maxRSABits {
 			return inputErrorf("RSA key of %d bits is larger than the %d-bit limit", bits, maxRSABits)
 		}
+		return checkRSAShape(pub.(*rsa.PublicKey))
+	}
+	return nil
+}
+
+// checkRSAShape refuses RSA keys no mainstream generator makes: a public
+// exponent other than 65537 (e=3 invites padding attacks on weak verifiers)
+// or a modulus whose size is not a whole number of bytes.
+func checkRSAShape(pub *rsa.PublicKey) error {
+	if pub.E != 65537 {
+		return inputErrorf("RSA public exponent %d is not accepted; use 65537", pub.E)
+	}
+	if bits := pub.N.BitLen(); bits%8 != 0 {
+		return inputErrorf("RSA modulus of %d bits is not a whole number of bytes; use 2048, 3072 or 4096 bits", bits)
 	}
 	return nil
 }

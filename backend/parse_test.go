@@ -47,6 +47,8 @@ func TestParsers_BadInput(t *testing.T) {
 		{"only EC PARAMETERS", second(parsePrivateKeyPEM("-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n")), "no private key block"},
 		{"X25519 key", second(parsePrivateKeyPEM(string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: x25519DER})))), "cannot sign certificates"},
 		{"RSA above 8192", checkKeyStrength(huge), "larger than the 8192-bit limit"},
+		{"RSA e=3", checkKeyStrength(&rsa.PublicKey{N: new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 2047), big.NewInt(1)), E: 3}), "public exponent 3 is not accepted"},
+		{"RSA 2049 bits", checkKeyStrength(&rsa.PublicKey{N: new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 2048), big.NewInt(1)), E: 65537}), "2049 bits is not a whole number of bytes"},
 		{"cert then garbage", second(parseCertificatesPEM("cert_pem", caPEM+"junk")), "trailing data after certificate 1"},
 		{"key block in cert_pem", second(parseCertificatesPEM("cert_pem", ecKeyPEM)), `has type "PRIVATE KEY"`},
 		{"corrupt certificate", second(parseCertificatesPEM("cert_pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x00}})))), "could not be parsed"},

@@ -92,6 +92,9 @@ func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *fram
 		}
 		return respondStatus(http.StatusNotFound, "no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint)
 	}
+	if v, ok := d.GetOk("ttl"); ok && v.(int) <= 0 {
+		return logical.ErrorResponse("ttl %ds is not a validity: give a positive duration, or omit ttl for the role's (%s)", v.(int), r.TTL), nil
+	}
 	var pattern *uriPattern
 	if r.URISANPattern != "" {
 		if pattern, err = compileURIPattern(r.URISANPattern, cfg.TrustDomain, is.orgID); err != nil {

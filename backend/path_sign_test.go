@@ -228,6 +228,8 @@ func TestSignCSR_BadInput(t *testing.T) {
 			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x01}})}})}, want: "subjectAltName of type [0]"},
 		{name: "ttl above max", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "9000h"}, want: "exceeds the role's max_ttl"},
 		{name: "ttl not a duration", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "soon"}, want: "ttl"},
+		{name: "explicit ttl 0", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": 0}, want: "ttl 0s is not a validity"},
+		{name: "negative ttl", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "-1h"}, want: "cannot provide negative value"},
 		{name: "unknown role", path: "sign-csr/nope", data: map[string]any{"csr": agentCSR(t, "a1")}, want: `role "nope" does not exist`, status: http.StatusNotFound},
 		{name: "trust domain ID", path: "sign-csr/td", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local"}})}, want: "names a trust domain, not a workload",
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {

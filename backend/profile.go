@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -528,6 +529,7 @@ func (r *role) checkKey(csr *x509.CertificateRequest) error {
 		if bits < r.RSAMinBits || bits > r.RSAMaxBits {
 			return inputErrorf("csr RSA key of %d bits is not allowed by this role; allowed: %d-%d bits", bits, r.RSAMinBits, r.RSAMaxBits)
 		}
+		return checkRSAShape(csr.PublicKey.(*rsa.PublicKey))
 	}
 	return nil
 }
