@@ -130,20 +130,41 @@ func (b *mastioBackend) initialize(ctx context.Context, req *logical.Initializat
 }
 
 // HandleRequest refuses a request field that may hold key material and has
-// the wrong JSON type before the framework sees it: the framework's type
-// error quotes the value. Then it hands the request to the framework.
+// the wrong JSON type before the framework sees it (see typeGuard), then
+// hands the request to the framework.
 func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if resp := typeGuard(req); resp != nil {
+		return resp, nil
+	}
+	return b.Backend.HandleRequest(ctx, req)
+}
+
+// HandleExistenceCheck skips the check for a request the guard refuses:
+// Vault runs it before HandleRequest and it decodes the fields too. Vault
+// then calls HandleRequest, whose guard answers the 400 (an error here
+// would reach the client as a 500).
+func (b *mastioBackend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if typeGuard(req) != nil {
+		return false, false, nil
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
+// typeGuard answers 400 when key_pem is not a string or the KV mirror's
+// data is not an object. The framework's own type error can quote the
+// value, which here may be a private key.
+func typeGuard(req *logical.Request) *logical.Response {
 	if v, ok := req.Data["key_pem"]; ok {
 		if _, isString := v.(string); !isString {
-			return logical.ErrorResponse("key_pem must be a string of PEM text"), nil
+			return logical.ErrorResponse("key_pem must be a string of PEM text")
 		}
 	}
 	if v, ok := req.Data["data"]; ok && strings.HasPrefix(req.Path, "data/") {
 		if _, isMap := v.(map[string]any); !isMap {
-			return logical.ErrorResponse("data must be an object: {\"key_pem\": ..., \"cert_pem\": ...}"), nil
+			return logical.ErrorResponse("data must be an object: {\"key_pem\": ..., \"cert_pem\": ...}")
 		}
 	}
-	return b.Backend.HandleRequest(ctx, req)
+	return nil
 }
 
 // invalidate drops caches when another node (or a replication stream)
