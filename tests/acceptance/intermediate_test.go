@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,4 +170,82 @@ func TestIntermediate_RotateContinuity(t *testing.T) {
 		t.Fatalf("intermediate/cert after rotation: %v", err)
 	}
 	assertLints(t, signed.CertificatePEM)
+}
+
+// TestIntermediate_SignDuringRotation signs at concurrency 8 while the
+// intermediate rotates three times: no signing fails, and every
+// certificate verifies against the Org CA through an intermediate that was
+// valid (and published) when it was issued.
+func TestIntermediate_SignDuringRotation(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	c := client.New(server.root, mount)
+	org, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "rotating")))
+	intermediates := []*x509.Certificate{first.Certificate}
+	stop := make(chan struct{})
+	type result struct {
+		leaf *x509.Certificate
+		err  error
+	}
+	results := make(chan result, 10000)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s, err := c.SignCSR(ctx, csr, client.SignOptions{})
+				if err != nil {
+					results <- result{err: err}
+					continue
+				}
+				results <- result{leaf: s.Certificate}
+			}
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		time.Sleep(100 * time.Millisecond)
+		next, err := c.RotateIntermediate(ctx, client.IntermediateRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		intermediates = append(intermediates, next.Certificate)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(results)
+
+	roots, mids := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(org.Certificate)
+	for _, m := range intermediates {
+		mids.AddCert(m)
+	}
+	n := 0
+	for r := range results {
+		if r.err != nil {
+			t.Fatalf("a signing during rotation failed: %v", r.err)
+		}
+		n++
+		if _, err := r.leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: mids, CurrentTime: r.leaf.NotBefore.Add(6 * time.Minute), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Fatalf("a certificate signed during rotation does not verify: %v", err)
+		}
+	}
+	if n < 50 {
+		t.Fatalf("only %d signings happened during the rotations", n)
+	}
+	t.Logf("%d signings during 3 rotations: all verified, none failed", n)
 }

@@ -454,13 +454,14 @@ func longestAlnumRun(s string) string {
 	return best
 }
 
-// TestClient_ReplicasRaceOnFirstBoot: several Mastio replicas call Generate
-// at once against the real server; exactly one CA is created.
+// TestClient_ReplicasRaceOnFirstBoot: 16 Mastio replicas call Generate at
+// once against the real server; exactly one CA is created, 15 get a
+// conflict, and every certificate signed afterwards chains to that CA.
 func TestClient_ReplicasRaceOnFirstBoot(t *testing.T) {
 	ctx := t.Context()
 	mount := newMount(t)
 	c := client.New(server.root, mount)
-	const replicas = 8
+	const replicas = 16
 	errs := make(chan error, replicas)
 	fps := make(chan string, replicas)
 	for i := 0; i < replicas; i++ {
@@ -491,6 +492,26 @@ func TestClient_ReplicasRaceOnFirstBoot(t *testing.T) {
 		t.Fatalf("stored CA is not the winner's: %v", err)
 	}
 	assertLints(t, ca.CertificatePEM)
+
+	// Every replica signs now, concurrently, and every leaf chains to it.
+	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "replica")))
+	leaves := make(chan *client.SignedCertificate, replicas)
+	for i := 0; i < replicas; i++ {
+		go func() {
+			s, err := c.SignCSR(ctx, csr, client.SignOptions{})
+			if err != nil {
+				t.Error(err)
+			}
+			leaves <- s
+		}()
+	}
+	for i := 0; i < replicas; i++ {
+		if s := <-leaves; s != nil {
+			if err := s.Certificate.CheckSignatureFrom(ca.Certificate); err != nil {
+				t.Errorf("a replica's certificate does not chain to the one CA: %v", err)
+			}
+		}
+	}
 }
 
 // opensslMayFail runs openssl and returns its output and error, for checks
