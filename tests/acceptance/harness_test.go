@@ -45,6 +45,8 @@ var server struct {
 	root      *api.Client
 	logPath   string
 	cli       string // the mastio-ca operator CLI, built for the tests
+	pluginDir string // holds the plugin binary, for other servers too
+	pluginSHA string
 }
 
 // atExit holds the stop functions of servers started on first use (see
@@ -111,6 +113,7 @@ func run(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	server.pluginDir, server.pluginSHA = pluginDir, sum
 
 	stop, err := startVault(tmp, pluginDir)
 	if err != nil {

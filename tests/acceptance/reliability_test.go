@@ -1,0 +1,158 @@
+package acceptance
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// TestReliability_RestartAndSeal: a file-storage server keeps the CA across
+// a restart, refuses to sign while sealed (503, ErrSealed), and signs again
+// once unsealed.
+func TestReliability_RestartAndSeal(t *testing.T) {
+	n := newVaultNode(t, "file", nil, false)
+	key, _ := n.initialize()
+	n.enablePlugin()
+	c := client.New(n.client, "mastio-ca")
+	ca, err := c.Generate(t.Context(), client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "restart")))
+	if _, err := c.SignCSR(t.Context(), csr, client.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	n.stop()
+	n.start()
+	n.unseal(key)
+	c = client.New(n.client, "mastio-ca")
+	var signed *client.SignedCertificate
+	took := n.waitFor("signing after restart", 60*time.Second, func() bool {
+		signed, err = c.SignCSR(t.Context(), csr, client.SignOptions{})
+		return err == nil
+	})
+	after, err := c.CA(t.Context())
+	if err != nil || after.FingerprintSHA256 != ca.FingerprintSHA256 || !signed.IssuingCA.Equal(ca.Certificate) {
+		t.Fatalf("after restart the CA changed: %v", err)
+	}
+	t.Logf("restart: same CA (sha256 %s), signing %s after unseal", ca.FingerprintSHA256[:16], took.Round(time.Millisecond))
+
+	if err := n.client.Sys().Seal(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.SignCSR(t.Context(), csr, client.SignOptions{})
+	var e *client.Error
+	if !errors.Is(err, client.ErrSealed) || !errors.As(err, &e) || e.StatusCode != 503 {
+		t.Fatalf("sign on a sealed server: %v, want a 503 ErrSealed", err)
+	}
+	n.unseal(key)
+	took = n.waitFor("signing after unseal", 60*time.Second, func() bool {
+		_, err = c.SignCSR(t.Context(), csr, client.SignOptions{})
+		return err == nil
+	})
+	t.Logf("seal: sign answered 503 ErrSealed; after unseal signing resumed in %s", took.Round(time.Millisecond))
+}
+
+// loadResult counts a signing load.
+type loadResult struct {
+	ok, failed atomic.Int64
+	// lastFailure and firstOKAfter bound the outage.
+	mu                       sync.Mutex
+	lastFailure, firstOKFrom time.Time
+}
+
+// signLoad signs at the given concurrency until stop is closed.
+func signLoad(c *client.Client, csr []byte, workers int, stop <-chan struct{}) *loadResult {
+	r := &loadResult{}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.SignCSR(context.Background(), csr, client.SignOptions{}); err != nil {
+					r.failed.Add(1)
+					r.mu.Lock()
+					r.lastFailure = time.Now()
+					r.mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				r.ok.Add(1)
+			}
+		}()
+	}
+	go func() { <-stop; wg.Wait() }()
+	return r
+}
+
+// TestReliability_PluginCrash kills the plugin process with SIGKILL while
+// signing at concurrency 8, then reloads it through Vault under the same
+// load: signing resumes, the CA is unchanged, and the failed requests are
+// counted.
+func TestReliability_PluginCrash(t *testing.T) {
+	n := newVaultNode(t, "crash", nil, false)
+	n.initialize()
+	n.enablePlugin()
+	c := client.New(n.client, "mastio-ca")
+	ca, err := c.Generate(t.Context(), client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "crash")))
+
+	measure := func(what string, disrupt func()) {
+		stop := make(chan struct{})
+		load := signLoad(c, csr, 8, stop)
+		time.Sleep(500 * time.Millisecond)
+		before := load.ok.Load()
+		disrupt()
+		okAt := load.ok.Load()
+		recovered := n.waitFor("signing to resume after "+what, 60*time.Second, func() bool {
+			return load.ok.Load() > okAt+8
+		})
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		time.Sleep(100 * time.Millisecond)
+		after, err := c.CA(t.Context())
+		if err != nil || after.FingerprintSHA256 != ca.FingerprintSHA256 {
+			t.Fatalf("after %s the CA changed: %v", what, err)
+		}
+		t.Logf("%s at concurrency 8: %d signed before, %d signed in all, %d failed; signing resumed within %s; CA unchanged",
+			what, before, load.ok.Load(), load.failed.Load(), recovered.Round(time.Millisecond))
+	}
+
+	var killed int
+	measure("kill -9 of the plugin", func() {
+		pid, err := n.pluginPID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed = pid
+	})
+	if pid, err := n.pluginPID(); err != nil || pid == killed {
+		t.Fatalf("after kill -9 the plugin runs as pid %d (killed %d): %v", pid, killed, err)
+	}
+	measure("vault plugin reload", func() {
+		if _, err := n.client.Sys().ReloadPlugin(&api.ReloadPluginInput{Plugin: pluginName}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
