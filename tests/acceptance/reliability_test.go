@@ -65,9 +65,6 @@ func TestReliability_RestartAndSeal(t *testing.T) {
 // loadResult counts a signing load.
 type loadResult struct {
 	ok, failed atomic.Int64
-	// lastFailure and firstOKAfter bound the outage.
-	mu                       sync.Mutex
-	lastFailure, firstOKFrom time.Time
 }
 
 // signLoad signs at the given concurrency until stop is closed.
@@ -86,9 +83,6 @@ func signLoad(c *client.Client, csr []byte, workers int, stop <-chan struct{}) *
 				}
 				if _, err := c.SignCSR(context.Background(), csr, client.SignOptions{}); err != nil {
 					r.failed.Add(1)
-					r.mu.Lock()
-					r.lastFailure = time.Now()
-					r.mu.Unlock()
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
@@ -155,4 +149,71 @@ func TestReliability_PluginCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestReliability_RaftFailover: three servers with integrated storage on
+// loopback ports. The CA is generated through the leader; the leader is
+// stopped; a new leader is elected, and sign-csr through it and through
+// the remaining standby (forwarded) issues under the same CA.
+func TestReliability_RaftFailover(t *testing.T) {
+	n1 := newVaultNode(t, "node1", nil, true)
+	key, _ := n1.initialize()
+	n1.waitActive()
+	n2 := newVaultNode(t, "node2", []string{n1.addr}, true)
+	n3 := newVaultNode(t, "node3", []string{n1.addr}, true)
+	for _, n := range []*vaultNode{n2, n3} {
+		n.token = n1.token
+		n.client.SetToken(n1.token)
+		n.unseal(key)
+	}
+	n1.waitFor("three raft voters", 60*time.Second, func() bool {
+		s, err := n1.client.Logical().Read("sys/storage/raft/configuration")
+		if err != nil || s == nil {
+			return false
+		}
+		servers, _ := s.Data["config"].(map[string]any)["servers"].([]any)
+		voters := 0
+		for _, sv := range servers {
+			if m, ok := sv.(map[string]any); ok && m["voter"] == true {
+				voters++
+			}
+		}
+		// Autopilot promotes a joined server to voter once it is stable.
+		return voters == 3
+	})
+	n1.enablePlugin()
+	ca, err := client.New(n1.client, "mastio-ca").Generate(t.Context(), client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "raft")))
+
+	stopped := time.Now()
+	n1.stop()
+	var leader, standby *vaultNode
+	took := n2.waitFor("a new leader", 60*time.Second, func() bool {
+		for _, n := range []*vaultNode{n2, n3} {
+			if l, err := n.client.Sys().Leader(); err == nil && l.IsSelf {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	standby = n3
+	if leader == n3 {
+		standby = n2
+	}
+	for _, via := range []*vaultNode{leader, standby} {
+		var signed *client.SignedCertificate
+		via.waitFor("signing through "+via.name, 60*time.Second, func() bool {
+			signed, err = client.New(via.client, "mastio-ca").SignCSR(t.Context(), csr, client.SignOptions{})
+			return err == nil
+		})
+		if !signed.IssuingCA.Equal(ca.Certificate) || signed.Certificate.CheckSignatureFrom(ca.Certificate) != nil {
+			t.Fatalf("signing through %s: not the same CA", via.name)
+		}
+	}
+	t.Logf("raft: leader stopped, %s elected in %s; %s (leader) and %s (standby, forwarded) sign under the same CA (sha256 %s); %s from stop to both signing",
+		leader.name, took.Round(time.Millisecond), leader.name, standby.name, ca.FingerprintSHA256[:16], time.Since(stopped).Round(time.Millisecond))
 }
