@@ -15,7 +15,7 @@ BIN       := $(CURDIR)/bin
 PLUGIN    := $(BIN)/vault-plugin-mastio-ca
 VAULT     := $(BIN)/vault
 STATICCHECK_VERSION := v0.8.2
-FUZZTIME  ?= 30s
+FUZZTIME  ?= 60s
 # Debian packages the tests and `make dev` need, as "check:package" pairs:
 # openssl makes and verifies certificates as an outside judge; postgresql
 # serves the migration tests; python3-cryptography makes Mastio's Fernet
@@ -28,7 +28,7 @@ APT_NEEDS := \
 
 export VAULT_BIN := $(VAULT)
 
-.PHONY: build plugin dev dev-stop test unit testacc fuzz bench fmt lint deps clean
+.PHONY: build plugin dev dev-stop test unit testacc soak fuzz bench fmt lint deps clean
 
 build: plugin
 
@@ -74,6 +74,10 @@ unit:
 
 testacc: deps $(VAULT)
 	$(GO) test -count=1 -v -timeout 30m ./tests/acceptance/
+
+# Long runs kept out of CI; their figures go to RELIABILITY.md.
+soak: deps $(VAULT)
+	MASTIO_SOAK=1 $(GO) test -count=1 -v -timeout 60m -run 'TestSoak' ./tests/acceptance/
 
 fuzz:
 	@for f in FuzzParseCSR FuzzParsePrivateKeyPEM FuzzParsePublicKeyPEM FuzzURIPattern FuzzLeafTemplate; do \

@@ -44,6 +44,10 @@ type mastioBackend struct {
 	configLock sync.Mutex
 	// roleLock serialises read-modify-write of role entries.
 	roleLock sync.Mutex
+
+	// signed counts certificates issued by this mount since the process
+	// started, for the health path; signing writes nothing to storage.
+	signed atomic.Int64
 }
 
 // Factory is the logical.Factory that Vault (through plugin.ServeMultiplex)
@@ -86,6 +90,7 @@ func newBackend() *mastioBackend {
 			pathRoles(b),
 			pathSignCSR(b),
 			pathSignPublicKey(b),
+			pathHealth(b),
 		},
 		InitializeFunc: b.initialize,
 		Invalidate:     b.invalidate,

@@ -122,6 +122,7 @@ func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, fmt.Errorf("signing certificate: %w", err)
 	}
+	b.signed.Add(1)
 	serial := formatSerial(tmpl.SerialNumber)
 	if b.Logger().IsDebug() {
 		b.Logger().Debug("signed certificate", "role", roleName, "issuer", string(is.name), "serial", serial, "spiffe_id", spiffeID)
