@@ -45,6 +45,11 @@ type mastioBackend struct {
 	// roleLock serialises read-modify-write of role entries.
 	roleLock sync.Mutex
 
+	// configCache and roleCache hold parsed config and roles for the
+	// signing path; reset by invalidate and by our own writes.
+	configCache *entryCache[*mountConfig]
+	roleCache   *entryCache[*role]
+
 	// signed counts certificates issued by this mount since the process
 	// started, for the health path; signing writes nothing to storage.
 	signed atomic.Int64
@@ -61,7 +66,11 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 }
 
 func newBackend() *mastioBackend {
-	b := &mastioBackend{issuers: map[caName]*atomic.Pointer[issuerSlot]{}}
+	b := &mastioBackend{
+		issuers:     map[caName]*atomic.Pointer[issuerSlot]{},
+		configCache: newEntryCache[*mountConfig](),
+		roleCache:   newEntryCache[*role](),
+	}
 	for _, n := range caNames {
 		b.issuers[n] = &atomic.Pointer[issuerSlot]{}
 		b.issuers[n].Store(&issuerSlot{})
@@ -131,6 +140,7 @@ func (b *mastioBackend) initialize(ctx context.Context, req *logical.Initializat
 			return fmt.Errorf("seeding role %q: %w", name, err)
 		}
 	}
+	b.roleCache.reset()
 	return req.Storage.Put(ctx, &logical.StorageEntry{Key: defaultsSeededKey, Value: []byte("1")})
 }
 
@@ -175,6 +185,12 @@ func typeGuard(req *logical.Request) *logical.Response {
 // invalidate drops caches when another node (or a replication stream)
 // changes the entries they mirror.
 func (b *mastioBackend) invalidate(_ context.Context, key string) {
+	switch {
+	case key == configStorageKey:
+		b.configCache.reset()
+	case strings.HasPrefix(key, rolePrefix):
+		b.roleCache.reset()
+	}
 	for _, n := range caNames {
 		if key == n.storageKey() {
 			b.resetIssuer(n)

@@ -78,8 +78,12 @@ type publishedCert struct {
 	ContinuityProof string `json:"continuity_proof"`
 }
 
-// issuerSlot holds the cached issuer; is is nil until the cache is filled.
-type issuerSlot struct{ is *issuer }
+// issuerSlot holds the cached issuer. known says the slot was filled from
+// storage; known with a nil is caches "this CA does not exist".
+type issuerSlot struct {
+	is    *issuer
+	known bool
+}
 
 // issuer is a parsed caEntry, ready to sign. It is immutable once built.
 type issuer struct {
@@ -371,7 +375,7 @@ func (b *mastioBackend) writeCA(ctx context.Context, s logical.Storage, name caN
 		b.resetIssuer(name)
 		return nil, fmt.Errorf("storing %s: %w", name.label(), err)
 	}
-	b.issuers[name].Store(&issuerSlot{is: is})
+	b.issuers[name].Store(&issuerSlot{is: is, known: true})
 	return is, nil
 }
 
@@ -379,25 +383,27 @@ func (b *mastioBackend) writeCA(ctx context.Context, s logical.Storage, name caN
 // storage on a miss. It returns nil when that CA does not exist.
 func (b *mastioBackend) loadIssuer(ctx context.Context, s logical.Storage, name caName) (*issuer, error) {
 	cache := b.issuers[name]
-	if slot := cache.Load(); slot.is != nil {
+	if slot := cache.Load(); slot.known {
 		return slot.is, nil
 	}
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
 	slot := cache.Load()
-	if slot.is != nil {
+	if slot.known {
 		return slot.is, nil
 	}
 	e, err := b.readCA(ctx, s, name)
-	if err != nil || e == nil {
-		return nil, err
-	}
-	is, err := newIssuer(name, e)
 	if err != nil {
 		return nil, err
 	}
+	var is *issuer
+	if e != nil {
+		if is, err = newIssuer(name, e); err != nil {
+			return nil, err
+		}
+	}
 	// Fails, harmlessly, when an Invalidate came in since slot was read.
-	cache.CompareAndSwap(slot, &issuerSlot{is: is})
+	cache.CompareAndSwap(slot, &issuerSlot{is: is, known: true})
 	return is, nil
 }
 

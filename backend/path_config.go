@@ -109,6 +109,14 @@ func (b *mastioBackend) readConfig(ctx context.Context, s logical.Storage) (*mou
 	return cfg, nil
 }
 
+// cachedConfig is readConfig through the cache, for the signing path.
+func (b *mastioBackend) cachedConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
+	return b.configCache.load(configStorageKey, func() (*mountConfig, bool, error) {
+		cfg, err := b.readConfig(ctx, s)
+		return cfg, err == nil, err
+	})
+}
+
 // effectiveOrgID is the org the Org CA was made for, else (before there is
 // one) the configured org_id that generate and import will default to.
 func effectiveOrgID(cfg *mountConfig, is *issuer) string {
@@ -189,7 +197,9 @@ func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Reques
 	if err != nil {
 		return nil, err
 	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
+	err = req.Storage.Put(ctx, entry)
+	b.configCache.reset() // also on error: the write may have landed
+	if err != nil {
 		return nil, fmt.Errorf("storing config: %w", err)
 	}
 	return b.pathConfigRead(ctx, req, d)

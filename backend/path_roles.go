@@ -155,6 +155,15 @@ func (b *mastioBackend) readRole(ctx context.Context, s logical.Storage, name st
 	return &r, nil
 }
 
+// cachedRole is readRole through the cache, for the signing path. The
+// role returned is shared and must not be modified.
+func (b *mastioBackend) cachedRole(ctx context.Context, s logical.Storage, name string) (*role, error) {
+	return b.roleCache.load(rolePrefix+name, func() (*role, bool, error) {
+		r, err := b.readRole(ctx, s, name)
+		return r, r != nil, err
+	})
+}
+
 func (b *mastioBackend) roleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 	r, err := b.readRole(ctx, req.Storage, d.Get("name").(string))
 	return r != nil, err
@@ -276,7 +285,9 @@ func (b *mastioBackend) pathRoleWrite(ctx context.Context, req *logical.Request,
 	if err != nil {
 		return nil, err
 	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
+	err = req.Storage.Put(ctx, entry)
+	b.roleCache.reset() // also on error: the write may have landed
+	if err != nil {
 		return nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
 	return &logical.Response{Data: roleResponseData(r)}, nil
@@ -286,7 +297,9 @@ func (b *mastioBackend) pathRoleDelete(ctx context.Context, req *logical.Request
 	name := d.Get("name").(string)
 	b.roleLock.Lock()
 	defer b.roleLock.Unlock()
-	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
+	err := req.Storage.Delete(ctx, rolePrefix+name)
+	b.roleCache.reset()
+	if err != nil {
 		return nil, fmt.Errorf("deleting role %q: %w", name, err)
 	}
 	return nil, nil

@@ -67,7 +67,7 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 // the request that build returns once the role and its URI pattern for this
 // mount are known. It serves sign-csr and sign-public-key.
 func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *framework.FieldData, build func(*role, *uriPattern) (*csrRequest, error)) (*logical.Response, error) {
-	cfg, err := b.readConfig(ctx, req.Storage)
+	cfg, err := b.cachedConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *fram
 	if roleName == "" {
 		roleName = cfg.DefaultRole
 	}
-	r, err := b.readRole(ctx, req.Storage, roleName)
+	r, err := b.cachedRole(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,19 +130,30 @@ func TestSignCSR_TTLAndIssuerCap(t *testing.T) {
 	}
 }
 
-// countingStorage counts writes, to prove the signing path makes none.
+// countingStorage counts storage calls, to prove the signing path makes
+// none. It is safe for concurrent use.
 type countingStorage struct {
 	logical.Storage
-	puts, deletes int
+	gets, lists, puts, deletes atomic.Int64
+}
+
+func (c *countingStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	c.gets.Add(1)
+	return c.Storage.Get(ctx, k)
+}
+
+func (c *countingStorage) List(ctx context.Context, p string) ([]string, error) {
+	c.lists.Add(1)
+	return c.Storage.List(ctx, p)
 }
 
 func (c *countingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
-	c.puts++
+	c.puts.Add(1)
 	return c.Storage.Put(ctx, e)
 }
 
 func (c *countingStorage) Delete(ctx context.Context, k string) error {
-	c.deletes++
+	c.deletes.Add(1)
 	return c.Storage.Delete(ctx, k)
 }
 
@@ -153,9 +165,89 @@ func TestSignCSR_WritesNothing(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a")}))
 	}
-	if cs.puts != 0 || cs.deletes != 0 {
-		t.Fatalf("sign-csr wrote to storage: %d puts, %d deletes", cs.puts, cs.deletes)
+	if cs.puts.Load() != 0 || cs.deletes.Load() != 0 {
+		t.Fatalf("sign-csr wrote to storage: %d puts, %d deletes", cs.puts.Load(), cs.deletes.Load())
 	}
+}
+
+// After the first signing, 1,000 more touch no storage at all: config,
+// role and both CAs (present or absent) come from the caches.
+func TestSignCSR_NoStorageAfterFirst(t *testing.T) {
+	for _, withIntermediate := range []bool{false, true} {
+		b, s := getTestBackend(t)
+		generateCA(t, b, s)
+		if withIntermediate {
+			mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+		}
+		cs := &countingStorage{Storage: s}
+		data := map[string]any{"csr": agentCSR(t, "a1")}
+		mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", data))
+		cs.gets.Store(0)
+		for i := 0; i < 1000; i++ {
+			mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", data))
+		}
+		if n := cs.gets.Load() + cs.lists.Load() + cs.puts.Load() + cs.deletes.Load(); n != 0 {
+			t.Fatalf("intermediate=%v: 1000 signings made %d storage calls (%d gets, %d lists, %d puts, %d deletes)",
+				withIntermediate, n, cs.gets.Load(), cs.lists.Load(), cs.puts.Load(), cs.deletes.Load())
+		}
+	}
+}
+
+// The caches never serve a stale CA, role or config: every change, ours or
+// another node's (Invalidate), shows in the next signing.
+func TestSignCSR_CachesFollowChanges(t *testing.T) {
+	b, s := getTestBackend(t)
+	sign := func() *x509.Certificate {
+		t.Helper()
+		resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+		return parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	}
+	issuerOf := func(c *x509.Certificate) string { return string(c.AuthorityKeyId) }
+	org1 := parseCertPEMForTest(t, generateCA(t, b, s).Data["certificate"].(string))
+	if issuerOf(sign()) != string(org1.SubjectKeyId) {
+		t.Fatal("first signing not by the Org CA")
+	}
+	inter := parseCertPEMForTest(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil)).Data["certificate"].(string))
+	if issuerOf(sign()) != string(inter.SubjectKeyId) {
+		t.Fatal("after intermediate/generate the cached Org CA still signs")
+	}
+	rot := parseCertPEMForTest(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", nil)).Data["certificate"].(string))
+	if issuerOf(sign()) != string(rot.SubjectKeyId) {
+		t.Fatal("after rotate the cached intermediate still signs")
+	}
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/agent", map[string]any{"ttl": "2h", "max_ttl": "2h"}))
+	if c := sign(); c.NotAfter.Sub(c.NotBefore) > 2*time.Hour+6*time.Minute {
+		t.Fatal("after a role update the cached role still applies")
+	}
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"trust_domain": "other.example"}))
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}, http.StatusBadRequest, `this role allows only "other.example"`)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"trust_domain": "cullis.local"}))
+
+	// Another node replaces the Org CA and the intermediate disappears:
+	// storage changes under us, and Vault calls Invalidate.
+	key, cert := validCA(t, newECKey(t, elliptic.P256()))
+	ic, err := validateImport(key, cert, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, _ := logical.StorageEntryJSON(orgCA.storageKey(), &caEntry{Version: 9, Source: sourceImported, OrgID: "acme", KeyPKCS8: ic.keyPKCS8, CertDER: ic.cert.Raw})
+	if err := s.Put(t.Context(), entry); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(t.Context(), intermediateCA.storageKey()); err != nil {
+		t.Fatal(err)
+	}
+	b.invalidate(t.Context(), orgCA.storageKey())
+	b.invalidate(t.Context(), intermediateCA.storageKey())
+	if issuerOf(sign()) != string(ic.cert.SubjectKeyId) {
+		t.Fatal("after another node's change and Invalidate, a stale CA still signs")
+	}
+	// A role deleted elsewhere: Invalidate, then 404.
+	if err := s.Delete(t.Context(), rolePrefix+"agent"); err != nil {
+		t.Fatal(err)
+	}
+	b.invalidate(t.Context(), rolePrefix+"agent")
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}, http.StatusNotFound, `role "agent" does not exist`)
 }
 
 func TestSignCSR_AllowedSANsAreCopied(t *testing.T) {
