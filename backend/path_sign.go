@@ -26,7 +26,10 @@ func pathSignCSR(b *mastioBackend) *framework.Path {
 			"csr": {
 				Type:        framework.TypeString,
 				Description: "PEM certificate signing request.",
-				Required:    true,
+			},
+			"csrs": {
+				Type:        framework.TypeStringSlice,
+				Description: "Batch: a JSON list of 1 to 100 PEM CSRs, each checked on its own (instead of csr).",
 			},
 			"ttl": {
 				Type:        framework.TypeDurationSecond,
@@ -49,12 +52,21 @@ func pathSignCSR(b *mastioBackend) *framework.Path {
 	}
 }
 
+// maxBatch is how many CSRs one sign-csr request may carry in csrs.
+const maxBatch = 100
+
 func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if _, inBody := req.Data["role"]; inBody {
 		return logical.ErrorResponse("role goes in the path (sign-csr/<role>), not in the body"), nil
 	}
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
+	}
+	if batch, ok := d.GetOk("csrs"); ok {
+		if _, single := req.Data["csr"]; single {
+			return logical.ErrorResponse("pass csr (one CSR) or csrs (a list), not both"), nil
+		}
+		return b.signBatch(ctx, req, d, batch.([]string))
 	}
 	csrReq, err := parseCSR(d.Get("csr").(string))
 	if err != nil {
@@ -63,13 +75,23 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 	return b.issue(ctx, req, d, func(*role, *uriPattern) (*csrRequest, error) { return csrReq, nil })
 }
 
-// issue signs, under the role named in the path (or config default_role),
-// the request that build returns once the role and its URI pattern for this
-// mount are known. It serves sign-csr and sign-public-key.
-func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *framework.FieldData, build func(*role, *uriPattern) (*csrRequest, error)) (*logical.Response, error) {
+// leafSigner is everything a signing needs that does not depend on the
+// request being signed: resolved once per request, even for a batch.
+type leafSigner struct {
+	b        *mastioBackend
+	roleName string
+	role     *role
+	issuer   *issuer
+	pattern  *uriPattern
+	params   issueParams
+}
+
+// newLeafSigner resolves config, role, signing CA and pattern for a signing
+// request. A non-nil response is the refusal to return as is.
+func (b *mastioBackend) newLeafSigner(ctx context.Context, req *logical.Request, d *framework.FieldData) (*leafSigner, *logical.Response, error) {
 	cfg, err := b.cachedConfig(ctx, req.Storage)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	roleName := d.Get("role").(string)
 	if roleName == "" {
@@ -77,36 +99,36 @@ func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *fram
 	}
 	r, err := b.cachedRole(ctx, req.Storage, roleName)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if r == nil {
-		return respondStatus(http.StatusNotFound, "role %q does not exist; see `vault list %sroles`", roleName, req.MountPoint)
+		resp, err := respondStatus(http.StatusNotFound, "role %q does not exist; see `vault list %sroles`", roleName, req.MountPoint)
+		return nil, resp, err
 	}
 	is, err := b.signingIssuer(ctx, req.Storage, r)
 	if err != nil {
-		return respondErr(err)
+		resp, err := respondErr(err)
+		return nil, resp, err
 	}
 	if is == nil {
+		msg := fmt.Sprintf("no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint)
 		if r.Issuer == issuerIntermediate {
-			return respondStatus(http.StatusNotFound, "role %q signs with the intermediate, and none exists: write %sintermediate/generate first", roleName, req.MountPoint)
+			msg = fmt.Sprintf("role %q signs with the intermediate, and none exists: write %sintermediate/generate first", roleName, req.MountPoint)
 		}
-		return respondStatus(http.StatusNotFound, "no Org CA exists yet: write %sgenerate or %simport first", req.MountPoint, req.MountPoint)
+		resp, err := respondStatus(http.StatusNotFound, "%s", msg)
+		return nil, resp, err
 	}
 	if v, ok := d.GetOk("ttl"); ok && v.(int) <= 0 {
-		return logical.ErrorResponse("ttl %ds is not a validity: give a positive duration, or omit ttl for the role's (%s)", v.(int), r.TTL), nil
+		return nil, logical.ErrorResponse("ttl %ds is not a validity: give a positive duration, or omit ttl for the role's (%s)", v.(int), r.TTL), nil
 	}
 	var pattern *uriPattern
 	if r.URISANPattern != "" {
 		if pattern, err = compileURIPattern(r.URISANPattern, cfg.TrustDomain, is.orgID); err != nil {
-			return respondErr(err)
+			resp, err := respondErr(err)
+			return nil, resp, err
 		}
 	}
-	leafReq, err := build(r, pattern)
-	if err != nil {
-		return respondErr(err)
-	}
-
-	tmpl, spiffeID, err := r.leafTemplate(leafReq, issueParams{
+	return &leafSigner{b: b, roleName: roleName, role: r, issuer: is, pattern: pattern, params: issueParams{
 		TrustDomain:  cfg.TrustDomain,
 		OrgID:        is.orgID,
 		TTL:          time.Duration(d.Get("ttl").(int)) * time.Second,
@@ -114,26 +136,88 @@ func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *fram
 		Issuer:       is.cert,
 		TruncateLeaf: cfg.LeafNotAfter != leafNotAfterError,
 		Pattern:      pattern,
-	})
+	}}, nil, nil
+}
+
+// sign applies the role to one request and signs it. An inputError says
+// which rule the request broke.
+func (sg *leafSigner) sign(leafReq *csrRequest) (map[string]any, error) {
+	tmpl, spiffeID, err := sg.role.leafTemplate(leafReq, sg.params)
 	if err != nil {
-		return respondErr(err)
+		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, is.cert, leafReq.csr.PublicKey, is.signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, sg.issuer.cert, leafReq.csr.PublicKey, sg.issuer.signer)
 	if err != nil {
 		return nil, fmt.Errorf("signing certificate: %w", err)
 	}
-	b.signed.Add(1)
+	sg.b.signed.Add(1)
 	serial := formatSerial(tmpl.SerialNumber)
-	if b.Logger().IsDebug() {
-		b.Logger().Debug("signed certificate", "role", roleName, "issuer", string(is.name), "serial", serial, "spiffe_id", spiffeID)
+	if sg.b.Logger().IsDebug() {
+		sg.b.Logger().Debug("signed certificate", "role", sg.roleName, "issuer", string(sg.issuer.name), "serial", serial, "spiffe_id", spiffeID)
 	}
-	return &logical.Response{Data: map[string]any{
+	return map[string]any{
 		"certificate":   encodeCertPEM(der),
-		"issuing_ca":    is.certPEM,
-		"ca_chain":      is.chainPEMs,
 		"serial_number": serial,
 		"not_after":     tmpl.NotAfter.Format(time.RFC3339),
 		"spiffe_id":     spiffeID,
+	}, nil
+}
+
+// issue signs, under the role named in the path (or config default_role),
+// the request that build returns once the role and its URI pattern for this
+// mount are known. It serves sign-csr and sign-public-key.
+func (b *mastioBackend) issue(ctx context.Context, req *logical.Request, d *framework.FieldData, build func(*role, *uriPattern) (*csrRequest, error)) (*logical.Response, error) {
+	sg, resp, err := b.newLeafSigner(ctx, req, d)
+	if sg == nil {
+		return resp, err
+	}
+	leafReq, err := build(sg.role, sg.pattern)
+	if err != nil {
+		return respondErr(err)
+	}
+	data, err := sg.sign(leafReq)
+	if err != nil {
+		return respondErr(err)
+	}
+	data["issuing_ca"] = sg.issuer.certPEM
+	data["ca_chain"] = sg.issuer.chainPEMs
+	return &logical.Response{Data: data}, nil
+}
+
+// signBatch signs up to maxBatch CSRs under one role. Each is checked on
+// its own: a refused CSR fails only itself, with its index in the error,
+// and the request still succeeds for the others.
+func (b *mastioBackend) signBatch(ctx context.Context, req *logical.Request, d *framework.FieldData, csrs []string) (*logical.Response, error) {
+	if len(csrs) == 0 || len(csrs) > maxBatch {
+		return logical.ErrorResponse("csrs holds %d CSRs; send 1 to %d", len(csrs), maxBatch), nil
+	}
+	sg, resp, err := b.newLeafSigner(ctx, req, d)
+	if sg == nil {
+		return resp, err
+	}
+	results := make([]map[string]any, len(csrs))
+	failed := 0
+	for i, text := range csrs {
+		csrReq, err := parseCSR(text)
+		var data map[string]any
+		if err == nil {
+			data, err = sg.sign(csrReq)
+		}
+		if err != nil {
+			if !isInputError(err) {
+				return nil, err
+			}
+			failed++
+			data = map[string]any{"error": fmt.Sprintf("csrs[%d]: %v", i, err)}
+		}
+		data["index"] = i
+		results[i] = data
+	}
+	return &logical.Response{Data: map[string]any{
+		"certificates": results,
+		"failed":       failed,
+		"issuing_ca":   sg.issuer.certPEM,
+		"ca_chain":     sg.issuer.chainPEMs,
 	}}, nil
 }
 
@@ -181,6 +265,12 @@ outlives the CA (capped, or refused when config leaf_not_after=error).
 
 The response carries certificate, issuing_ca, ca_chain, serial_number,
 not_after and spiffe_id. Signing writes nothing to storage.
+
+csrs (a JSON list, instead of csr) signs up to 100 CSRs in one request
+under the same role: certificates holds one result per CSR, in order, each
+with index and either certificate/serial_number/not_after/spiffe_id or an
+error naming its index; failed counts the refused ones. A refused CSR fails
+only itself.
 
 Example:
 

@@ -7,9 +7,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -365,4 +367,39 @@ func storeCAValidUntil(t *testing.T, b *mastioBackend, s logical.Storage, notAft
 	if _, err := b.writeCA(t.Context(), s, orgCA, &caEntry{Version: 1, Source: sourceImported, OrgID: "acme", KeyPKCS8: der, CertDER: cert.Raw}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestSignCSR_Batch(t *testing.T) {
+	b, s := getTestBackend(t)
+	org := parseCertPEMForTest(t, generateCA(t, b, s).Data["certificate"].(string))
+	csrs := []string{agentCSR(t, "a0"), makeCSR(t, csrSpec{uris: []string{"spiffe://evil.example/acme/a1"}}), agentCSR(t, "a2")}
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csrs": csrs}))
+	results := resp.Data["certificates"].([]map[string]any)
+	if len(results) != 3 || resp.Data["failed"] != 1 || resp.Data["issuing_ca"] != certPEM(org) {
+		t.Fatalf("batch: %d results, failed %v", len(results), resp.Data["failed"])
+	}
+	for i, r := range results {
+		if r["index"] != i {
+			t.Fatalf("result %d has index %v", i, r["index"])
+		}
+		if i == 1 {
+			if msg, _ := r["error"].(string); !strings.Contains(msg, "csrs[1]") || !strings.Contains(msg, "evil.example") || r["certificate"] != nil {
+				t.Fatalf("the bad CSR's result: %v", r)
+			}
+			continue
+		}
+		leaf := parseCertPEMForTest(t, r["certificate"].(string))
+		if err := leaf.CheckSignatureFrom(org); err != nil || r["spiffe_id"] != fmt.Sprintf("spiffe://cullis.local/acme/a%d", i) {
+			t.Fatalf("result %d: %v %v", i, err, r["spiffe_id"])
+		}
+	}
+	many := make([]string, maxBatch+1)
+	for i := range many {
+		many[i] = csrs[0]
+	}
+	runBadInputs(t, true, []badInput{
+		{name: "csr and csrs", path: "sign-csr", data: map[string]any{"csr": csrs[0], "csrs": csrs}, want: "not both"},
+		{name: "empty batch", path: "sign-csr", data: map[string]any{"csrs": []string{}}, want: "csrs holds 0 CSRs"},
+		{name: "101 CSRs", path: "sign-csr", data: map[string]any{"csrs": many}, want: "csrs holds 101 CSRs; send 1 to 100"},
+	})
 }

@@ -620,3 +620,72 @@ func (c *Client) SignPublicKey(ctx context.Context, publicKeyPEM []byte, opts Pu
 	}
 	return c.sign(ctx, opSignPublicKey, p, data)
 }
+
+// BatchResult is one CSR's outcome in SignCSRBatch: Certificate, or Err
+// (an *Error matching ErrPolicy) naming why that CSR was refused.
+type BatchResult struct {
+	Index       int
+	Certificate *SignedCertificate
+	Err         error
+}
+
+// SignCSRBatch signs up to 100 CSRs in one request under one role. Each is
+// checked on its own: a refused CSR fails only itself. The error is set
+// only when the whole request failed.
+func (c *Client) SignCSRBatch(ctx context.Context, csrPEMs [][]byte, opts SignOptions) ([]BatchResult, error) {
+	p := "sign-csr"
+	if opts.Role != "" {
+		p += "/" + opts.Role
+	}
+	list := make([]string, len(csrPEMs))
+	for i, b := range csrPEMs {
+		list[i] = string(b)
+	}
+	data := map[string]any{"csrs": list}
+	if opts.TTL != 0 {
+		data["ttl"] = int64(opts.TTL / time.Second)
+	}
+	s, err := c.vault.Logical().WriteWithContext(ctx, c.path(p), data)
+	if err != nil {
+		return nil, wrapErr(opSignCSR, err)
+	}
+	if s == nil {
+		return nil, &Error{Op: opSignCSR, err: fmt.Errorf("empty response")}
+	}
+	var w struct {
+		Certificates []struct {
+			Index        int       `json:"index"`
+			Error        string    `json:"error"`
+			Certificate  string    `json:"certificate"`
+			SerialNumber string    `json:"serial_number"`
+			NotAfter     time.Time `json:"not_after"`
+			SPIFFEID     string    `json:"spiffe_id"`
+		} `json:"certificates"`
+		IssuingCA string   `json:"issuing_ca"`
+		CAChain   []string `json:"ca_chain"`
+	}
+	if err := decode(s.Data, &w); err != nil {
+		return nil, &Error{Op: opSignCSR, err: err}
+	}
+	issuer, err := parseCertPEM(w.IssuingCA)
+	if err != nil {
+		return nil, &Error{Op: opSignCSR, err: err}
+	}
+	out := make([]BatchResult, len(w.Certificates))
+	for i, r := range w.Certificates {
+		out[i].Index = r.Index
+		if r.Error != "" {
+			out[i].Err = &Error{Op: opSignCSR, StatusCode: 400, Messages: []string{r.Error}, kind: ErrPolicy}
+			continue
+		}
+		cert, err := parseCertPEM(r.Certificate)
+		if err != nil {
+			return nil, &Error{Op: opSignCSR, err: err}
+		}
+		out[i].Certificate = &SignedCertificate{
+			Certificate: cert, CertificatePEM: r.Certificate, IssuingCA: issuer, IssuingCAPEM: w.IssuingCA,
+			CAChainPEM: w.CAChain, SerialNumber: r.SerialNumber, NotAfter: r.NotAfter, SPIFFEID: r.SPIFFEID,
+		}
+	}
+	return out, nil
+}

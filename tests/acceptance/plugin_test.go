@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -521,4 +522,44 @@ func opensslMayFail(dir string, args ...string) (string, error) {
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// TestClient_BatchSigning: 10 CSRs in one request, one of them refused.
+func TestClient_BatchSigning(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	c := client.New(server.root, mount)
+	ca, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	csrs := make([][]byte, 10)
+	for i := range csrs {
+		csrs[i] = []byte(readFile(t, agentCSR(t, dir, fmt.Sprintf("batch-%d", i))))
+	}
+	mustOpenSSL(t, dir, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", "bad.key", "-out", "bad.csr", "-subj", "/CN=x", "-addext", "subjectAltName=DNS:evil.example")
+	csrs[4] = []byte(readFile(t, filepath.Join(dir, "bad.csr")))
+	results, err := c.SignCSRBatch(ctx, csrs, client.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 10 {
+		t.Fatalf("%d results", len(results))
+	}
+	for i, r := range results {
+		switch {
+		case i == 4:
+			if !errors.Is(r.Err, client.ErrPolicy) || !strings.Contains(r.Err.Error(), "csrs[4]") {
+				t.Fatalf("the bad CSR: %v", r.Err)
+			}
+		case r.Err != nil || r.Certificate.Certificate.CheckSignatureFrom(ca.Certificate) != nil:
+			t.Fatalf("CSR %d: %v", i, r.Err)
+		case r.Certificate.SPIFFEID != fmt.Sprintf("spiffe://cullis.local/acme/batch-%d", i):
+			t.Fatalf("CSR %d signed as %s", i, r.Certificate.SPIFFEID)
+		default:
+			assertLints(t, r.Certificate.CertificatePEM)
+		}
+	}
 }
