@@ -39,9 +39,17 @@ type csrRequest struct {
 	emails      []string
 }
 
-// parseCSR reads exactly one PEM CSR, checks its self-signature and parses
-// the extensions it requests. Every error is a 400-worthy inputError.
+// maxCSRBytes bounds a PEM CSR. An agent CSR is under 1 KiB and RSA-8192
+// with a few SANs stays under 4 KiB; more is padding or an attack.
+const maxCSRBytes = 64 << 10
+
+// parseCSR reads exactly one PEM CSR, checks its key type and
+// self-signature and parses the extensions it requests. Every error is a
+// 400-worthy inputError.
 func parseCSR(text string) (*csrRequest, error) {
+	if len(text) > maxCSRBytes {
+		return nil, inputErrorf("csr is %d bytes; at most %d are accepted", len(text), maxCSRBytes)
+	}
 	rest := []byte(strings.TrimSpace(text))
 	if len(rest) == 0 {
 		return nil, inputErrorf("csr is required: a PEM -----BEGIN CERTIFICATE REQUEST----- block")
@@ -59,6 +67,15 @@ func parseCSR(text string) (*csrRequest, error) {
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
 		return nil, inputErrorf("csr could not be parsed: %v", err)
+	}
+	// The key type first: Go cannot check a signature made with a key it
+	// does not support (RSA-PSS, DSA), and "does not verify" would mislead.
+	if _, _, err := keyInfo(csr.PublicKey); err != nil {
+		alg := csr.PublicKeyAlgorithm.String()
+		if csr.PublicKeyAlgorithm == x509.UnknownPublicKeyAlgorithm {
+			alg = "(an algorithm Go does not know, such as RSA-PSS)"
+		}
+		return nil, inputErrorf("csr key type %s is not supported; use EC (P-256, P-384, P-521), RSA or Ed25519", alg)
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, inputErrorf("csr signature does not verify: the CSR was altered or not signed by the key it carries")

@@ -294,6 +294,7 @@ func TestSignCSR_BadInput(t *testing.T) {
 	}
 	cases := []badInput{
 		{name: "garbage PEM", path: "sign-csr", data: map[string]any{"csr": "not a csr"}, want: "csr is not PEM"},
+		{name: "oversized CSR", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: make([]byte, 70<<10)}}})}, want: "at most 65536 are accepted"},
 		{name: "empty csr", path: "sign-csr", data: map[string]any{"csr": ""}, want: "csr is required"},
 		{name: "certificate instead of CSR", path: "sign-csr", data: map[string]any{"csr": certBlock}, want: "expected CERTIFICATE REQUEST"},
 		{name: "truncated DER", path: "sign-csr", data: map[string]any{"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"}, want: "could not be parsed"},

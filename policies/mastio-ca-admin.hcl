@@ -15,7 +15,7 @@ path "mastio-ca/*" {
 
 # Registering and upgrading the plugin, and enabling the mount.
 path "sys/plugins/catalog/secret/mastio-ca" {
-  capabilities = ["create", "read", "update"]
+  capabilities = ["create", "read", "update", "sudo"]
 }
 
 path "sys/mounts/mastio-ca" {

@@ -23,6 +23,8 @@ Commands:
                 keys in the database
   audit-report  tabulate every call to the mount in a Vault file audit log,
                 flagging denied calls and calls to key-bearing paths
+  bench         measure sign-csr against Vault's builtin PKI and the
+                in-process floor, side by side, on a running Vault
 
 Run "mastio-ca <command> -h" for a command's flags.
 `
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string) int {
 		})
 	case "audit-report":
 		return runAuditReport(args[1:], os.Stdout, os.Stderr)
+	case "bench":
+		return runBench(ctx, args[1:], os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 		return 0

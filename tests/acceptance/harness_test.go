@@ -148,7 +148,7 @@ func startVault(tmp, pluginDir string) (func(), error) {
 	server.addr = fmt.Sprintf("http://127.0.0.1:%d", port)
 	server.token = "root-" + randomHex(8)
 	cfg := filepath.Join(tmp, "vault.hcl")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("plugin_directory = %q\ndisable_mlock = true\n", pluginDir)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("plugin_directory = %q\ndisable_mlock = true\nraw_storage_endpoint = true\n", pluginDir)), 0o600); err != nil {
 		return nil, err
 	}
 	server.logPath = filepath.Join(tmp, "vault.log")

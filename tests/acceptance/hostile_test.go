@@ -2,11 +2,18 @@ package acceptance
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,6 +21,26 @@ import (
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
+
+// bigCSR is a valid P-256 agent CSR padded to about 1 MB of PEM (as much
+// as Vault's JSON limits let through) with an extension the plugin would
+// otherwise ignore.
+func bigCSR(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("spiffe://cullis.local/acme/big")
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		URIs:            []*url.URL{u},
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: make([]byte, 700<<10)}},
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
 
 // oversized is a 34 MiB JSON body within Vault's JSON shape limits (34
 // fields of 1 MiB), so that it is refused for its size.
@@ -52,25 +79,47 @@ func jsonBody(t *testing.T, v any) []byte {
 	return b
 }
 
-// mountState is what a refused request must leave as it was, read back
-// through the API.
-func mountState(t *testing.T, mount string) map[string]any {
+// mountState is every storage entry of the mount, read through
+// sys/raw (the test server enables raw_storage_endpoint): what a refused
+// request must leave exactly as it was.
+func mountState(t *testing.T, mount string) map[string]string {
 	t.Helper()
-	state := map[string]any{}
-	for _, p := range []string{"cert", "intermediate/cert", "config", "roles/agent", "roles/principal", "kv-export/org-ca"} {
-		s, err := server.root.Logical().ReadWithContext(t.Context(), mount+"/"+p)
-		if err != nil {
-			t.Fatalf("reading %s: %v", p, err)
-		}
-		if s != nil {
-			state[p] = s.Data
-		}
-	}
-	list, err := server.root.Logical().ListWithContext(t.Context(), mount+"/roles")
+	mounts, err := server.root.Sys().ListMountsWithContext(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	state["roles"] = list.Data["keys"]
+	m, ok := mounts[mount+"/"]
+	if !ok {
+		t.Fatalf("no mount %s", mount)
+	}
+	prefix := "sys/raw/logical/" + m.UUID + "/"
+	state := map[string]string{}
+	var walk func(string)
+	walk = func(dir string) {
+		list, err := server.root.Logical().ListWithContext(t.Context(), prefix+dir)
+		if err != nil {
+			t.Fatalf("listing %s: %v", dir, err)
+		}
+		if list == nil {
+			return
+		}
+		for _, k := range list.Data["keys"].([]any) {
+			key := dir + k.(string)
+			if strings.HasSuffix(key, "/") {
+				walk(key)
+				continue
+			}
+			s, err := server.root.Logical().ReadWithContext(t.Context(), prefix+key)
+			if err != nil || s == nil {
+				t.Fatalf("reading %s: %v", key, err)
+			}
+			state[key] = fmt.Sprint(s.Data["value"])
+		}
+	}
+	walk("")
+	if len(state) < 4 {
+		t.Fatalf("raw storage of the mount shows only %d entries", len(state))
+	}
 	return state
 }
 
@@ -136,13 +185,15 @@ func TestHostileInput(t *testing.T) {
 		want       string // in the answer; "" for any message
 	}{
 		// Past Vault's max_request_size (32 MiB): refused before the plugin.
-		{"oversized body (34 MiB)", "sign-csr", oversized(good), ""},
-		{"1 MiB CSR", "sign-csr", csr(strings.Repeat("A", 1<<20)), "csr is not PEM"},
-		{"1000 PEM blocks", "sign-csr", csr(strings.Repeat(good, 1000)), "exactly one CSR"},
+		{"oversized body (34 MiB)", "sign-csr", oversized(good), "request body too large"},
+		{"1 MiB of non-PEM", "sign-csr", csr(strings.Repeat("A", 1<<20)), "at most 65536 are accepted"},
+		{"valid CSR of ~1 MB", "sign-csr", csr(bigCSR(t)), "at most 65536 are accepted"},
+		{"50 PEM blocks", "sign-csr", csr(strings.Repeat(good, 50)), "exactly one CSR"},
+		{"1000 PEM blocks", "sign-csr", csr(strings.Repeat(good, 1000)), "at most 65536 are accepted"},
 		{"trailing garbage", "sign-csr", csr(good + "garbage"), "exactly one CSR"},
-		{"NUL bytes", "sign-csr", csr(strings.Replace(good, "\n", "\x00\n", 3)), ""},
-		{"non-UTF-8", "sign-csr", []byte("{\"csr\":\"\xff\xfe\xfd-----BEGIN CERTIFICATE REQUEST-----\"}"), ""},
-		{"not JSON", "sign-csr", []byte("csr=<<<"), ""},
+		{"NUL bytes", "sign-csr", csr(strings.Replace(good, "\n", "\x00\n", 3)), "csr is not PEM"},
+		{"non-UTF-8", "sign-csr", []byte("{\"csr\":\"\xff\xfe\xfd-----BEGIN CERTIFICATE REQUEST-----\"}"), "csr is not PEM"},
+		{"not JSON", "sign-csr", []byte("csr=<<<"), "failed to parse JSON"},
 		{"empty body", "sign-csr", []byte("{}"), "csr is required"},
 		{"tampered signature", "sign-csr", csr(tamperedPEM), "signature does not verify"},
 		{"point not on the curve", "sign-csr", csr(offCurvePEM), "could not be parsed"},
@@ -150,22 +201,23 @@ func TestHostileInput(t *testing.T) {
 		{"RSA 2056 bits", "sign-csr", csr(opensslCSRWith(t, dir, "rsa2052", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2052")), "not a whole number of bytes"},
 		{"RSA-1024", "sign-csr", csr(opensslCSRWith(t, dir, "rsa1024", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024")), "1024 bits is not allowed"},
 		{"P-224", "sign-csr", csr(opensslCSRWith(t, dir, "p224", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-224")), "224-bit curve"},
-		{"RSA-PSS key", "sign-csr", csr(opensslCSRWith(t, dir, "pss", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048")), ""},
-		{"DSA key", "sign-csr", csr(opensslCSRWith(t, dir, "dsa", "-paramfile", "dsa.param")), ""},
+		{"RSA-PSS key", "sign-csr", csr(opensslCSRWith(t, dir, "pss", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048")), "is not supported"},
+		{"DSA key", "sign-csr", csr(opensslCSRWith(t, dir, "dsa", "-paramfile", "dsa.param")), "key type DSA is not supported"},
 		{"CA:true", "sign-csr", csr(csrWithExt("catrue", "basicConstraints=critical,CA:TRUE")), "CA:true"},
 		{"keyCertSign", "sign-csr", csr(csrWithExt("kcs", "keyUsage=critical,keyCertSign")), "keyCertSign"},
 		{"two SPIFFE URIs", "sign-csr", csr(csrWithSAN("two", "URI:spiffe://cullis.local/acme/a,URI:spiffe://cullis.local/acme/b")), "requires exactly 1"},
 		{"dot-dot segment", "sign-csr", csr(csrWithSAN("dotdot", "URI:spiffe://cullis.local/acme/..")), "not a valid SPIFFE ID"},
 		{"percent-encoded slash", "sign-csr", csr(csrWithSAN("pct", "URI:spiffe://cullis.local/acme/a%2fb")), "not a valid SPIFFE ID"},
-		{"unicode look-alike org", "sign-csr", jsonBody(t, map[string]any{"csr": csrWithSAN("cyr", "URI:spiffe://cullis.local/\u0430cme/x")}), ""},
+		{"unicode look-alike org", "sign-csr", jsonBody(t, map[string]any{"csr": csrWithSAN("cyr", "URI:spiffe://cullis.local/\u0430cme/x")}), "could not be parsed"},
+		{"ASCII look-alike org", "sign-csr", csr(csrWithSAN("acne", "URI:spiffe://cullis.local/acne/x")), "does not match the role's pattern"},
 		{"wildcard SPIFFE name", "sign-csr", csr(csrWithSAN("wild", "URI:spiffe://cullis.local/acme/*")), "not a valid SPIFFE ID"},
 		{"wildcard DNS name", "sign-csr", csr(csrWithSAN("wilddns", "URI:spiffe://cullis.local/acme/w,DNS:*.acme.example")), "DNS SANs"},
 		{"uppercase trust domain", "sign-csr", csr(csrWithSAN("upper", "URI:spiffe://CULLIS.local/acme/x")), "not a valid SPIFFE ID"},
 		{"TTL 0", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": 0}), "not a validity"},
 		{"TTL negative", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": -5}), "negative"},
-		{"TTL overflow", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": "99999999999999999999h"}), ""},
+		{"TTL overflow", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": "99999999999999999999h"}), "invalid duration"},
 		{"csr as a number", "sign-csr", jsonBody(t, map[string]any{"csr": 42}), "not PEM"},
-		{"csr as an object", "sign-csr", jsonBody(t, map[string]any{"csr": map[string]any{"pem": good}}), ""},
+		{"csr as an object", "sign-csr", jsonBody(t, map[string]any{"csr": map[string]any{"pem": good}}), "expected type 'string'"},
 		{"unknown field on sign-csr", "sign-csr", jsonBody(t, map[string]any{"csr": good, "issuer": "org-ca"}), "unknown field(s) issuer"},
 		{"unknown field on roles", "roles/agent", jsonBody(t, map[string]any{"allow_any_name": true}), "unknown field(s) allow_any_name"},
 		{"unknown field on config", "config", jsonBody(t, map[string]any{"trust_domains": "evil.example"}), "unknown field(s) trust_domains"},
@@ -181,6 +233,9 @@ func TestHostileInput(t *testing.T) {
 	before := mountState(t, mount)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "" {
+				t.Fatal("every hostile input must name the refusal it expects")
+			}
 			status, body := rawWrite(t, mount+"/"+tc.path, tc.body)
 			if status < 400 || status > 499 {
 				t.Fatalf("HTTP %d, want 4xx: %.300s", status, body)
@@ -188,7 +243,8 @@ func TestHostileInput(t *testing.T) {
 			if !strings.Contains(body, `"errors"`) {
 				t.Fatalf("HTTP %d with no error message: %.300s", status, body)
 			}
-			if tc.want != "" && !strings.Contains(body, tc.want) {
+			t.Logf("HTTP %d %.200s", status, body)
+			if !strings.Contains(body, tc.want) {
 				t.Fatalf("HTTP %d: %.300s; want %q", status, body, tc.want)
 			}
 		})

@@ -1,0 +1,403 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/backend"
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+const benchUsage = `Usage: mastio-ca bench [flags]
+
+Measures, in one run and interleaved so that they share the machine's
+conditions, three ways to sign the same P-256 agent CSRs:
+
+  A  mastio-ca sign-csr through Vault's HTTP API
+  B  Vault's builtin PKI sign/<role> on the same server (same CA key type,
+     role with no_store=true and generate_lease=false)
+  C  the in-process floor: the plugin's signing function called directly
+
+at each concurrency, plus RSA-2048 and RSA-4096 CAs (A and B at
+concurrency 8) and batches of 10 and 100 CSRs per request. It creates its
+own mounts (mastio-ca must be registered in the catalog) and removes them.
+Vault is reached through VAULT_ADDR and VAULT_TOKEN.
+
+Flags:
+`
+
+// Markers around the table bench writes into a markdown file.
+const (
+	benchStart = "<!-- mastio-ca bench: start -->"
+	benchEnd   = "<!-- mastio-ca bench: end -->"
+)
+
+type benchOptions struct {
+	duration    time.Duration
+	concurrency []int
+	out         string
+	plugin      string
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o benchOptions
+	var levels string
+	fs.DurationVar(&o.duration, "duration", 6*time.Second, "time spent on each scenario at each concurrency (split into 3 interleaved rounds)")
+	fs.StringVar(&levels, "concurrency", "1,8,32", "concurrency levels")
+	fs.StringVar(&o.out, "out", "", "markdown file whose bench section (between marker comments) is replaced by the table")
+	fs.StringVar(&o.plugin, "plugin", "mastio-ca", "the plugin's name in Vault's catalog")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	for _, l := range strings.Split(levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(l))
+		if err != nil || n < 1 || n > 1024 {
+			fmt.Fprintf(stderr, "mastio-ca bench: bad concurrency %q\n", l)
+			return 1
+		}
+		o.concurrency = append(o.concurrency, n)
+	}
+	vault, err := api.NewClient(api.DefaultConfig())
+	if err != nil || vault.Token() == "" {
+		fmt.Fprintf(stderr, "mastio-ca bench: set VAULT_ADDR and VAULT_TOKEN (%v)\n", err)
+		return 1
+	}
+	// Many concurrent connections to one server.
+	vault.SetMaxRetries(0)
+	table, err := bench(ctx, vault, o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mastio-ca bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, table)
+	if o.out != "" {
+		if err := replaceSection(o.out, table); err != nil {
+			fmt.Fprintf(stderr, "mastio-ca bench: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// benchStats summarises one scenario at one concurrency.
+type benchStats struct {
+	ops, errors int64
+	elapsed     time.Duration
+	latencies   []time.Duration
+	certsPerOp  int
+}
+
+func (s *benchStats) add(o *benchStats) {
+	s.ops += o.ops
+	s.errors += o.errors
+	s.elapsed += o.elapsed
+	s.latencies = append(s.latencies, o.latencies...)
+}
+
+// perSecond is certificates per second.
+func (s *benchStats) perSecond() float64 {
+	if s.elapsed == 0 {
+		return 0
+	}
+	return float64(s.ops*int64(s.certsPerOp)) / s.elapsed.Seconds()
+}
+
+func (s *benchStats) percentile(p float64) time.Duration {
+	if len(s.latencies) == 0 {
+		return 0
+	}
+	sort.Slice(s.latencies, func(i, j int) bool { return s.latencies[i] < s.latencies[j] })
+	return s.latencies[int(p*float64(len(s.latencies)-1))]
+}
+
+// drive runs op at the given concurrency for d and records every latency.
+func drive(ctx context.Context, workers int, d time.Duration, op func(i int) error) *benchStats {
+	var next atomic.Int64
+	var mu sync.Mutex
+	st := &benchStats{certsPerOp: 1}
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			var ops, errs int64
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				err := op(int(next.Add(1)))
+				lat = append(lat, time.Since(t0))
+				ops++
+				if err != nil {
+					errs++
+				}
+			}
+			mu.Lock()
+			st.latencies = append(st.latencies, lat...)
+			st.ops += ops
+			st.errors += errs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	st.elapsed = time.Since(start)
+	return st
+}
+
+// benchCSRs makes a pool of P-256 agent CSRs.
+func benchCSRs(n int) ([]string, error) {
+	out := make([]string, n)
+	for i := range out {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("bench-%d", i)
+		u := &url.URL{Scheme: "spiffe", Host: "cullis.local", Path: "/acme/" + name}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "acme::" + name}, URIs: []*url.URL{u}}, key)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	}
+	return out, nil
+}
+
+// benchTarget is a mastio-ca mount and a PKI mount with CAs of one key type.
+type benchTarget struct {
+	label         string
+	mastio, pki   string
+	keyType       string
+	keyBits       int
+	mastioClient  *client.Client
+	pkiSignPath   string
+	floor         func(string) ([]byte, error)
+	vault         *api.Client
+	cleanupMounts []string
+}
+
+func setupTarget(ctx context.Context, vault *api.Client, plugin, label, keyType string, keyBits int) (*benchTarget, error) {
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	t := &benchTarget{label: label, keyType: keyType, keyBits: keyBits, vault: vault,
+		mastio: "bench-mastio-" + hex.EncodeToString(suffix), pki: "bench-pki-" + hex.EncodeToString(suffix)}
+	if err := vault.Sys().MountWithContext(ctx, t.mastio, &api.MountInput{Type: plugin}); err != nil {
+		return nil, fmt.Errorf("enabling %s: %w", plugin, err)
+	}
+	t.cleanupMounts = append(t.cleanupMounts, t.mastio)
+	t.mastioClient = client.New(vault, t.mastio)
+	if _, err := t.mastioClient.Generate(ctx, client.GenerateRequest{OrgID: "acme", KeyType: keyType, KeyBits: keyBits}); err != nil {
+		return t, err
+	}
+	if err := vault.Sys().MountWithContext(ctx, t.pki, &api.MountInput{Type: "pki", Config: api.MountConfigInput{MaxLeaseTTL: "131400h"}}); err != nil {
+		return t, fmt.Errorf("enabling pki: %w", err)
+	}
+	t.cleanupMounts = append(t.cleanupMounts, t.pki)
+	if _, err := vault.Logical().WriteWithContext(ctx, t.pki+"/root/generate/internal", map[string]any{
+		"common_name": "acme CA", "key_type": keyType, "key_bits": keyBits, "ttl": "131400h",
+	}); err != nil {
+		return t, fmt.Errorf("pki root: %w", err)
+	}
+	if _, err := vault.Logical().WriteWithContext(ctx, t.pki+"/roles/bench", map[string]any{
+		"allow_any_name": true, "enforce_hostnames": false, "allowed_uri_sans": "spiffe://*",
+		"no_store": true, "generate_lease": false, "key_type": "any", "ttl": "8760h", "max_ttl": "8760h",
+	}); err != nil {
+		return t, fmt.Errorf("pki role: %w", err)
+	}
+	t.pkiSignPath = t.pki + "/sign/bench"
+	floor, err := backend.InProcessSigner(keyType, keyBits)
+	if err != nil {
+		return t, err
+	}
+	t.floor = floor
+	return t, nil
+}
+
+func (t *benchTarget) cleanup() {
+	for _, m := range t.cleanupMounts {
+		_ = t.vault.Sys().Unmount(m)
+	}
+}
+
+func (t *benchTarget) opA(ctx context.Context, csrs []string) func(int) error {
+	return func(i int) error {
+		_, err := t.mastioClient.SignCSR(ctx, []byte(csrs[i%len(csrs)]), client.SignOptions{})
+		return err
+	}
+}
+
+func (t *benchTarget) opB(ctx context.Context, csrs []string) func(int) error {
+	return func(i int) error {
+		_, err := t.vault.Logical().WriteWithContext(ctx, t.pkiSignPath, map[string]any{"csr": csrs[i%len(csrs)]})
+		return err
+	}
+}
+
+func (t *benchTarget) opC(csrs []string) func(int) error {
+	return func(i int) error {
+		_, err := t.floor(csrs[i%len(csrs)])
+		return err
+	}
+}
+
+func (t *benchTarget) opBatch(ctx context.Context, csrs [][]byte) func(int) error {
+	return func(int) error {
+		res, err := t.mastioClient.SignCSRBatch(ctx, csrs, client.SignOptions{})
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				return r.Err
+			}
+		}
+		return nil
+	}
+}
+
+// interleave runs each scenario for d in total, in three alternating rounds.
+func interleave(ctx context.Context, workers int, d time.Duration, ops ...func(int) error) []*benchStats {
+	out := make([]*benchStats, len(ops))
+	for i := range out {
+		out[i] = &benchStats{certsPerOp: 1}
+	}
+	for round := 0; round < 3; round++ {
+		for i, op := range ops {
+			out[i].add(drive(ctx, workers, d/3, op))
+		}
+	}
+	return out
+}
+
+func bench(ctx context.Context, vault *api.Client, o benchOptions, log io.Writer) (string, error) {
+	csrs, err := benchCSRs(256)
+	if err != nil {
+		return "", err
+	}
+	version := "unknown"
+	if h, err := vault.Sys().HealthWithContext(ctx); err == nil {
+		version = h.Version
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s\n", benchStart)
+	fmt.Fprintf(&sb, "Measured %s with `mastio-ca bench` against Vault %s on %d cores (GOMAXPROCS %d), load generator on the same machine; %s per scenario per concurrency, in 3 interleaved rounds; P-256 agent CSRs.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), version, runtime.NumCPU(), runtime.GOMAXPROCS(0), o.duration)
+	fmt.Fprintln(&sb, "| CA | concurrency | scenario | certs/s | p50 | p95 | p99 | errors |")
+	fmt.Fprintln(&sb, "|---|---|---|---|---|---|---|---|")
+	row := func(ca string, c int, name string, st *benchStats) {
+		fmt.Fprintf(&sb, "| %s | %d | %s | %.0f | %s | %s | %s | %d |\n", ca, c, name, st.perSecond(),
+			fmtDur(st.percentile(0.50)), fmtDur(st.percentile(0.95)), fmtDur(st.percentile(0.99)), st.errors)
+	}
+	var ratios []string
+
+	ec, err := setupTarget(ctx, vault, o.plugin, "EC P-256", "ec", 256)
+	if ec != nil {
+		defer ec.cleanup()
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, c := range o.concurrency {
+		fmt.Fprintf(log, "bench: EC P-256 at concurrency %d...\n", c)
+		st := interleave(ctx, c, o.duration, ec.opA(ctx, csrs), ec.opB(ctx, csrs), ec.opC(csrs))
+		row("EC P-256", c, "A mastio-ca sign-csr", st[0])
+		row("EC P-256", c, "B builtin PKI sign", st[1])
+		row("EC P-256", c, "C in-process floor", st[2])
+		ratios = append(ratios, fmt.Sprintf("concurrency %d: A/B = %.2f, A/C = %.2f, p99 A %s vs B %s",
+			c, st[0].perSecond()/st[1].perSecond(), st[0].perSecond()/st[2].perSecond(), fmtDur(st[0].percentile(0.99)), fmtDur(st[1].percentile(0.99))))
+		if c == 8 {
+			var single *benchStats = st[0]
+			for _, size := range []int{10, 100} {
+				batch := make([][]byte, size)
+				for i := range batch {
+					batch[i] = []byte(csrs[i%len(csrs)])
+				}
+				fmt.Fprintf(log, "bench: batches of %d at concurrency 8...\n", size)
+				b := interleave(ctx, 8, o.duration, ec.opBatch(ctx, batch))[0]
+				b.certsPerOp = size
+				row("EC P-256", 8, fmt.Sprintf("A sign-csr, batches of %d (latency per batch)", size), b)
+				ratios = append(ratios, fmt.Sprintf("batch of %d at concurrency 8: %.2f x A's per-certificate throughput", size, b.perSecond()/single.perSecond()))
+			}
+		}
+	}
+	for _, rsa := range []int{2048, 4096} {
+		label := fmt.Sprintf("RSA-%d", rsa)
+		fmt.Fprintf(log, "bench: %s at concurrency 8...\n", label)
+		t, err := setupTarget(ctx, vault, o.plugin, label, "rsa", rsa)
+		if t != nil {
+			defer t.cleanup()
+		}
+		if err != nil {
+			return "", err
+		}
+		st := interleave(ctx, 8, o.duration, t.opA(ctx, csrs), t.opB(ctx, csrs), t.opC(csrs))
+		row(label, 8, "A mastio-ca sign-csr", st[0])
+		row(label, 8, "B builtin PKI sign", st[1])
+		row(label, 8, "C in-process floor", st[2])
+		ratios = append(ratios, fmt.Sprintf("%s at concurrency 8: A/B = %.2f, A/C = %.2f", label, st[0].perSecond()/st[1].perSecond(), st[0].perSecond()/st[2].perSecond()))
+	}
+	fmt.Fprintln(&sb, "\nRatios in this run:")
+	fmt.Fprintln(&sb)
+	for _, r := range ratios {
+		fmt.Fprintf(&sb, "- %s\n", r)
+	}
+	fmt.Fprintf(&sb, "%s\n", benchEnd)
+	return sb.String(), nil
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= 10*time.Millisecond:
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	}
+}
+
+// replaceSection writes table between the bench markers of file, or
+// appends it when the markers are not there.
+func replaceSection(file, table string) error {
+	old, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, benchStart), strings.Index(s, benchEnd)
+	if i >= 0 && j > i {
+		s = s[:i] + strings.TrimRight(table, "\n") + s[j+len(benchEnd):]
+	} else {
+		s = strings.TrimRight(s, "\n") + "\n\n" + table
+	}
+	return os.WriteFile(file, []byte(s), 0o644)
+}
