@@ -168,6 +168,14 @@ func outcomeOf(errText string, data map[string]any) (string, bool) {
 	if code, ok := data["http_status_code"].(float64); ok && code >= 400 {
 		return fmt.Sprintf("HTTP %d", int(code)), false
 	}
+	// A plugin's refusal (400) carries its message in data.error, which
+	// audit devices HMAC like any response field.
+	if msg, ok := data["error"].(string); ok {
+		if strings.HasPrefix(msg, "hmac-") {
+			return "refused (message HMAC'd)", false
+		}
+		return "refused: " + msg, false
+	}
 	return "ok", false
 }
 

@@ -49,6 +49,14 @@ func TestAudit_FullSession(t *testing.T) {
 	if _, err := c.Import(ctx, client.ImportRequest{KeyPEM: keyPEM, CertPEM: certPEM}); err != nil {
 		t.Fatal(err)
 	}
+	// A refused import of the same key: its error text is logged in clear.
+	other, err := client.New(server.root, genMount).CA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Import(ctx, client.ImportRequest{KeyPEM: keyPEM, CertPEM: other.CertificatePEM, CAS: new(1)}); err == nil {
+		t.Fatal("import of a key with a foreign certificate succeeded")
+	}
 	if _, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +92,7 @@ func TestAudit_FullSession(t *testing.T) {
 		}
 	}
 	for path, want := range map[string]int{
-		genMount + "/generate": 1, mount + "/import": 1, mount + "/intermediate/generate": 1,
+		genMount + "/generate": 1, mount + "/import": 2, mount + "/intermediate/generate": 1,
 		mount + "/intermediate/rotate": 1, mount + "/sign-csr": 100, mount + "/config": 1,
 	} {
 		if counts[path] != want {
@@ -103,12 +111,17 @@ func TestAudit_FullSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sec1, err := x509.MarshalECPrivateKey(key.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
 	needles := map[string]string{
 		"base64 DER":        base64.StdEncoding.EncodeToString(der),
 		"base64url DER":     base64.RawURLEncoding.EncodeToString(der),
 		"hex scalar":        hex.EncodeToString(scalar),
 		"HEX scalar":        strings.ToUpper(hex.EncodeToString(scalar)),
 		"base64 scalar":     base64.StdEncoding.EncodeToString(scalar),
+		"base64 SEC1 DER":   base64.StdEncoding.EncodeToString(sec1),
 		"JSON-escaped PEM":  strings.ReplaceAll(keyPEM, "\n", `\n`),
 		"JSON-escaped PEM2": strings.ReplaceAll(strings.ReplaceAll(keyPEM, "\n", `\n`), "/", `\/`),
 	}
@@ -141,8 +154,8 @@ func TestAudit_FullSession(t *testing.T) {
 	report := string(out)
 	t.Logf("mastio-ca audit-report (last lines):\n%s", tailLines(report, 16))
 	for _, want := range []string{
-		"Summary: 104 calls", "   100  sign-csr", "DENIED calls: 1", "read config",
-		"Calls to key-bearing paths (import, intermediate/import, data/): 1", serials[0],
+		"Summary: 105 calls", "   100  sign-csr", "DENIED calls: 1", "read config",
+		"Calls to key-bearing paths (import, intermediate/import, data/): 2", serials[0], "import (refused (message HMAC'd))",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("audit-report lacks %q", want)

@@ -96,9 +96,14 @@ func run(m *testing.M) (int, error) {
 	}
 
 	// Build the plugin with the version it will be registered under.
-	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, pluginBinary),
-		"-ldflags", "-X github.com/mastio/vault-plugin-mastio-ca/backend.Version="+strings.TrimPrefix(pluginVersion, "v"),
-		"./cmd/vault-plugin-mastio-ca")
+	// Under `go test -race` the plugin is built with -race too, so that the
+	// race detector watches the process that serves the concurrent load.
+	args := []string{"build", "-o", filepath.Join(pluginDir, pluginBinary),
+		"-ldflags", "-X github.com/mastio/vault-plugin-mastio-ca/backend.Version=" + strings.TrimPrefix(pluginVersion, "v")}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/vault-plugin-mastio-ca")...)
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("building the plugin: %v\n%s", err, out)

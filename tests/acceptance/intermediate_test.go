@@ -173,9 +173,9 @@ func TestIntermediate_RotateContinuity(t *testing.T) {
 }
 
 // TestIntermediate_SignDuringRotation signs at concurrency 8 while the
-// intermediate rotates three times: no signing fails, and every
-// certificate verifies against the Org CA through an intermediate that was
-// valid (and published) when it was issued.
+// intermediate rotates three times: no signing fails, every certificate
+// verifies against the Org CA, and each was signed by the intermediate that
+// was current while its request was in flight (never a retired one).
 func TestIntermediate_SignDuringRotation(t *testing.T) {
 	ctx := t.Context()
 	mount := newMount(t)
@@ -189,13 +189,24 @@ func TestIntermediate_SignDuringRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "rotating")))
-	intermediates := []*x509.Certificate{first.Certificate}
-	stop := make(chan struct{})
-	type result struct {
-		leaf *x509.Certificate
-		err  error
+
+	// The k-th intermediate is current from the start of the call that made
+	// it until the next rotation call returns.
+	type period struct {
+		cert       *x509.Certificate
+		from, till time.Time
 	}
-	results := make(chan result, 10000)
+	periods := []period{{cert: first.Certificate, from: time.Time{}}}
+	type result struct {
+		leaf       *x509.Certificate
+		sent, recv time.Time
+		err        error
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+	)
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
@@ -207,45 +218,58 @@ func TestIntermediate_SignDuringRotation(t *testing.T) {
 					return
 				default:
 				}
+				sent := time.Now()
 				s, err := c.SignCSR(ctx, csr, client.SignOptions{})
-				if err != nil {
-					results <- result{err: err}
-					continue
+				r := result{sent: sent, recv: time.Now(), err: err}
+				if err == nil {
+					r.leaf = s.Certificate
 				}
-				results <- result{leaf: s.Certificate}
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
 			}
 		}()
 	}
 	for i := 0; i < 3; i++ {
 		time.Sleep(100 * time.Millisecond)
+		from := time.Now()
 		next, err := c.RotateIntermediate(ctx, client.IntermediateRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		intermediates = append(intermediates, next.Certificate)
+		periods[len(periods)-1].till = time.Now()
+		periods = append(periods, period{cert: next.Certificate, from: from})
 	}
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	close(results)
+	periods[len(periods)-1].till = time.Now()
 
 	roots, mids := x509.NewCertPool(), x509.NewCertPool()
 	roots.AddCert(org.Certificate)
-	for _, m := range intermediates {
-		mids.AddCert(m)
+	for _, p := range periods {
+		mids.AddCert(p.cert)
 	}
-	n := 0
-	for r := range results {
+	for _, r := range results {
 		if r.err != nil {
 			t.Fatalf("a signing during rotation failed: %v", r.err)
 		}
-		n++
 		if _, err := r.leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: mids, CurrentTime: r.leaf.NotBefore.Add(6 * time.Minute), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			t.Fatalf("a certificate signed during rotation does not verify: %v", err)
 		}
+		current := false
+		for _, p := range periods {
+			if string(r.leaf.AuthorityKeyId) == string(p.cert.SubjectKeyId) {
+				// Its request overlapped the time that intermediate was current.
+				current = !r.sent.After(p.till) && !r.recv.Before(p.from)
+			}
+		}
+		if !current {
+			t.Fatalf("a certificate requested %s..%s was signed by an intermediate that was not current then", r.sent.Format(time.StampMicro), r.recv.Format(time.StampMicro))
+		}
 	}
-	if n < 50 {
-		t.Fatalf("only %d signings happened during the rotations", n)
+	if len(results) < 50 {
+		t.Fatalf("only %d signings happened during the rotations", len(results))
 	}
-	t.Logf("%d signings during 3 rotations: all verified, none failed", n)
+	t.Logf("%d signings during 3 rotations: all verified, each by the intermediate current at the time, none failed", len(results))
 }
