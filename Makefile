@@ -28,12 +28,15 @@ APT_NEEDS := \
 
 export VAULT_BIN := $(VAULT)
 
-.PHONY: build plugin dev dev-stop test unit testacc soak fuzz bench fmt lint deps clean
+.PHONY: build plugin cli dev dev-stop test unit testacc soak fuzz bench fmt lint deps clean
 
-build: plugin
+build: plugin cli
 
 plugin:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(PLUGIN) ./cmd/vault-plugin-mastio-ca
+
+cli:
+	$(GO) build -o $(BIN)/mastio-ca ./cmd/mastio-ca
 
 # The pinned Vault server (tools/vault/go.mod). About 500 MB and minutes of
 # compile the first time; cached in bin/ afterwards.
@@ -84,8 +87,14 @@ fuzz:
 	  $(GO) test ./backend -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-bench:
+# Go benchmarks (no server), then `mastio-ca bench` against a dev Vault of
+# its own (in .bench/, so a running `make dev` is left alone): A/B/C table
+# written into BENCHMARKS.md between its bench markers.
+bench: deps plugin cli $(VAULT)
 	$(GO) test -run '^$$' -bench . -benchmem ./backend/
+	@DEV_STATE=.bench DEV_PORT=8400 VERSION=$(VERSION) scripts/dev.sh start >/dev/null
+	@VAULT_ADDR=$$(cat .bench/addr) VAULT_TOKEN=root $(BIN)/mastio-ca bench --out BENCHMARKS.md; \
+	  rc=$$?; DEV_STATE=.bench scripts/dev.sh stop >/dev/null; exit $$rc
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -99,4 +108,4 @@ lint: $(BIN)/staticcheck
 	$(BIN)/staticcheck ./...
 
 clean: dev-stop
-	rm -f $(PLUGIN) $(BIN)/staticcheck
+	rm -f $(PLUGIN) $(BIN)/mastio-ca $(BIN)/staticcheck

@@ -6,11 +6,13 @@
 #   scripts/dev.sh stop     (what `make dev-stop` runs)
 #
 # Environment: DEV_PORT (first port to try, default 8200), VERSION (the
-# plugin version the binary was built with, default 0.1.0-dev).
+# plugin version the binary was built with, default 0.1.0-dev), DEV_STATE
+# (the state folder, default .dev; make bench uses .bench so that it leaves
+# a running make dev alone). The chosen address is written to $DEV_STATE/addr.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-state="$root/.dev"
+state="$root/${DEV_STATE:-.dev}"
 vault="$root/bin/vault"
 plugin="$root/bin/vault-plugin-mastio-ca"
 version="v${VERSION:-0.1.0-dev}"
@@ -44,6 +46,7 @@ start() {
     (( port < ${DEV_PORT:-8200} + 200 )) || { echo "no free loopback port near ${DEV_PORT:-8200}" >&2; exit 1; }
   done
   export VAULT_ADDR="http://127.0.0.1:$port" VAULT_TOKEN=$token
+  echo "$VAULT_ADDR" > "$state/addr"
   unset VAULT_NAMESPACE VAULT_CACERT
 
   cp "$plugin" "$state/plugins/"
