@@ -58,6 +58,8 @@ type benchOptions struct {
 	concurrency []int
 	out         string
 	plugin      string
+	rsa         bool
+	batches     bool
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -69,6 +71,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&levels, "concurrency", "1,8,32", "concurrency levels")
 	fs.StringVar(&o.out, "out", "", "markdown file whose bench section (between marker comments) is replaced by the table")
 	fs.StringVar(&o.plugin, "plugin", "mastio-ca", "the plugin's name in Vault's catalog")
+	fs.BoolVar(&o.rsa, "rsa", true, "also measure RSA-2048 and RSA-4096 CAs at concurrency 8")
+	fs.BoolVar(&o.batches, "batches", true, "also measure batches of 10 and 100 CSRs at concurrency 8")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
 		fs.PrintDefaults()
@@ -336,7 +340,7 @@ func bench(ctx context.Context, vault *api.Client, o benchOptions, log io.Writer
 		row("EC P-256", c, "C in-process floor", st[2])
 		ratios = append(ratios, fmt.Sprintf("concurrency %d: A/B = %.2f, A/C = %.2f, p99 A %s vs B %s",
 			c, st[0].perSecond()/st[1].perSecond(), st[0].perSecond()/st[2].perSecond(), fmtDur(st[0].percentile(0.99)), fmtDur(st[1].percentile(0.99))))
-		if c == 8 {
+		if c == 8 && o.batches {
 			var single *benchStats = st[0]
 			for _, size := range []int{10, 100} {
 				batch := make([][]byte, size)
@@ -351,7 +355,11 @@ func bench(ctx context.Context, vault *api.Client, o benchOptions, log io.Writer
 			}
 		}
 	}
-	for _, rsa := range []int{2048, 4096} {
+	rsaSizes := []int{2048, 4096}
+	if !o.rsa {
+		rsaSizes = nil
+	}
+	for _, rsa := range rsaSizes {
 		label := fmt.Sprintf("RSA-%d", rsa)
 		fmt.Fprintf(log, "bench: %s at concurrency 8...\n", label)
 		t, err := setupTarget(ctx, vault, o.plugin, label, "rsa", rsa)
