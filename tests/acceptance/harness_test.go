@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
 
 const (
@@ -398,4 +400,23 @@ func clientWithToken(t *testing.T, token string) *api.Client {
 	}
 	c.SetToken(token)
 	return c
+}
+
+// newCA enables the engine on a random mount, generates an Org CA for org
+// acme and, when asked, the Mastio Intermediate under it.
+func newCA(t *testing.T, withIntermediate bool) (string, *client.Client, *client.CA, *client.Intermediate) {
+	t.Helper()
+	mount := newMount(t)
+	c := client.New(server.root, mount)
+	org, err := c.Generate(t.Context(), client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatalf("generating the Org CA: %v", err)
+	}
+	var inter *client.Intermediate
+	if withIntermediate {
+		if inter, err = c.GenerateIntermediate(t.Context(), client.IntermediateRequest{}); err != nil {
+			t.Fatalf("generating the intermediate: %v", err)
+		}
+	}
+	return mount, c, org, inter
 }

@@ -138,15 +138,7 @@ func opensslCSRWith(t *testing.T, dir, name string, genpkey ...string) string {
 // and nothing the API shows may change.
 func TestHostileInput(t *testing.T) {
 	ctx := t.Context()
-	mount := newMount(t)
-	c := client.New(server.root, mount)
-	org, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	mount, c, org, _ := newCA(t, true)
 	dir := t.TempDir()
 	good := readFile(t, agentCSR(t, dir, "good"))
 	csrWithSAN := func(name, san string) string {

@@ -19,16 +19,7 @@ import (
 // does not know which CA is active), and openssl verifies the chain.
 func TestIntermediate_ThreeTier(t *testing.T) {
 	ctx := t.Context()
-	mount := newMount(t)
-	c := client.New(server.root, mount)
-	org, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inter, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mount, c, org, inter := newCA(t, true)
 	if inter.Certificate.Subject.CommonName != "acme Mastio CA" || !inter.Certificate.MaxPathLenZero || inter.Certificate.CheckSignatureFrom(org.Certificate) != nil {
 		t.Fatalf("intermediate: %v", inter.Certificate.Subject)
 	}
@@ -178,16 +169,7 @@ func TestIntermediate_RotateContinuity(t *testing.T) {
 // was current while its request was in flight (never a retired one).
 func TestIntermediate_SignDuringRotation(t *testing.T) {
 	ctx := t.Context()
-	mount := newMount(t)
-	c := client.New(server.root, mount)
-	org, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, org, first := newCA(t, true)
 	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "rotating")))
 
 	// The k-th intermediate is current from the start of the call that made

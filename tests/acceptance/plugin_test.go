@@ -527,12 +527,7 @@ func opensslMayFail(dir string, args ...string) (string, error) {
 // TestClient_BatchSigning: 10 CSRs in one request, one of them refused.
 func TestClient_BatchSigning(t *testing.T) {
 	ctx := t.Context()
-	mount := newMount(t)
-	c := client.New(server.root, mount)
-	ca, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, ca, _ := newCA(t, false)
 	dir := t.TempDir()
 	csrs := make([][]byte, 10)
 	for i := range csrs {

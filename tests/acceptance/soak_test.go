@@ -20,14 +20,7 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak test: run `make soak`")
 	}
 	ctx := t.Context()
-	mount := newMount(t)
-	c := client.New(server.root, mount)
-	if _, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
-		t.Fatal(err)
-	}
+	mount, c, _, _ := newCA(t, true)
 	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "soak")))
 	run := func(total, workers int) (time.Duration, int64) {
 		var next, failed atomic.Int64
