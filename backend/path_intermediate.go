@@ -385,7 +385,9 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 	}
 	b.Logger().Info("rotated Mastio Intermediate CA", "version", is.version, "serial", formatSerial(is.cert.SerialNumber),
 		"previous_serial", formatSerial(current.cert.SerialNumber), "grace_until", next.Previous.GraceUntil.Format(time.RFC3339))
-	return &logical.Response{Data: intermediateResponseData(is, now)}, nil
+	resp := &logical.Response{Data: intermediateResponseData(is, now)}
+	resp.Data["continuity_proof"] = proof
+	return resp, nil
 }
 
 // rotateIntermediate writes the new intermediate first (staging) and then
@@ -469,7 +471,7 @@ intermediates.
 
 Example:
 
-    $ vault write mastio-ca/intermediate/generate
+    $ vault write -f mastio-ca/intermediate/generate
     $ openssl verify -CAfile org-ca.pem -untrusted intermediate.pem agent.pem
 `
 
@@ -489,7 +491,9 @@ padding: anyone holding the previous certificate can check that the new
 intermediate was introduced by the holder of the old key
 (client.VerifyContinuity, or openssl dgst -sha256 -verify).
 
-The proof is also served by intermediate/cert while the grace lasts. With
+The rotate response always carries the proof; intermediate/cert serves it
+again while the grace lasts (with grace_period=0, only the response has
+it). With
 cas equal to the current version, a retried request cannot rotate twice.
 
 The new intermediate is written before the switch; a rotation that fails

@@ -126,6 +126,9 @@ func TestIntermediate_Rotate(t *testing.T) {
 	if _, ok := rot3.Data["previous"]; ok || len(rot3.Data["bundle"].([]string)) != 1 {
 		t.Fatalf("grace_period=0 still publishes a previous intermediate")
 	}
+	if rot3.Data["continuity_proof"] == nil {
+		t.Fatal("with grace_period=0 the rotate response lacks the continuity proof")
+	}
 }
 
 func TestIntermediate_RotateFailsHalfWay(t *testing.T) {

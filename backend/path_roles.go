@@ -102,7 +102,7 @@ func pathRoles(b *mastioBackend) *framework.Path {
 			},
 			"max_ttl": {
 				Type:        framework.TypeDurationSecond,
-				Description: "Longest validity sign-csr may ask for. Default: ttl.",
+				Description: "Longest validity sign-csr may ask for. A new role starts at 1h; setting ttl above max_ttl raises it to ttl.",
 			},
 			"not_before_skew": {
 				Type:        framework.TypeDurationSecond,

@@ -40,7 +40,7 @@ func pathSignCSR(b *mastioBackend) *framework.Path {
 			// Not forwarded: signing writes nothing, so standbys serve it.
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback: b.pathSignCSRWrite,
-				Summary:  "Sign a CSR under a role with the Org CA.",
+				Summary:  "Sign a CSR under a role (with the intermediate when one exists, else the Org CA).",
 				DisplayAttrs: &framework.DisplayAttributes{
 					OperationVerb:   "sign",
 					OperationSuffix: "csr",
@@ -248,7 +248,7 @@ func (b *mastioBackend) signingIssuer(ctx context.Context, s logical.Storage, r 
 	return inter, nil
 }
 
-const pathSignCSRHelpSyn = `Sign a CSR with the Org CA under a deny-by-default role.`
+const pathSignCSRHelpSyn = `Sign a CSR under a deny-by-default role, with the intermediate when one exists (else the Org CA).`
 
 const pathSignCSRHelpDesc = `
 Signs the PEM CSR in csr under the role named in the path (sign-csr/<role>)

@@ -13,9 +13,14 @@ path "mastio-ca/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
 }
 
-# Registering and upgrading the plugin, and enabling the mount.
+# Registering and upgrading the plugin (register, then tune the mount's
+# plugin_version and reload), and enabling the mount.
 path "sys/plugins/catalog/secret/mastio-ca" {
   capabilities = ["create", "read", "update", "sudo"]
+}
+
+path "sys/plugins/reload/backend" {
+  capabilities = ["update", "sudo"]
 }
 
 path "sys/mounts/mastio-ca" {

@@ -39,7 +39,7 @@ conditions, three ways to sign the same P-256 agent CSRs:
      role with no_store=true and generate_lease=false)
   C  the in-process floor: the plugin's signing function called directly
 
-at each concurrency, plus RSA-2048 and RSA-4096 CAs (A and B at
+at each concurrency, plus RSA-2048 and RSA-4096 CAs (A, B and C at
 concurrency 8) and batches of 10 and 100 CSRs per request. It creates its
 own mounts (mastio-ca must be registered in the catalog) and removes them.
 Vault is reached through VAULT_ADDR and VAULT_TOKEN.

@@ -49,6 +49,9 @@ func TestACL_SignerPolicy(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("admin registering the plugin: %v", err)
 	}
+	if _, err := admin.Sys().ReloadPluginWithContext(ctx, &api.ReloadPluginInput{Plugin: pluginName}); err != nil {
+		t.Fatalf("admin reloading the plugin: %v", err)
+	}
 	if _, err := ac.GenerateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
 		t.Fatalf("admin intermediate: %v", err)
 	}
