@@ -18,11 +18,7 @@ func pathSignCSR(b *mastioBackend) *framework.Path {
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 		},
-		Fields: map[string]*framework.FieldSchema{
-			"role": {
-				Type:        framework.TypeString,
-				Description: "Role to sign under (in the path). Default: config default_role.",
-			},
+		Fields: signFields(map[string]*framework.FieldSchema{
 			"csr": {
 				Type:        framework.TypeString,
 				Description: "PEM certificate signing request.",
@@ -31,11 +27,7 @@ func pathSignCSR(b *mastioBackend) *framework.Path {
 				Type:        framework.TypeStringSlice,
 				Description: "Batch: a JSON list of 1 to 100 PEM CSRs, each checked on its own (instead of csr).",
 			},
-			"ttl": {
-				Type:        framework.TypeDurationSecond,
-				Description: "Requested validity, at most the role's max_ttl. Default: the role's ttl.",
-			},
-		},
+		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			// Not forwarded: signing writes nothing, so standbys serve it.
 			logical.UpdateOperation: &framework.PathOperation{
@@ -50,6 +42,20 @@ func pathSignCSR(b *mastioBackend) *framework.Path {
 		HelpSynopsis:    pathSignCSRHelpSyn,
 		HelpDescription: pathSignCSRHelpDesc,
 	}
+}
+
+// signFields adds the fields every signing path takes (role, ttl) to a
+// path's own.
+func signFields(own map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	own["role"] = &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Role to sign under (in the path). Default: config default_role.",
+	}
+	own["ttl"] = &framework.FieldSchema{
+		Type:        framework.TypeDurationSecond,
+		Description: "Requested validity, at most the role's max_ttl. Default: the role's ttl.",
+	}
+	return own
 }
 
 // maxBatch is how many CSRs one sign-csr request may carry in csrs.

@@ -15,11 +15,7 @@ func pathSignPublicKey(b *mastioBackend) *framework.Path {
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: operationPrefix,
 		},
-		Fields: map[string]*framework.FieldSchema{
-			"role": {
-				Type:        framework.TypeString,
-				Description: "Role to sign under (in the path). Default: config default_role.",
-			},
+		Fields: signFields(map[string]*framework.FieldSchema{
 			"public_key": {
 				Type:        framework.TypeString,
 				Description: "PEM public key (-----BEGIN PUBLIC KEY-----, SubjectPublicKeyInfo).",
@@ -32,11 +28,7 @@ func pathSignPublicKey(b *mastioBackend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "Full SPIFFE ID instead of name, for patterns with alternatives (principal).",
 			},
-			"ttl": {
-				Type:        framework.TypeDurationSecond,
-				Description: "Requested validity, at most the role's max_ttl. Default: the role's ttl.",
-			},
-		},
+		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			// Not forwarded: signing writes nothing, so standbys serve it.
 			logical.UpdateOperation: &framework.PathOperation{

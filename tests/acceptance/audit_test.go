@@ -1,7 +1,6 @@
 package acceptance
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -10,7 +9,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,14 +25,7 @@ import (
 func TestAudit_FullSession(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	auditPath := filepath.Join(dir, "audit.log")
-	device := "file-" + randomHex(4)
-	if err := server.root.Sys().EnableAuditWithOptionsWithContext(ctx, device, &api.EnableAuditOptions{
-		Type: "file", Options: map[string]string{"file_path": auditPath},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = server.root.Sys().DisableAuditWithContext(context.Background(), device) })
+	auditPath := enableFileAudit(t, dir)
 
 	genMount, mount := newMount(t), newMount(t)
 	// The README's recommended tuning: serials readable, keys still HMAC'd.

@@ -420,3 +420,18 @@ func newCA(t *testing.T, withIntermediate bool) (string, *client.Client, *client
 	}
 	return mount, c, org, inter
 }
+
+// enableFileAudit turns on a file audit device writing to dir/audit.log for
+// the rest of the test and returns the log's path.
+func enableFileAudit(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "audit.log")
+	device := "file-" + randomHex(4)
+	if err := server.root.Sys().EnableAuditWithOptionsWithContext(t.Context(), device, &api.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": path},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = server.root.Sys().DisableAuditWithContext(context.Background(), device) })
+	return path
+}

@@ -1,7 +1,6 @@
 package acceptance
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -386,14 +385,7 @@ func TestClient_Sealed(t *testing.T) {
 func TestAudit_KeyNeverInClear(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	auditPath := filepath.Join(dir, "audit.log")
-	device := "file-" + randomHex(4)
-	if err := server.root.Sys().EnableAuditWithOptionsWithContext(ctx, device, &api.EnableAuditOptions{
-		Type: "file", Options: map[string]string{"file_path": auditPath},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = server.root.Sys().DisableAuditWithContext(context.Background(), device) })
+	auditPath := enableFileAudit(t, dir)
 
 	mount := newMount(t)
 	c := client.New(server.root, mount)
