@@ -50,6 +50,10 @@ type mastioBackend struct {
 	configCache *entryCache[*mountConfig]
 	roleCache   *entryCache[*role]
 
+	// schemaErr, when set, is why this mount refuses every request: its
+	// storage was written by a newer plugin (see checkSchema).
+	schemaErr atomic.Pointer[error]
+
 	// signed counts certificates issued by this mount since the process
 	// started, for the health path; signing writes nothing to storage.
 	signed atomic.Int64
@@ -111,6 +115,11 @@ func newBackend() *mastioBackend {
 // initialize seeds the default profiles once per mount. The marker makes a
 // deleted default stay deleted across restarts.
 func (b *mastioBackend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
+	if err := checkSchema(ctx, req.Storage, b.WriteSafeReplicationState()); err != nil {
+		b.schemaErr.Store(&err)
+		b.Logger().Error("refusing to serve this mount", "error", err)
+		return err
+	}
 	if !b.WriteSafeReplicationState() {
 		return nil // the node that may write seeds them; they replicate here
 	}
@@ -148,6 +157,9 @@ func (b *mastioBackend) initialize(ctx context.Context, req *logical.Initializat
 // the wrong JSON type before the framework sees it (see typeGuard), then
 // hands the request to the framework.
 func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if err := b.schemaErr.Load(); err != nil {
+		return nil, *err
+	}
 	if resp := typeGuard(req); resp != nil {
 		return resp, nil
 	}
