@@ -28,7 +28,7 @@ APT_NEEDS := \
 
 export VAULT_BIN := $(VAULT)
 
-.PHONY: build plugin cli dev dev-stop test unit testacc soak fuzz bench fmt lint deps clean
+.PHONY: build plugin cli release dev dev-stop test unit testacc soak fuzz bench fmt lint deps clean
 
 build: plugin cli
 
@@ -36,7 +36,21 @@ plugin:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(PLUGIN) ./cmd/vault-plugin-mastio-ca
 
 cli:
-	$(GO) build -o $(BIN)/mastio-ca ./cmd/mastio-ca
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/mastio-ca ./cmd/mastio-ca
+
+# Release binaries of the plugin and the CLI, static (CGO_ENABLED=0), with
+# version and commit stamped, and their SHA256SUMS, in dist/.
+RELEASE_TARGETS := linux/amd64 linux/arm64 darwin/arm64
+release:
+	rm -rf dist && mkdir -p dist
+	@set -e; for t in $(RELEASE_TARGETS); do os=$${t%/*}; arch=$${t#*/}; \
+	  echo "==> $$os/$$arch"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o dist/vault-plugin-mastio-ca_v$(VERSION)_$${os}_$${arch} ./cmd/vault-plugin-mastio-ca; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	    -o dist/mastio-ca_v$(VERSION)_$${os}_$${arch} ./cmd/mastio-ca; \
+	done
+	cd dist && sha256sum * > SHA256SUMS && cat SHA256SUMS
 
 # The pinned Vault server (tools/vault/go.mod). About 500 MB and minutes of
 # compile the first time; cached in bin/ afterwards.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/mastio/vault-plugin-mastio-ca/backend"
 )
 
 const usage = `Usage: mastio-ca <command> [flags]
@@ -25,6 +27,7 @@ Commands:
                 flagging denied calls and calls to key-bearing paths
   bench         measure sign-csr against Vault's builtin PKI and the
                 in-process floor, side by side, on a running Vault
+  version       print the version (the plugin's RunningVersion is the same)
 
 Run "mastio-ca <command> -h" for a command's flags.
 `
@@ -53,6 +56,13 @@ func run(ctx context.Context, args []string) int {
 		return runAuditReport(args[1:], os.Stdout, os.Stderr)
 	case "bench":
 		return runBench(ctx, args[1:], os.Stdout, os.Stderr)
+	case "version", "-version", "--version":
+		commit := backend.Commit
+		if commit == "" {
+			commit = "unknown"
+		}
+		fmt.Printf("mastio-ca v%s (commit %s); the plugin built from this tree reports v%s\n", backend.Version, commit, backend.Version)
+		return 0
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(os.Stdout, usage)
 		return 0

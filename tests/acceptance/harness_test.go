@@ -111,7 +111,8 @@ func run(m *testing.M) (int, error) {
 		return 0, fmt.Errorf("building the plugin: %v\n%s", err, out)
 	}
 	server.cli = filepath.Join(tmp, "mastio-ca")
-	buildCLI := exec.Command("go", "build", "-o", server.cli, "./cmd/mastio-ca")
+	buildCLI := exec.Command("go", "build", "-o", server.cli,
+		"-ldflags", "-X github.com/mastio/vault-plugin-mastio-ca/backend.Version="+strings.TrimPrefix(pluginVersion, "v"), "./cmd/mastio-ca")
 	buildCLI.Dir = root
 	if out, err := buildCLI.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("building the CLI: %v\n%s", err, out)

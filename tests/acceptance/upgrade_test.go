@@ -82,3 +82,21 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Fatalf("health after the upgrade reports %v: %v", health.Data["version"], err)
 	}
 }
+
+// TestVersion_CLIMatchesPlugin: built from one tree with one stamp, the
+// CLI's version and the plugin's RunningVersion agree.
+func TestVersion_CLIMatchesPlugin(t *testing.T) {
+	mount := newMount(t)
+	out, err := exec.CommandContext(t.Context(), server.cli, "version").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := server.root.Sys().ListMountsWithContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := mounts[mount+"/"].RunningVersion
+	if running != pluginVersion || !strings.Contains(string(out), "mastio-ca "+running+" ") {
+		t.Fatalf("mastio-ca version says %q; the mount runs %q", out, running)
+	}
+}

@@ -1,0 +1,75 @@
+package client_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"log"
+	"net/url"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// Mastio's sign-only flow: load the CA certificate, have an agent's CSR
+// signed inside Vault, and verify the chain. The token needs only
+// policies/mastio-signer.hcl; no call can return a key.
+func ExampleKMS() {
+	ctx := context.Background()
+	vault, err := api.NewClient(api.DefaultConfig()) // VAULT_ADDR, VAULT_TOKEN
+	if err != nil {
+		log.Fatal(err)
+	}
+	kms := client.NewKMS(vault, "mastio-ca", "agent")
+
+	orgCA, err := kms.CACertificate(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The agent's key stays with the agent; only its CSR travels.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	id, _ := url.Parse("spiffe://cullis.local/acme/agent-1")
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{id}}, key)
+	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+
+	signed, err := kms.Sign(ctx, csr)
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, client.ErrPolicy) when the role refuses the CSR
+	}
+
+	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(orgCA)
+	intermediates.AddCert(signed.IssuingCA) // the intermediate, when one is active
+	if _, err := signed.Certificate.Verify(x509.VerifyOptions{
+		Roots: roots, Intermediates: intermediates,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(signed.SPIFFEID)
+}
+
+// Checking a rotation: the new intermediate was introduced by the holder of
+// the previous one.
+func ExampleVerifyContinuity() {
+	ctx := context.Background()
+	vault, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	ca := client.New(vault, "mastio-ca")
+	rotated, err := ca.RotateIntermediate(ctx, client.IntermediateRequest{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := client.VerifyContinuity(rotated.Previous, rotated.Certificate, rotated.ContinuityProof); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("continuity proven")
+}
