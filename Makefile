@@ -24,7 +24,8 @@ APT_NEEDS := \
   "command -v openssl:openssl" \
   "ls /usr/lib/postgresql/*/bin/initdb:postgresql" \
   "/usr/bin/python3 -c 'import cryptography':python3-cryptography" \
-  "command -v script:bsdutils"
+  "command -v script:bsdutils" \
+  "command -v curl:curl"
 
 export VAULT_BIN := $(VAULT)
 
