@@ -53,6 +53,7 @@ func ExampleKMS() {
 		log.Fatal(err)
 	}
 	fmt.Println(signed.SPIFFEID)
+	// Output: spiffe://cullis.local/acme/agent-1
 }
 
 // Checking a rotation: the new intermediate was introduced by the holder of
@@ -72,4 +73,5 @@ func ExampleVerifyContinuity() {
 		log.Fatal(err)
 	}
 	fmt.Println("continuity proven")
+	// Output: continuity proven
 }

@@ -7,34 +7,28 @@
 package acceptance
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testvault"
 )
 
 const (
-	pluginName    = "mastio-ca"
-	pluginBinary  = "vault-plugin-mastio-ca"
+	pluginName    = testvault.PluginName
+	pluginBinary  = testvault.PluginBinary
 	pluginVersion = "v0.1.0-acceptance"
 )
 
@@ -75,68 +69,21 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
-	root, err := repoRoot()
+	vs, err := testvault.Start(testvault.Options{PluginVersion: pluginVersion, Race: raceEnabled})
 	if err != nil {
 		return 0, err
 	}
-	server.vaultBin = os.Getenv("VAULT_BIN")
-	if server.vaultBin == "" {
-		server.vaultBin = filepath.Join(root, "bin", "vault")
-	}
-	if _, err := os.Stat(server.vaultBin); err != nil {
-		return 0, fmt.Errorf("no Vault server binary at %s: run `make bin/vault` (or set VAULT_BIN)", server.vaultBin)
-	}
+	defer vs.Stop()
+	server.addr, server.token, server.unsealKey = vs.Addr, vs.Token, vs.UnsealKey
+	server.vaultBin, server.root, server.logPath = vs.VaultBin, vs.Root, vs.LogPath
+	server.pluginDir, server.pluginSHA = vs.PluginDir, vs.PluginSHA
 
-	tmp, err := os.MkdirTemp("", "mastio-ca-acceptance-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(tmp)
-	pluginDir := filepath.Join(tmp, "plugins")
-	if err := os.Mkdir(pluginDir, 0o755); err != nil {
-		return 0, err
-	}
-
-	// Build the plugin with the version it will be registered under.
-	// Under `go test -race` the plugin is built with -race too, so that the
-	// race detector watches the process that serves the concurrent load.
-	args := []string{"build", "-o", filepath.Join(pluginDir, pluginBinary),
-		"-ldflags", "-X github.com/mastio/vault-plugin-mastio-ca/backend.Version=" + strings.TrimPrefix(pluginVersion, "v")}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "./cmd/vault-plugin-mastio-ca")...)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building the plugin: %v\n%s", err, out)
-	}
-	server.cli = filepath.Join(tmp, "mastio-ca")
+	server.cli = filepath.Join(vs.Dir, "mastio-ca")
 	buildCLI := exec.Command("go", "build", "-o", server.cli,
 		"-ldflags", "-X github.com/mastio/vault-plugin-mastio-ca/backend.Version="+strings.TrimPrefix(pluginVersion, "v"), "./cmd/mastio-ca")
-	buildCLI.Dir = root
+	buildCLI.Dir = vs.RepoDir
 	if out, err := buildCLI.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("building the CLI: %v\n%s", err, out)
-	}
-	sum, err := fileSHA256(filepath.Join(pluginDir, pluginBinary))
-	if err != nil {
-		return 0, err
-	}
-	server.pluginDir, server.pluginSHA = pluginDir, sum
-
-	stop, err := startVault(tmp, pluginDir)
-	if err != nil {
-		return 0, err
-	}
-	defer stop()
-
-	if err := server.root.Sys().RegisterPluginWithContext(context.Background(), &api.RegisterPluginInput{
-		Name:    pluginName,
-		Type:    api.PluginTypeSecrets,
-		Command: pluginBinary,
-		SHA256:  sum,
-		Version: pluginVersion,
-	}); err != nil {
-		return 0, fmt.Errorf("registering the plugin: %w", err)
 	}
 	defer func() {
 		for i := len(atExit) - 1; i >= 0; i-- {
@@ -146,186 +93,19 @@ func run(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// startVault starts a dev server on a free loopback port and waits until it
-// answers. The returned func stops it; the child also dies with this process.
-func startVault(tmp, pluginDir string) (func(), error) {
-	port, err := freePortPair()
-	if err != nil {
-		return nil, err
-	}
-	server.addr = fmt.Sprintf("http://127.0.0.1:%d", port)
-	server.token = "root-" + randomHex(8)
-	cfg := filepath.Join(tmp, "vault.hcl")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("plugin_directory = %q\ndisable_mlock = true\nraw_storage_endpoint = true\n", pluginDir)), 0o600); err != nil {
-		return nil, err
-	}
-	server.logPath = filepath.Join(tmp, "vault.log")
-	logFile, err := os.Create(server.logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(server.vaultBin, "server", "-dev",
-		"-dev-root-token-id="+server.token,
-		fmt.Sprintf("-dev-listen-address=127.0.0.1:%d", port),
-		"-dev-no-store-token",
-		"-config="+cfg,
-		"-log-level=debug")
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.Env = append(cleanEnv(), "HOME="+tmp)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting vault: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-	}
-
-	conf := api.DefaultConfig()
-	conf.Address = server.addr
-	client, err := api.NewClient(conf)
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	client.SetToken(server.token)
-	server.root = client
-
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return nil, errors.New("vault exited during start-up")
-		default:
-		}
-		if h, err := client.Sys().Health(); err == nil && h.Initialized && !h.Sealed {
-			break
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, errors.New("vault did not become healthy within 90s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	server.unsealKey, err = readUnsealKey(server.logPath)
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	return stop, nil
-}
-
-// readUnsealKey finds the dev server's printed unseal key, for seal tests.
-func readUnsealKey(logPath string) (string, error) {
-	re := regexp.MustCompile(`Unseal Key: (\S+)`)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(logPath)
-		if err != nil {
-			return "", err
-		}
-		if m := re.FindSubmatch(b); m != nil {
-			return string(m[1]), nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "", errors.New("dev server printed no unseal key")
-}
-
-// cleanEnv is the environment without VAULT_* settings of the developer.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "VAULT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// freePortPair finds a loopback port p with p+1 also free: the dev server
-// listens for cluster traffic on the port after the API port.
-func freePortPair() (int, error) {
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free pair of loopback ports")
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "cmd", pluginBinary)); err == nil {
-				return dir, nil
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("repository root not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// Helpers shared with the client's examples live in internal/testvault.
+var (
+	cleanEnv     = testvault.CleanEnv
+	freePortPair = testvault.FreePortPair
+	repoRoot     = testvault.RepoRoot
+	fileSHA256   = testvault.FileSHA256
+	tailFile     = testvault.TailFile
+)
 
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func tailFile(path string, n int) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n"), sc.Err()
 }
 
 // newMount enables the engine on a random path and disables it when the
