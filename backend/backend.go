@@ -63,7 +63,11 @@ type mastioBackend struct {
 // calls once per mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
-	if err := b.Setup(ctx, conf); err != nil {
+	c := *conf
+	if c.System != nil {
+		c.System = newReplicationStateView(c.System)
+	}
+	if err := b.Setup(ctx, &c); err != nil {
 		return nil, err
 	}
 	return b, nil
