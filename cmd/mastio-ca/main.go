@@ -1,6 +1,7 @@
 // Command mastio-ca is the operator CLI of the mastio-ca Vault plugin.
 //
 //	mastio-ca migrate [flags]        move Mastio's CAs from its database into the plugin
+//	mastio-ca verify [flags]         check a mount's CAs, keys and chain
 //	mastio-ca audit-report <file>    tabulate a Vault audit log's calls to the mount
 //
 // Run `mastio-ca migrate -h` for the flags and exit codes.
@@ -23,6 +24,9 @@ Commands:
                 Mastio's SQLite or PostgreSQL database into the plugin,
                 verified by proof of possession, optionally blanking the
                 keys in the database
+  verify        check a mount: each CA certificate (validity, days left,
+                chain) and, by a test signing, that the plugin holds its key;
+                exit codes 0 OK, 1 warning, 2 critical, 3 could not check
   audit-report  tabulate every call to the mount in a Vault file audit log,
                 flagging denied calls and calls to key-bearing paths
   bench         measure sign-csr against Vault's builtin PKI and the
@@ -52,6 +56,8 @@ func run(ctx context.Context, args []string) int {
 			stdout: os.Stdout,
 			stderr: os.Stderr,
 		})
+	case "verify":
+		return runVerify(ctx, args[1:], os.Stdout, os.Stderr)
 	case "audit-report":
 		return runAuditReport(args[1:], os.Stdout, os.Stderr)
 	case "bench":

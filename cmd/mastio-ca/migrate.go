@@ -4,18 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -369,57 +365,13 @@ func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missi
 // database's CA certificate. The throw-away key never leaves this process
 // and the certificate lives one minute.
 func (m *migration) prove(ctx context.Context, c *client.Client, p *planned) error {
-	cfg, err := c.Config(ctx)
-	if err != nil {
-		return err
-	}
-	nonce := make([]byte, 8)
-	if _, err := rand.Read(nonce); err != nil {
-		return err
-	}
-	roleName := "mastio-ca-migrate-proof-" + hex.EncodeToString(nonce)
 	issuer := "org-ca"
 	if p.db.kind == kindIntermediate {
 		issuer = "intermediate-ca"
 	}
-	count := 1
-	role := client.Role{
-		Issuer:              issuer,
-		URISANPattern:       "spiffe://{{trust_domain}}/{{org_id}}/mastio-ca-migrate-proof/*",
-		URISANCount:         &count,
-		SubjectCommonName:   client.String(""),
-		SubjectOrganization: client.String(""),
-		TTL:                 time.Minute,
-		MaxTTL:              time.Minute,
-	}
-	if err := c.WriteRole(ctx, roleName, role); err != nil {
-		return fmt.Errorf("creating the temporary role %s: %w", roleName, err)
-	}
-	defer func() {
-		if err := c.DeleteRole(context.WithoutCancel(ctx), roleName); err != nil {
-			fmt.Fprintf(m.env.stderr, "mastio-ca migrate: could not delete the temporary role %s: %v\n", roleName, err)
-		}
-	}()
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signed, err := proveKey(ctx, c, issuer, "mastio-ca-migrate-proof", p.cert, m.env.stderr)
 	if err != nil {
 		return err
-	}
-	id := &url.URL{Scheme: "spiffe", Host: cfg.TrustDomain, Path: "/" + cfg.OrgID + "/mastio-ca-migrate-proof/" + hex.EncodeToString(nonce)}
-	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{}, URIs: []*url.URL{id}}, key)
-	if err != nil {
-		return err
-	}
-	csrPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})
-	signed, err := c.SignCSR(ctx, csrPEM, client.SignOptions{Role: roleName, TTL: time.Minute})
-	if err != nil {
-		return fmt.Errorf("signing the throw-away CSR: %w", err)
-	}
-	if err := signed.Certificate.CheckSignatureFrom(p.cert); err != nil {
-		return fmt.Errorf("the plugin's signature does not verify under the database's certificate: %w", err)
-	}
-	if got := sha256Hex(signed.IssuingCA.Raw); got != p.fp {
-		return fmt.Errorf("the plugin signed as sha256 %s, the database's CA is %s", got, p.fp)
 	}
 	m.say("%s: proof of possession OK: the plugin signed serial %s, verified against the database's certificate", kindLabel(p.db.kind), signed.SerialNumber)
 	return nil

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// Exit codes of verify, as monitoring checks use them (also in its usage
+// text and docs/operator-guide.md).
+const (
+	verifyOK       = 0
+	verifyWarning  = 1 // a CA expires within --warn-days
+	verifyCritical = 2 // a check failed, or the mount has no Org CA
+	verifyUnknown  = 3 // could not check: flags, Vault unreachable, token refused
+)
+
+const verifyUsage = `Usage: mastio-ca verify [flags]
+
+Checks a mastio-ca mount as a relying party would, and that the plugin
+holds the keys of the certificates it publishes:
+
+  - the Org CA certificate: a CA, valid now, and the days it has left
+  - the Mastio Intermediate CA, when there is one: a CA issued by the Org
+    CA, inside the Org CA's validity, and the days it has left (and the
+    rotated-out one while its grace lasts)
+  - proof of possession of each CA's key: the plugin signs a throw-away CSR
+    through a temporary role pinned to that CA (a one-minute certificate,
+    role deleted afterwards) and the certificate must verify under the
+    published CA certificate
+  - the chain: that certificate verifies to the Org CA as the root,
+    through the intermediate, as agents' peers verify it
+
+It reads no key and changes nothing but the temporary role. The token needs
+the mastio-ca-admin policy (config, roles, sign-csr, cert paths). Vault is
+reached through VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT.
+
+Exit codes (as monitoring checks use them):
+  0  every check passed
+  1  warning: a CA expires within --warn-days
+  2  critical: a check failed, or the mount has no Org CA
+  3  could not check: bad flags, Vault unreachable, or the token refused
+
+Flags:
+`
+
+type verifyOptions struct {
+	mount    string
+	warnDays int
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o verifyOptions
+	fs.StringVar(&o.mount, "mount", "mastio-ca", "the plugin's mount path")
+	fs.IntVar(&o.warnDays, "warn-days", 30, "warn when a CA has fewer days left than this (Mastio renews its intermediate at 30)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, verifyUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return verifyOK
+		}
+		return verifyUnknown
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mastio-ca verify: unexpected argument %q\n", fs.Arg(0))
+		return verifyUnknown
+	}
+	if o.warnDays < 0 {
+		fmt.Fprintf(stderr, "mastio-ca verify: --warn-days must not be negative\n")
+		return verifyUnknown
+	}
+	o.mount = strings.Trim(o.mount, "/")
+	vault, err := api.NewClient(api.DefaultConfig())
+	if err != nil || vault.Token() == "" {
+		fmt.Fprintf(stderr, "mastio-ca verify: set VAULT_ADDR and VAULT_TOKEN (%v)\n", err)
+		return verifyUnknown
+	}
+	v := &verification{out: stdout, stderr: stderr, warnDays: o.warnDays, now: time.Now()}
+	if err := v.run(ctx, vault, o.mount); err != nil {
+		fmt.Fprintf(stderr, "mastio-ca verify: could not check %s/: %v\n", o.mount, err)
+		return verifyUnknown
+	}
+	return v.exitCode()
+}
+
+// verification prints one line per check and counts the outcomes.
+type verification struct {
+	out, stderr        io.Writer
+	warnDays           int
+	now                time.Time
+	warnings, failures int
+}
+
+func (v *verification) ok(format string, args ...any) {
+	fmt.Fprintf(v.out, "OK    "+format+"\n", args...)
+}
+
+func (v *verification) warn(format string, args ...any) {
+	v.warnings++
+	fmt.Fprintf(v.out, "WARN  "+format+"\n", args...)
+}
+
+func (v *verification) fail(format string, args ...any) {
+	v.failures++
+	fmt.Fprintf(v.out, "FAIL  "+format+"\n", args...)
+}
+
+func (v *verification) exitCode() int {
+	switch {
+	case v.failures > 0:
+		fmt.Fprintf(v.out, "Result: CRITICAL (%s failed, %s)\n", plural(v.failures, "check"), plural(v.warnings, "warning"))
+		return verifyCritical
+	case v.warnings > 0:
+		fmt.Fprintf(v.out, "Result: WARNING (%s)\n", plural(v.warnings, "warning"))
+		return verifyWarning
+	default:
+		fmt.Fprintln(v.out, "Result: OK")
+		return verifyOK
+	}
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// run makes the checks; an error means a check could not be made at all
+// (Vault unreachable, the token refused), not that one failed.
+func (v *verification) run(ctx context.Context, vault *api.Client, mount string) error {
+	health, err := vault.Logical().ReadWithContext(ctx, mount+"/health")
+	if err != nil {
+		return err
+	}
+	if health == nil {
+		return fmt.Errorf("no %s/health: is the mastio-ca plugin mounted there?", mount)
+	}
+	fmt.Fprintf(v.out, "Mount %s/: plugin %v (commit %v)\n", mount, health.Data["version"], health.Data["commit"])
+
+	c := client.New(vault, mount)
+	org, err := c.CA(ctx)
+	if errors.Is(err, client.ErrNotFound) {
+		v.fail("Org CA: none; nothing can be signed (vault write %s/generate org_id=..., or mastio-ca migrate)", mount)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	v.checkOrgCA(org.Certificate)
+
+	inter, err := c.Intermediate(ctx)
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		inter = nil
+		v.ok("Mastio Intermediate CA: none; the Org CA signs agent certificates itself")
+	case err != nil:
+		return err
+	default:
+		v.checkIntermediate(inter, org.Certificate, mount)
+	}
+
+	// Proof of possession of each key; the certificate the active CA signs
+	// (the intermediate's when there is one) also proves the chain.
+	var activeLeaf *x509.Certificate
+	for _, ca := range []struct {
+		label, issuer string
+		cert          *x509.Certificate
+		active        bool
+	}{
+		{"Org CA", "org-ca", org.Certificate, inter == nil},
+		{"Mastio Intermediate CA", "intermediate-ca", certOf(inter), inter != nil},
+	} {
+		if ca.cert == nil {
+			continue
+		}
+		signed, err := proveKey(ctx, c, ca.issuer, "mastio-ca-verify", ca.cert, v.stderr)
+		if errors.Is(err, client.ErrPermissionDenied) {
+			return err
+		}
+		if err != nil {
+			v.fail("%s: proof of possession: %v", ca.label, err)
+			continue
+		}
+		v.ok("%s: proof of possession: the plugin signed serial %s, which verifies under the published certificate", ca.label, signed.SerialNumber)
+		if ca.active {
+			activeLeaf = signed.Certificate
+		}
+	}
+	if activeLeaf != nil {
+		v.checkChain(activeLeaf, org.Certificate, certOf(inter))
+	}
+	return nil
+}
+
+func certOf(i *client.Intermediate) *x509.Certificate {
+	if i == nil {
+		return nil
+	}
+	return i.Certificate
+}
+
+func (v *verification) checkOrgCA(cert *x509.Certificate) {
+	const label = "Org CA"
+	if !v.checkCA(label, cert) {
+		return
+	}
+	origin := "self-signed"
+	if cert.CheckSignatureFrom(cert) != nil {
+		origin = "issued by " + cert.Issuer.String() + " (not self-signed: relying parties need that issuer too)"
+	}
+	v.ok("%s: %s, %s, %s, sha256 %s", label, cert.Subject, keyDescription(cert), origin, sha256Hex(cert.Raw))
+	v.checkExpiry(label, cert, "plan its replacement: every certificate under it stops validating then")
+}
+
+func (v *verification) checkIntermediate(inter *client.Intermediate, org *x509.Certificate, mount string) {
+	const label = "Mastio Intermediate CA"
+	cert := inter.Certificate
+	if !v.checkCA(label, cert) {
+		return
+	}
+	if err := cert.CheckSignatureFrom(org); err != nil {
+		v.fail("%s: not issued by the Org CA: %v", label, err)
+		return
+	}
+	pathLen := "path length 0"
+	if !(cert.MaxPathLen == 0 && cert.MaxPathLenZero) {
+		pathLen = "path length not limited to 0"
+		if cert.MaxPathLen > 0 {
+			pathLen = fmt.Sprintf("path length %d", cert.MaxPathLen)
+		}
+	}
+	v.ok("%s: %s, %s, issued by the Org CA, %s, sha256 %s", label, cert.Subject, keyDescription(cert), pathLen, sha256Hex(cert.Raw))
+	if cert.NotAfter.After(org.NotAfter) {
+		v.warn("%s: valid until %s, after the Org CA (%s): certificates under it stop validating with the Org CA",
+			label, cert.NotAfter.UTC().Format(time.RFC3339), org.NotAfter.UTC().Format(time.RFC3339))
+	}
+	v.checkExpiry(label, cert, fmt.Sprintf("rotate it: vault write -f %s/intermediate/rotate", mount))
+	if inter.Previous != nil {
+		v.ok("%s: the rotated-out intermediate (sha256 %s) is still accepted until %s",
+			label, sha256Hex(inter.Previous.Raw), inter.PreviousGraceUntil.UTC().Format(time.RFC3339))
+	}
+}
+
+// checkCA fails a certificate that cannot act as a CA now; it reports
+// whether the other checks are worth making.
+func (v *verification) checkCA(label string, cert *x509.Certificate) bool {
+	switch {
+	case !cert.BasicConstraintsValid || !cert.IsCA:
+		v.fail("%s: the certificate is not a CA (basic constraints)", label)
+	case cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0:
+		v.fail("%s: the certificate's key usage does not allow signing certificates", label)
+	case v.now.Before(cert.NotBefore):
+		v.fail("%s: not valid before %s", label, cert.NotBefore.UTC().Format(time.RFC3339))
+	case !v.now.Before(cert.NotAfter):
+		v.fail("%s: expired on %s", label, cert.NotAfter.UTC().Format(time.RFC3339))
+	default:
+		return true
+	}
+	return false
+}
+
+func (v *verification) checkExpiry(label string, cert *x509.Certificate, advice string) {
+	left := cert.NotAfter.Sub(v.now)
+	days := int(left.Hours() / 24)
+	until := cert.NotAfter.UTC().Format(time.RFC3339)
+	if left < time.Duration(v.warnDays)*24*time.Hour {
+		v.warn("%s: expires in %d days (%s), within --warn-days %d: %s", label, days, until, v.warnDays, advice)
+		return
+	}
+	v.ok("%s: valid until %s (%d days left)", label, until, days)
+}
+
+// checkChain verifies leaf to the Org CA as the only root, through the
+// intermediate when there is one.
+func (v *verification) checkChain(leaf, org, inter *x509.Certificate) {
+	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(org)
+	path := "leaf → Org CA"
+	if inter != nil {
+		intermediates.AddCert(inter)
+		path = "leaf → Mastio Intermediate CA → Org CA"
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots: roots, Intermediates: intermediates, CurrentTime: v.now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		v.fail("Chain: the test certificate does not verify to the Org CA: %v", err)
+		return
+	}
+	if inter != nil && (len(chains[0]) != 3 || !chains[0][1].Equal(inter)) {
+		v.fail("Chain: the test certificate verifies to the Org CA without the intermediate")
+		return
+	}
+	v.ok("Chain: the test certificate verifies as %s", path)
+}

@@ -1,0 +1,102 @@
+package acceptance
+
+import (
+	"errors"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mastio/vault-plugin-mastio-ca/client"
+)
+
+// verifyCLI runs `mastio-ca verify` with token and returns its exit code
+// and output.
+func verifyCLI(t *testing.T, token string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), server.cli, append([]string{"verify"}, args...)...)
+	cmd.Env = append(cleanEnv(), "VAULT_ADDR="+server.addr, "VAULT_TOKEN="+token)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	default:
+		t.Fatalf("mastio-ca verify: %v", err)
+		return 0, ""
+	}
+}
+
+// `mastio-ca verify` on a real mount through its life: empty (critical),
+// Org CA only, with the intermediate, after a rotation, a warning window
+// wider than the CAs' lives, the shipped admin policy (enough) and the
+// signer policy (not enough: could not check). The
+// temporary roles it creates are gone afterwards.
+func TestVerifyCommand(t *testing.T) {
+	ctx := t.Context()
+	mount := newMount(t)
+	expect := func(code int, args []string, wants ...string) string {
+		t.Helper()
+		got, out := verifyCLI(t, server.token, append([]string{"--mount", mount}, args...)...)
+		if got != code {
+			t.Fatalf("verify %v: exit %d, want %d\n%s", args, got, code, out)
+		}
+		for _, w := range wants {
+			if !strings.Contains(out, w) {
+				t.Fatalf("verify %v: output lacks %q:\n%s", args, w, out)
+			}
+		}
+		return out
+	}
+
+	expect(2, nil, "FAIL  Org CA: none", "Result: CRITICAL")
+
+	c := client.New(server.root, mount)
+	org, err := c.Generate(ctx, client.GenerateRequest{OrgID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := expect(0, nil, "OK    Org CA: CN=acme CA,O=acme, EC P-256, self-signed, sha256 "+org.FingerprintSHA256,
+		"OK    Org CA: proof of possession", "OK    Chain: the test certificate verifies as leaf → Org CA", "Result: OK")
+	t.Logf("mastio-ca verify (Org CA only):\n%s", out)
+
+	inter, err := c.GenerateIntermediate(ctx, client.IntermediateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(0, nil, "issued by the Org CA, path length 0, sha256 "+inter.FingerprintSHA256,
+		"OK    Mastio Intermediate CA: proof of possession",
+		"OK    Chain: the test certificate verifies as leaf → Mastio Intermediate CA → Org CA")
+
+	if _, err := c.RotateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	out = expect(0, nil, "the rotated-out intermediate (sha256 "+inter.FingerprintSHA256+") is still accepted until")
+	if strings.Contains(out, "sha256 "+inter.FingerprintSHA256+", ") {
+		t.Fatalf("verify still reports the rotated-out intermediate as the active one:\n%s", out)
+	}
+
+	out = expect(1, []string{"--warn-days", "100000"}, "WARN  Org CA: expires in", "WARN  Mastio Intermediate CA: expires in",
+		"vault write -f "+mount+"/intermediate/rotate", "Result: WARNING (2 warnings)")
+	t.Logf("mastio-ca verify --warn-days 100000:\n%s", out)
+
+	admin := tokenWith(t, "mastio-ca-admin.hcl", mount)
+	if code, out := verifyCLI(t, admin.Token(), "--mount", mount); code != 0 {
+		t.Fatalf("verify with the admin policy: exit %d, want 0\n%s", code, out)
+	}
+	signer := tokenWith(t, "mastio-signer.hcl", mount)
+	if code, out := verifyCLI(t, signer.Token(), "--mount", mount); code != 3 || !strings.Contains(out, "could not check "+mount+"/") {
+		t.Fatalf("verify with the signer policy: exit %d, want 3\n%s", code, out)
+	}
+
+	roles, err := c.ListRoles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(roles)
+	if !slices.Equal(roles, []string{"agent", "principal"}) {
+		t.Fatalf("roles after verify: %v, want only the defaults", roles)
+	}
+}
