@@ -40,7 +40,7 @@ func TestOperatorGuide(t *testing.T) {
 	cmd := exec.CommandContext(t.Context(), "bash", "-c", script.String())
 	cmd.Dir = work
 	cmd.Env = append(cleanEnv(),
-		"PATH="+filepath.Dir(server.vaultBin)+":"+filepath.Dir(server.cli)+":"+os.Getenv("PATH"),
+		"PATH="+filepath.Dir(server.cli)+":"+filepath.Dir(server.vaultBin)+":"+os.Getenv("PATH"), // the CLI built for the tests, never a stale bin/mastio-ca
 		"VAULT_ADDR="+n.addr, "VAULT_TOKEN="+n.token, "HOME="+work,
 		"PLUGIN_SHA256="+server.pluginSHA, "PLUGIN_VERSION="+pluginVersion)
 	out, err := cmd.CombinedOutput()

@@ -31,8 +31,9 @@ func verifyCLI(t *testing.T, token string, args ...string) (int, string) {
 
 // `mastio-ca verify` on a real mount through its life: empty (critical),
 // Org CA only, with the intermediate, after a rotation, a warning window
-// wider than the CAs' lives, the shipped admin policy (enough) and the
-// signer policy (not enough: could not check). The
+// wider than the CAs' lives, the shipped admin policy (enough), the
+// monitor policy (enough without test signings) and the signer policy
+// (not enough: could not check). The
 // temporary roles it creates are gone afterwards.
 func TestVerifyCommand(t *testing.T) {
 	ctx := t.Context()
@@ -85,6 +86,18 @@ func TestVerifyCommand(t *testing.T) {
 	admin := tokenWith(t, "mastio-ca-admin.hcl", mount)
 	if code, out := verifyCLI(t, admin.Token(), "--mount", mount); code != 0 {
 		t.Fatalf("verify with the admin policy: exit %d, want 0\n%s", code, out)
+	}
+	monitor := tokenWith(t, "mastio-ca-monitor.hcl", mount)
+	code, out := verifyCLI(t, monitor.Token(), "--mount", mount, "--prove=false")
+	if code != 0 || !strings.Contains(out, "SKIP  proof of possession") || !strings.Contains(out, "OK    Mastio Intermediate CA: valid until") {
+		t.Fatalf("verify --prove=false with the monitor policy: exit %d, want 0 and the certificate checks\n%s", code, out)
+	}
+	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "monitor-agent")))
+	if _, err := client.New(monitor, mount).SignCSR(ctx, csr, client.SignOptions{}); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Fatalf("the monitor policy signed (or failed otherwise): %v", err)
+	}
+	if code, out := verifyCLI(t, monitor.Token(), "--mount", mount); code != 3 {
+		t.Fatalf("verify (with test signings) with the monitor policy: exit %d, want 3\n%s", code, out)
 	}
 	signer := tokenWith(t, "mastio-signer.hcl", mount)
 	if code, out := verifyCLI(t, signer.Token(), "--mount", mount); code != 3 || !strings.Contains(out, "could not check "+mount+"/") {
