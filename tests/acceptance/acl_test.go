@@ -77,35 +77,54 @@ func TestACL_SignerPolicy(t *testing.T) {
 		t.Errorf("signer: cert/pem: %v", err)
 	}
 
-	denied := []struct {
-		op, path string
-		data     map[string]any
-	}{
-		{"write", "generate", map[string]any{"org_id": "acme", "cas": 1}},
-		{"write", "import", map[string]any{"key_pem": "x", "cert_pem": "y"}},
-		{"read", "config", nil},
-		{"write", "config", map[string]any{"trust_domain": "evil.example"}},
-		{"list", "roles", nil},
-		{"read", "roles/agent", nil},
-		{"write", "roles/agent", map[string]any{"allow_dns_sans": true}},
-		{"delete", "roles/agent", nil},
-		{"write", "intermediate/generate", map[string]any{"cas": 1}},
-		{"write", "intermediate/import", map[string]any{"key_pem": "x", "cert_pem": "y"}},
-		{"write", "intermediate/rotate", nil},
-		{"read", "data/org-ca", nil},
-		{"write", "data/org-ca", map[string]any{"data": map[string]any{"key_pem": "x", "cert_pem": "y"}}},
-		{"read", "data/intermediate-ca", nil},
-		{"read", "metadata/org-ca", nil},
-		{"read", "kv-export/org-ca", nil},
-		{"write", "kv-export/org-ca", map[string]any{"kv_export": false}},
-		{"read", "metadata/intermediate-ca", nil},
-		{"read", "kv-export/intermediate-ca", nil},
-		{"write", "kv-export/intermediate-ca", map[string]any{"kv_export": false}},
-		{"read", "health", nil},
+	assertDenied(t, signer, mount, "signer", append(adminOnlyCalls,
+		deniedCall{"write", "intermediate/rotate", nil},
+		deniedCall{"read", "health", nil},
+	))
+	// Nothing the signer tried changed the CA.
+	ca, err := ac.CA(ctx)
+	if err != nil || ca.Version != 1 || ca.FingerprintSHA256 != org.FingerprintSHA256 {
+		t.Fatalf("CA after the denied calls: %+v, %v", ca, err)
 	}
-	// Vault answers 403 to a restricted token for any path, even one that
-	// does not exist: each denied path is first proved real by its help,
-	// which names a matching route only for a path the plugin serves.
+}
+
+// deniedCall is one call a restricted policy must refuse.
+type deniedCall struct {
+	op, path string
+	data     map[string]any
+}
+
+// adminOnlyCalls are the mount's calls that only the admin policy makes:
+// CA creation, config, roles, the KV mirror and its export switch.
+var adminOnlyCalls = []deniedCall{
+	{"write", "generate", map[string]any{"org_id": "acme", "cas": 1}},
+	{"write", "import", map[string]any{"key_pem": "x", "cert_pem": "y"}},
+	{"read", "config", nil},
+	{"write", "config", map[string]any{"trust_domain": "evil.example"}},
+	{"list", "roles", nil},
+	{"read", "roles/agent", nil},
+	{"write", "roles/agent", map[string]any{"allow_dns_sans": true}},
+	{"delete", "roles/agent", nil},
+	{"write", "intermediate/generate", map[string]any{"cas": 1}},
+	{"write", "intermediate/import", map[string]any{"key_pem": "x", "cert_pem": "y"}},
+	{"read", "data/org-ca", nil},
+	{"write", "data/org-ca", map[string]any{"data": map[string]any{"key_pem": "x", "cert_pem": "y"}}},
+	{"read", "data/intermediate-ca", nil},
+	{"read", "metadata/org-ca", nil},
+	{"read", "kv-export/org-ca", nil},
+	{"write", "kv-export/org-ca", map[string]any{"kv_export": false}},
+	{"read", "metadata/intermediate-ca", nil},
+	{"read", "kv-export/intermediate-ca", nil},
+	{"write", "kv-export/intermediate-ca", map[string]any{"kv_export": false}},
+}
+
+// assertDenied makes each call with token and wants a 403. Vault answers
+// 403 to a restricted token for any path, even one that does not exist:
+// each denied path is first proved real by its help, which names a
+// matching route only for a path the plugin serves.
+func assertDenied(t *testing.T, token *api.Client, mount, policy string, denied []deniedCall) {
+	t.Helper()
+	ctx := t.Context()
 	isPath := func(p string) bool {
 		s, err := server.root.Logical().ReadWithDataWithContext(ctx, p, map[string][]string{"help": {"1"}})
 		if err != nil || s == nil {
@@ -126,23 +145,54 @@ func TestACL_SignerPolicy(t *testing.T) {
 			}
 			switch d.op {
 			case "read":
-				_, err = signer.Logical().ReadWithContext(ctx, p)
+				_, err = token.Logical().ReadWithContext(ctx, p)
 			case "list":
-				_, err = signer.Logical().ListWithContext(ctx, p)
+				_, err = token.Logical().ListWithContext(ctx, p)
 			case "write":
-				_, err = signer.Logical().WriteWithContext(ctx, p, d.data)
+				_, err = token.Logical().WriteWithContext(ctx, p, d.data)
 			case "delete":
-				_, err = signer.Logical().DeleteWithContext(ctx, p)
+				_, err = token.Logical().DeleteWithContext(ctx, p)
 			}
 			var re *api.ResponseError
 			if !errors.As(err, &re) || re.StatusCode != 403 {
-				t.Fatalf("%s %s with the signer policy: %v, want 403", d.op, d.path, err)
+				t.Fatalf("%s %s with the %s policy: %v, want 403", d.op, d.path, policy, err)
 			}
 		})
 	}
-	// Nothing the signer tried changed the CA.
-	ca, err := ac.CA(ctx)
-	if err != nil || ca.Version != 1 || ca.FingerprintSHA256 != org.FingerprintSHA256 {
-		t.Fatalf("CA after the denied calls: %+v, %v", ca, err)
+}
+
+// TestACL_RotatorPolicy: with policies/mastio-rotator.hcl a job rotates the
+// intermediate (with its continuity proof) and reads the days left, and
+// every other path of the mount is a 403, signing included.
+func TestACL_RotatorPolicy(t *testing.T) {
+	ctx := t.Context()
+	mount, _, org, inter := newCA(t, true)
+	rotator := tokenWith(t, "mastio-rotator.hcl", mount)
+	rc := client.New(rotator, mount)
+
+	next, err := rc.RotateIntermediate(ctx, client.IntermediateRequest{})
+	if err != nil {
+		t.Fatalf("rotator: intermediate/rotate: %v", err)
 	}
+	if err := client.VerifyContinuity(inter.Certificate, next.Certificate, next.ContinuityProof); err != nil {
+		t.Fatalf("rotator: continuity proof: %v", err)
+	}
+	if err := next.Certificate.CheckSignatureFrom(org.Certificate); err != nil {
+		t.Fatalf("rotator: the new intermediate is not issued by the Org CA: %v", err)
+	}
+	h, err := rotator.Logical().ReadWithContext(ctx, mount+"/health")
+	if err != nil || h == nil || h.Data["intermediate-ca_days_left"] == nil {
+		t.Fatalf("rotator: health: %v, %v", h, err)
+	}
+
+	dir := t.TempDir()
+	csr := []byte(readFile(t, agentCSR(t, dir, "rotator-agent")))
+	if _, err := rc.SignCSR(ctx, csr, client.SignOptions{}); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Fatalf("rotator: sign-csr: %v, want permission denied", err)
+	}
+	assertDenied(t, rotator, mount, "rotator", append(adminOnlyCalls,
+		deniedCall{"write", "sign-csr", map[string]any{"csr": string(csr)}},
+		deniedCall{"write", "sign-csr/agent", map[string]any{"csr": string(csr)}},
+		deniedCall{"write", "sign-public-key", map[string]any{"public_key": "x", "name": "a"}},
+	))
 }
