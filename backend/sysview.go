@@ -26,6 +26,10 @@ const replicationStateTTL = time.Second
 // by reloading its mounts (a new backend, a new view); and within the TTL a
 // stale answer is still safe, because a performance standby's storage
 // refuses writes and Vault forwards such a request to the active node.
+//
+// The wrapper hides optional interfaces of the view it wraps (the framework
+// looks for entropy.Sourcer); the gRPC view an external plugin gets has
+// none, and this backend draws randomness from crypto/rand.
 type replicationStateView struct {
 	logical.SystemView
 	now    func() time.Time
