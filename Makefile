@@ -75,7 +75,7 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-dev: deps plugin $(VAULT)
+dev: deps plugin cli $(VAULT)
 	@VERSION=$(VERSION) scripts/dev.sh start
 
 dev-stop:

@@ -88,13 +88,14 @@ Dev Vault is running with the mastio-ca plugin ($version) mounted at mastio-ca/.
 
     export VAULT_ADDR=$VAULT_ADDR
     export VAULT_TOKEN=$token
-    export PATH="$root/bin:\$PATH"    # the pinned vault CLI
+    export PATH="$root/bin:\$PATH"    # the pinned vault CLI and mastio-ca
 
 Try next:
 
     vault read mastio-ca/cert
     vault path-help mastio-ca/sign-csr
     vault write mastio-ca/sign-csr/principal csr=@.dev/sample/agent.csr   # refused: wrong SPIFFE ID shape
+    mastio-ca verify                     # CAs, days left, proof of possession, chain
 
 The sample key, CSR and certificate are in .dev/sample/. Stop with: make dev-stop
 EOF
