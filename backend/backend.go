@@ -31,6 +31,10 @@ const (
 type mastioBackend struct {
 	*framework.Backend
 
+	// signing serves the signing operations without a call back into
+	// Vault per request (see sysview.go).
+	signing *framework.Backend
+
 	// caLock serialises every read-modify-write of the CA entry
 	// (generate, import) and every cache fill, so a fill never races a write.
 	caLock sync.Mutex
@@ -63,13 +67,14 @@ type mastioBackend struct {
 // calls once per mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
-	c := *conf
-	if c.System != nil {
-		c.System = newReplicationStateView(c.System)
-	}
-	if err := b.Setup(ctx, &c); err != nil {
+	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
+	signing, err := newSigningRouter(ctx, b, conf)
+	if err != nil {
+		return nil, err
+	}
+	b.signing = signing
 	return b, nil
 }
 
@@ -105,14 +110,13 @@ func newBackend() *mastioBackend {
 			pathKVMetadata(b),
 			pathRolesList(b),
 			pathRoles(b),
-			pathSignCSR(b),
-			pathSignPublicKey(b),
 			pathHealth(b),
 		},
 		InitializeFunc: b.initialize,
 		Invalidate:     b.invalidate,
 		RunningVersion: "v" + Version,
 	}
+	b.Backend.Paths = append(b.Backend.Paths, signingPaths(b)...)
 	return b
 }
 
@@ -166,6 +170,9 @@ func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request)
 	}
 	if resp := typeGuard(req); resp != nil {
 		return resp, nil
+	}
+	if b.signing != nil && isSigningRequest(req) {
+		return b.signing.HandleRequest(ctx, req)
 	}
 	return b.Backend.HandleRequest(ctx, req)
 }

@@ -1,59 +1,69 @@
 package backend
 
 import (
-	"sync/atomic"
-	"time"
+	"context"
+	"strings"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// replicationStateTTL bounds how long replicationStateView answers from
-// memory before it asks Vault again.
-const replicationStateTTL = time.Second
-
-// replicationStateView is Vault's SystemView with ReplicationState answered
-// from memory for up to replicationStateTTL.
+// The signing router.
 //
-// framework.Backend asks for the replication state on every request to a
-// path with Operations, to honour ForwardPerformanceStandby and
+// framework.Backend asks Vault for the replication state on every request to
+// a path with Operations, to honour ForwardPerformanceStandby and
 // ForwardPerformanceSecondary. In an external plugin each ask is a gRPC call
-// from the plugin back into Vault: a third round trip on every signing, on
-// top of Vault's existence check and the request itself (BENCHMARKS.md).
-// Signing paths set neither flag, so the answer never changes what they do.
-// For the write paths that do set them, a node's replication state changes
-// only when it is promoted, demoted or joins replication, which Vault follows
-// by reloading its mounts (a new backend, a new view); and within the TTL a
-// stale answer is still safe, because a performance standby's storage
-// refuses writes and Vault forwards such a request to the active node.
+// from the plugin back into Vault: on the signing path, a third round trip
+// per certificate on top of Vault's existence check and the request itself
+// (BENCHMARKS.md). The signing operations set neither flag, so the answer
+// cannot change what they do: they run wherever Vault sends them, a
+// performance standby included.
 //
-// The wrapper hides optional interfaces of the view it wraps (the framework
-// looks for entropy.Sourcer); the gRPC view an external plugin gets has
-// none, and this backend draws randomness from crypto/rand.
-type replicationStateView struct {
-	logical.SystemView
-	now    func() time.Time
-	cached atomic.Pointer[cachedReplicationState]
+// So signing requests go to a framework backend of their own (the same
+// path definitions), whose SystemView answers ReplicationState without
+// asking Vault. Every other request goes to the main backend, which asks
+// Vault each time exactly as the SDK does; nothing is cached.
+
+// signingPaths are the paths the signing router serves; their update
+// operations must set no forwarding flag (TestSigningPathsDoNotForward).
+func signingPaths(b *mastioBackend) []*framework.Path {
+	return []*framework.Path{pathSignCSR(b), pathSignPublicKey(b)}
 }
 
-type cachedReplicationState struct {
-	state   consts.ReplicationState
-	expires time.Time
-}
-
-func newReplicationStateView(sv logical.SystemView) *replicationStateView {
-	return &replicationStateView{SystemView: sv, now: time.Now}
-}
-
-// ReplicationState returns the cached state, refreshing it from Vault when
-// older than replicationStateTTL. Concurrent refreshes are harmless: each
-// stores what Vault answered.
-func (v *replicationStateView) ReplicationState() consts.ReplicationState {
-	now := v.now()
-	if c := v.cached.Load(); c != nil && now.Before(c.expires) {
-		return c.state
+// isSigningRequest reports whether req is a signing operation for the
+// signing router. A path it claims but does not serve is refused there as
+// the main backend would refuse it.
+func isSigningRequest(req *logical.Request) bool {
+	if req.Operation != logical.UpdateOperation {
+		return false
 	}
-	state := v.SystemView.ReplicationState()
-	v.cached.Store(&cachedReplicationState{state: state, expires: now.Add(replicationStateTTL)})
-	return state
+	for _, p := range []string{"sign-csr", "sign-public-key"} {
+		if req.Path == p || strings.HasPrefix(req.Path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// newSigningRouter is the framework backend for signing requests.
+func newSigningRouter(ctx context.Context, b *mastioBackend, conf *logical.BackendConfig) (*framework.Backend, error) {
+	r := &framework.Backend{BackendType: logical.TypeLogical, Paths: signingPaths(b), RunningVersion: b.RunningVersion}
+	c := *conf
+	c.System = signingSystemView{conf.System}
+	if err := r.Setup(ctx, &c); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// signingSystemView is Vault's SystemView, except that ReplicationState
+// does not ask Vault. Only the framework's forwarding check on signing
+// paths calls it, and those paths forward nothing whatever it answers.
+type signingSystemView struct {
+	logical.SystemView
+}
+
+func (signingSystemView) ReplicationState() consts.ReplicationState {
+	return consts.ReplicationUnknown
 }

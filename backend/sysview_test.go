@@ -96,49 +96,58 @@ func TestSignCSR_NoSystemViewCallsAfterFirst(t *testing.T) {
 	}
 }
 
-func TestReplicationStateView_RefreshesAfterTTL(t *testing.T) {
-	sv := &countingSystemView{SystemView: logical.TestSystemView()}
-	v := newReplicationStateView(sv)
-	now := time.Unix(1_700_000_000, 0)
-	v.now = func() time.Time { return now }
-
-	sv.state.Store(uint32(consts.ReplicationPerformancePrimary))
-	if got := v.ReplicationState(); got != consts.ReplicationPerformancePrimary {
-		t.Fatalf("first answer %v", got)
+// The signing router's shortcut is sound only while no signing operation
+// asks to be forwarded.
+func TestSigningPathsDoNotForward(t *testing.T) {
+	b, _ := getTestBackend(t)
+	for _, p := range b.signing.Paths {
+		for op, h := range p.Operations {
+			if props := h.Properties(); props.ForwardPerformanceStandby || props.ForwardPerformanceSecondary {
+				t.Errorf("%s %s asks to be forwarded: it must not be served by the signing router", op, p.Pattern)
+			}
+		}
 	}
-	sv.state.Store(uint32(consts.ReplicationPerformanceStandby))
-	now = now.Add(replicationStateTTL - time.Millisecond)
-	if got := v.ReplicationState(); got != consts.ReplicationPerformancePrimary {
-		t.Fatalf("within the TTL: %v, want the cached answer", got)
+	for _, path := range []string{"sign-csr", "sign-csr/agent", "sign-public-key", "sign-public-key/agent"} {
+		if !isSigningRequest(&logical.Request{Operation: logical.UpdateOperation, Path: path}) {
+			t.Errorf("%s is not routed to the signing router", path)
+		}
 	}
-	if n := sv.calls.Load(); n != 1 {
-		t.Fatalf("%d calls to Vault within the TTL, want 1", n)
-	}
-	now = now.Add(time.Millisecond)
-	if got := v.ReplicationState(); !got.HasState(consts.ReplicationPerformanceStandby) {
-		t.Fatalf("after the TTL: %v, want Vault's new answer", got)
-	}
-	if n := sv.calls.Load(); n != 2 {
-		t.Fatalf("%d calls to Vault, want 2", n)
+	for _, req := range []*logical.Request{
+		{Operation: logical.ReadOperation, Path: "sign-csr"},
+		{Operation: logical.HelpOperation, Path: "sign-csr"},
+		{Operation: logical.UpdateOperation, Path: "sign-csrx"},
+		{Operation: logical.UpdateOperation, Path: "generate"},
+	} {
+		if isSigningRequest(req) {
+			t.Errorf("%s %s goes to the signing router", req.Operation, req.Path)
+		}
 	}
 }
 
-// A performance standby must still refuse (and so forward) the writes that
-// ask for it, through the cached view.
-func TestReplicationStateView_StandbyForwardsWrites(t *testing.T) {
+// On a performance standby the writes that ask for it are refused (and so
+// forwarded by Vault), asked afresh each time, while signing runs locally.
+func TestPerformanceStandby_SignsLocallyForwardsWrites(t *testing.T) {
 	config := logical.TestBackendConfig()
 	config.StorageView = &logical.InmemStorage{}
 	config.Logger = hclog.NewNullLogger()
 	sv := &countingSystemView{SystemView: config.System}
-	sv.state.Store(uint32(consts.ReplicationPerformanceStandby))
 	config.System = sv
 	lb, err := Factory(t.Context(), config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := lb.(*mastioBackend)
-	_, err = requestErr(b, config.StorageView, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme"})
-	if err != logical.ErrReadOnly {
-		t.Fatalf("generate on a performance standby: %v, want ErrReadOnly (forward to the active node)", err)
+	b, s := lb.(*mastioBackend), config.StorageView
+	if err := b.Initialize(t.Context(), &logical.InitializationRequest{Storage: s}); err != nil {
+		t.Fatal(err)
 	}
+	generateCA(t, b, s) // on the active node
+
+	sv.state.Store(uint32(consts.ReplicationPerformanceStandby)) // this node becomes a standby
+	if _, err := requestErr(b, s, logical.UpdateOperation, "roles/agent", map[string]any{"ttl": "2h", "max_ttl": "2h"}); err != logical.ErrReadOnly {
+		t.Fatalf("a role write on a performance standby: %v, want ErrReadOnly (forward to the active node)", err)
+	}
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+
+	sv.state.Store(0) // active again: the next write is served, with no delay
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/agent", map[string]any{"ttl": "2h", "max_ttl": "2h"}))
 }
