@@ -489,7 +489,10 @@ type IntermediateRequest struct {
 	CommonName string // generate only
 	// GracePeriod is how long rotate keeps the previous one published.
 	GracePeriod time.Duration // rotate only
-	CAS         *int          // generate only
+	// CAS: for generate, 0 creates only on an empty mount; for rotate,
+	// optional, rotate only if the current intermediate's version is this,
+	// so that a retried request does not rotate twice.
+	CAS *int
 }
 
 // Intermediate is the intermediate as intermediate/cert describes it.
@@ -544,6 +547,9 @@ func (r IntermediateRequest) data(rotate bool) map[string]any {
 	if r.TTL != 0 {
 		data["ttl"] = int64(r.TTL / time.Second)
 	}
+	if r.CAS != nil {
+		data["cas"] = *r.CAS
+	}
 	if rotate {
 		if r.GracePeriod != 0 {
 			data["grace_period"] = int64(r.GracePeriod / time.Second)
@@ -551,9 +557,6 @@ func (r IntermediateRequest) data(rotate bool) map[string]any {
 		return data
 	}
 	setIf(data, "common_name", r.CommonName)
-	if r.CAS != nil {
-		data["cas"] = *r.CAS
-	}
 	return data
 }
 

@@ -7,8 +7,15 @@
 #
 # The mount is mastio-ca/; change the prefix if yours differs.
 
+# Only cas may be sent: the new intermediate gets the plugin's defaults
+# (5 years capped at the Org CA, P-256, 14 days of grace for the old one),
+# so this token cannot end the old intermediate's grace early
+# (grace_period=0) or choose the new one's lifetime or key.
 path "mastio-ca/intermediate/rotate" {
   capabilities = ["update"]
+  allowed_parameters = {
+    "cas" = []
+  }
 }
 
 path "mastio-ca/health" {

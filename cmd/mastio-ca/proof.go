@@ -69,10 +69,16 @@ func proveKey(ctx context.Context, c *client.Client, issuer, purpose string, wan
 		return nil, fmt.Errorf("signing the throw-away CSR: %w", err)
 	}
 	if err := signed.Certificate.CheckSignatureFrom(want); err != nil {
-		return nil, fmt.Errorf("the plugin's signature does not verify under the expected certificate (sha256 %s): %w", sha256Hex(want.Raw), err)
+		return nil, &mismatchError{fmt.Errorf("the plugin's signature does not verify under the expected certificate (sha256 %s): %w", sha256Hex(want.Raw), err)}
 	}
 	if got, fp := sha256Hex(signed.IssuingCA.Raw), sha256Hex(want.Raw); got != fp {
-		return nil, fmt.Errorf("the plugin signed as sha256 %s, expected %s", got, fp)
+		return nil, &mismatchError{fmt.Errorf("the plugin signed as sha256 %s, expected %s", got, fp)}
 	}
 	return signed, nil
 }
+
+// mismatchError is a proof that ran and failed: the plugin signed, but not
+// with the key of the expected certificate.
+type mismatchError struct{ error }
+
+func (e *mismatchError) Unwrap() error { return e.error }

@@ -31,8 +31,9 @@ holds the keys of the certificates it publishes:
 
   - the Org CA certificate: a CA, valid now, and the days it has left
   - the Mastio Intermediate CA, when there is one: a CA issued by the Org
-    CA, inside the Org CA's validity, and the days it has left (and the
-    rotated-out one while its grace lasts)
+    CA, inside the Org CA's validity, and the days it has left; the
+    rotated-out one, while its grace lasts, still issued by the Org CA and
+    valid
   - proof of possession of each CA's key: the plugin signs a throw-away CSR
     through a temporary role pinned to that CA (a one-minute certificate,
     role deleted afterwards) and the certificate must verify under the
@@ -41,7 +42,7 @@ holds the keys of the certificates it publishes:
     through the intermediate, as agents' peers verify it
 
 It reads no key and changes nothing but the temporary role. The token needs
-the mastio-ca-admin policy (config, roles, sign-csr, cert paths). With
+the mastio-ca-admin policy (health, config, roles, sign-csr). With
 --prove=false it makes no test signing and checks the published
 certificates only; the mastio-ca-monitor policy (read health) is then
 enough, for monitoring. Vault is reached through VAULT_ADDR, VAULT_TOKEN
@@ -89,14 +90,21 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	o.mount = strings.Trim(o.mount, "/")
 	vault, err := api.NewClient(api.DefaultConfig())
-	if err != nil || vault.Token() == "" {
-		fmt.Fprintf(stderr, "mastio-ca verify: set VAULT_ADDR and VAULT_TOKEN (%v)\n", err)
+	if err != nil {
+		fmt.Fprintf(stderr, "mastio-ca verify: %v\n", err)
+		return verifyUnknown
+	}
+	if vault.Token() == "" {
+		fmt.Fprintln(stderr, "mastio-ca verify: set VAULT_ADDR and VAULT_TOKEN")
 		return verifyUnknown
 	}
 	v := &verification{out: stdout, stderr: stderr, warnDays: o.warnDays, now: time.Now()}
 	if err := v.run(ctx, vault, o.mount, o.prove); err != nil {
 		fmt.Fprintf(stderr, "mastio-ca verify: could not check %s/: %v\n", o.mount, err)
-		return verifyUnknown
+		if v.failures == 0 {
+			return verifyUnknown
+		}
+		// What was checked already failed: that is the news.
 	}
 	return v.exitCode()
 }
@@ -197,12 +205,15 @@ func (v *verification) run(ctx context.Context, vault *api.Client, mount string,
 			continue
 		}
 		signed, err := proveKey(ctx, c, ca.issuer, "mastio-ca-verify", ca.cert, v.stderr)
-		if errors.Is(err, client.ErrPermissionDenied) {
-			return err
-		}
-		if err != nil {
+		var mismatch *mismatchError
+		switch {
+		case errors.As(err, &mismatch), errors.Is(err, client.ErrPolicy), errors.Is(err, client.ErrNotFound):
+			// The proof ran: the plugin signed with another key, or
+			// refused to sign.
 			v.fail("%s: proof of possession: %v", ca.label, err)
 			continue
+		case err != nil:
+			return err // Vault unreachable, sealed, the token refused: not checked
 		}
 		v.ok("%s: proof of possession: the plugin signed serial %s, which verifies under the published certificate", ca.label, signed.SerialNumber)
 		if ca.active {
@@ -258,9 +269,18 @@ func (v *verification) checkIntermediate(inter *client.Intermediate, org *x509.C
 			label, cert.NotAfter.UTC().Format(time.RFC3339), org.NotAfter.UTC().Format(time.RFC3339))
 	}
 	v.checkExpiry(label, cert, fmt.Sprintf("rotate it: vault write -f %s/intermediate/rotate", mount))
-	if inter.Previous != nil {
-		v.ok("%s: the rotated-out intermediate (sha256 %s) is still accepted until %s",
-			label, sha256Hex(inter.Previous.Raw), inter.PreviousGraceUntil.UTC().Format(time.RFC3339))
+	if prev := inter.Previous; prev != nil {
+		const prevLabel = "Rotated-out intermediate"
+		switch err := prev.CheckSignatureFrom(org); {
+		case err != nil:
+			v.fail("%s (sha256 %s): not issued by the Org CA: %v", prevLabel, sha256Hex(prev.Raw), err)
+		case !v.now.Before(prev.NotAfter):
+			v.warn("%s (sha256 %s): expired on %s, though still published until %s", prevLabel, sha256Hex(prev.Raw),
+				prev.NotAfter.UTC().Format(time.RFC3339), inter.PreviousGraceUntil.UTC().Format(time.RFC3339))
+		default:
+			v.ok("%s (sha256 %s): issued by the Org CA, still accepted until %s", prevLabel, sha256Hex(prev.Raw),
+				inter.PreviousGraceUntil.UTC().Format(time.RFC3339))
+		}
 	}
 }
 
@@ -294,7 +314,9 @@ func (v *verification) checkExpiry(label string, cert *x509.Certificate, advice 
 }
 
 // checkChain verifies leaf to the Org CA as the only root, through the
-// intermediate when there is one.
+// intermediate when there is one. It verifies at the middle of the leaf's
+// life, Vault's clock: the test certificate lives a minute, and this
+// machine's clock may be off by that much.
 func (v *verification) checkChain(leaf, org, inter *x509.Certificate) {
 	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
 	roots.AddCert(org)
@@ -304,7 +326,7 @@ func (v *verification) checkChain(leaf, org, inter *x509.Certificate) {
 		path = "leaf → Mastio Intermediate CA → Org CA"
 	}
 	chains, err := leaf.Verify(x509.VerifyOptions{
-		Roots: roots, Intermediates: intermediates, CurrentTime: v.now,
+		Roots: roots, Intermediates: intermediates, CurrentTime: leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2),
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {

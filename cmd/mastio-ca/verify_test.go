@@ -119,7 +119,16 @@ func TestVerifyChecks(t *testing.T) {
 		{"intermediate expiring", func(v *verification) {
 			soon := makeCert(t, caTemplate("acme Mastio CA", now.Add(-year), now.Add(5*24*time.Hour)), org)
 			v.checkIntermediate(&client.Intermediate{CA: &client.CA{Certificate: soon.cert}, Previous: inter.cert, PreviousGraceUntil: now.Add(24 * time.Hour)}, org.cert, "mastio-ca")
-		}, verifyWarning, []string{"rotate it: vault write -f mastio-ca/intermediate/rotate", "rotated-out intermediate"}},
+		}, verifyWarning, []string{"rotate it: vault write -f mastio-ca/intermediate/rotate",
+			"OK    Rotated-out intermediate (sha256 " + sha256Hex(inter.cert.Raw) + "): issued by the Org CA, still accepted until"}},
+		{"rotated-out intermediate from another CA", func(v *verification) {
+			stray := makeCert(t, pathLen0(caTemplate("stray", now.Add(-time.Hour), now.Add(year))), other)
+			v.checkIntermediate(&client.Intermediate{CA: &client.CA{Certificate: inter.cert}, Previous: stray.cert, PreviousGraceUntil: now.Add(24 * time.Hour)}, org.cert, "m")
+		}, verifyCritical, []string{"FAIL  Rotated-out intermediate (sha256 ", "not issued by the Org CA"}},
+		{"rotated-out intermediate expired", func(v *verification) {
+			old := makeCert(t, pathLen0(caTemplate("old", now.Add(-year), now.Add(-time.Hour))), org)
+			v.checkIntermediate(&client.Intermediate{CA: &client.CA{Certificate: inter.cert}, Previous: old.cert, PreviousGraceUntil: now.Add(24 * time.Hour)}, org.cert, "m")
+		}, verifyWarning, []string{"WARN  Rotated-out intermediate (sha256 ", "expired on", "though still published until"}},
 		{"chain through the intermediate", func(v *verification) { v.checkChain(leafByInter.cert, org.cert, inter.cert) }, verifyOK,
 			[]string{"OK    Chain: the test certificate verifies as leaf → Mastio Intermediate CA → Org CA"}},
 		{"chain to the org CA", func(v *verification) { v.checkChain(leafByOrg.cert, org.cert, nil) }, verifyOK,

@@ -190,6 +190,22 @@ func TestACL_RotatorPolicy(t *testing.T) {
 	if _, err := rc.SignCSR(ctx, csr, client.SignOptions{}); !errors.Is(err, client.ErrPermissionDenied) {
 		t.Fatalf("rotator: sign-csr: %v, want permission denied", err)
 	}
+	// The policy lets it send cas and nothing else: no early end to the
+	// old intermediate's grace, no lifetime or key of its choosing.
+	for _, data := range []map[string]any{{"grace_period": "0s"}, {"ttl": "87600h"}, {"key_type": "rsa"}} {
+		_, err := rotator.Logical().WriteWithContext(ctx, mount+"/intermediate/rotate", data)
+		var re *api.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != 403 {
+			t.Errorf("rotator: intermediate/rotate with %v: %v, want 403", data, err)
+		}
+	}
+	stale := inter.Version
+	if _, err := rc.RotateIntermediate(ctx, client.IntermediateRequest{CAS: &stale}); !errors.Is(err, client.ErrExists) {
+		t.Errorf("rotator: intermediate/rotate with a stale cas: %v, want a check-and-set conflict", err)
+	}
+	if _, err := rc.RotateIntermediate(ctx, client.IntermediateRequest{CAS: &next.Version}); err != nil {
+		t.Errorf("rotator: intermediate/rotate with cas: %v", err)
+	}
 	assertDenied(t, rotator, mount, "rotator", append(adminOnlyCalls,
 		deniedCall{"write", "sign-csr", map[string]any{"csr": string(csr)}},
 		deniedCall{"write", "sign-csr/agent", map[string]any{"csr": string(csr)}},

@@ -71,11 +71,13 @@ func TestVerifyCommand(t *testing.T) {
 		"OK    Mastio Intermediate CA: proof of possession",
 		"OK    Chain: the test certificate verifies as leaf → Mastio Intermediate CA → Org CA")
 
-	if _, err := c.RotateIntermediate(ctx, client.IntermediateRequest{}); err != nil {
+	next, err := c.RotateIntermediate(ctx, client.IntermediateRequest{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	out = expect(0, nil, "the rotated-out intermediate (sha256 "+inter.FingerprintSHA256+") is still accepted until")
-	if strings.Contains(out, "sha256 "+inter.FingerprintSHA256+", ") {
+	out = expect(0, nil, "issued by the Org CA, path length 0, sha256 "+next.FingerprintSHA256+"\n",
+		"OK    Rotated-out intermediate (sha256 "+inter.FingerprintSHA256+"): issued by the Org CA, still accepted until")
+	if strings.Contains(out, "path length 0, sha256 "+inter.FingerprintSHA256+"\n") {
 		t.Fatalf("verify still reports the rotated-out intermediate as the active one:\n%s", out)
 	}
 
@@ -92,10 +94,13 @@ func TestVerifyCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "SKIP  proof of possession") || !strings.Contains(out, "OK    Mastio Intermediate CA: valid until") {
 		t.Fatalf("verify --prove=false with the monitor policy: exit %d, want 0 and the certificate checks\n%s", code, out)
 	}
-	csr := []byte(readFile(t, agentCSR(t, t.TempDir(), "monitor-agent")))
-	if _, err := client.New(monitor, mount).SignCSR(ctx, csr, client.SignOptions{}); !errors.Is(err, client.ErrPermissionDenied) {
-		t.Fatalf("the monitor policy signed (or failed otherwise): %v", err)
-	}
+	csr := readFile(t, agentCSR(t, t.TempDir(), "monitor-agent"))
+	assertDenied(t, monitor, mount, "monitor", append(adminOnlyCalls,
+		deniedCall{"write", "intermediate/rotate", nil},
+		deniedCall{"write", "sign-csr", map[string]any{"csr": csr}},
+		deniedCall{"write", "sign-csr/agent", map[string]any{"csr": csr}},
+		deniedCall{"write", "sign-public-key", map[string]any{"public_key": "x", "name": "a"}},
+	))
 	if code, out := verifyCLI(t, monitor.Token(), "--mount", mount); code != 3 {
 		t.Fatalf("verify (with test signings) with the monitor policy: exit %d, want 3\n%s", code, out)
 	}
