@@ -3,6 +3,7 @@ package acceptance
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,12 +55,18 @@ func TestReliability_RestartAndSeal(t *testing.T) {
 	if !errors.Is(err, client.ErrSealed) || !errors.As(err, &e) || e.StatusCode != 503 {
 		t.Fatalf("sign on a sealed server: %v, want a 503 ErrSealed", err)
 	}
+	if code, out := verifyCLI(t, n.addr, n.token); code != 3 || !strings.Contains(out, "could not check mastio-ca/") {
+		t.Fatalf("mastio-ca verify on a sealed server: exit %d, want 3 (could not check)\n%s", code, out)
+	}
 	n.unseal(key)
 	took = n.waitFor("signing after unseal", 60*time.Second, func() bool {
 		_, err = c.SignCSR(t.Context(), csr, client.SignOptions{})
 		return err == nil
 	})
 	t.Logf("seal: sign answered 503 ErrSealed; after unseal signing resumed in %s", took.Round(time.Millisecond))
+	if code, out := verifyCLI(t, n.addr, n.token); code != 0 {
+		t.Fatalf("mastio-ca verify after unseal: exit %d, want 0\n%s", code, out)
+	}
 }
 
 // loadResult counts a signing load.

@@ -10,12 +10,12 @@ import (
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
 
-// verifyCLI runs `mastio-ca verify` with token and returns its exit code
-// and output.
-func verifyCLI(t *testing.T, token string, args ...string) (int, string) {
+// verifyCLI runs `mastio-ca verify` against the Vault at addr with token
+// and returns its exit code and output.
+func verifyCLI(t *testing.T, addr, token string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), server.cli, append([]string{"verify"}, args...)...)
-	cmd.Env = append(cleanEnv(), "VAULT_ADDR="+server.addr, "VAULT_TOKEN="+token)
+	cmd.Env = append(cleanEnv(), "VAULT_ADDR="+addr, "VAULT_TOKEN="+token)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
@@ -40,7 +40,7 @@ func TestVerifyCommand(t *testing.T) {
 	mount := newMount(t)
 	expect := func(code int, args []string, wants ...string) string {
 		t.Helper()
-		got, out := verifyCLI(t, server.token, append([]string{"--mount", mount}, args...)...)
+		got, out := verifyCLI(t, server.addr, server.token, append([]string{"--mount", mount}, args...)...)
 		if got != code {
 			t.Fatalf("verify %v: exit %d, want %d\n%s", args, got, code, out)
 		}
@@ -86,11 +86,11 @@ func TestVerifyCommand(t *testing.T) {
 	t.Logf("mastio-ca verify --warn-days 100000:\n%s", out)
 
 	admin := tokenWith(t, "mastio-ca-admin.hcl", mount)
-	if code, out := verifyCLI(t, admin.Token(), "--mount", mount); code != 0 {
+	if code, out := verifyCLI(t, server.addr, admin.Token(), "--mount", mount); code != 0 {
 		t.Fatalf("verify with the admin policy: exit %d, want 0\n%s", code, out)
 	}
 	monitor := tokenWith(t, "mastio-ca-monitor.hcl", mount)
-	code, out := verifyCLI(t, monitor.Token(), "--mount", mount, "--prove=false")
+	code, out := verifyCLI(t, server.addr, monitor.Token(), "--mount", mount, "--prove=false")
 	if code != 0 || !strings.Contains(out, "SKIP  proof of possession") || !strings.Contains(out, "OK    Mastio Intermediate CA: valid until") {
 		t.Fatalf("verify --prove=false with the monitor policy: exit %d, want 0 and the certificate checks\n%s", code, out)
 	}
@@ -101,11 +101,11 @@ func TestVerifyCommand(t *testing.T) {
 		deniedCall{"write", "sign-csr/agent", map[string]any{"csr": csr}},
 		deniedCall{"write", "sign-public-key", map[string]any{"public_key": "x", "name": "a"}},
 	))
-	if code, out := verifyCLI(t, monitor.Token(), "--mount", mount); code != 3 {
+	if code, out := verifyCLI(t, server.addr, monitor.Token(), "--mount", mount); code != 3 {
 		t.Fatalf("verify (with test signings) with the monitor policy: exit %d, want 3\n%s", code, out)
 	}
 	signer := tokenWith(t, "mastio-signer.hcl", mount)
-	if code, out := verifyCLI(t, signer.Token(), "--mount", mount); code != 3 || !strings.Contains(out, "could not check "+mount+"/") {
+	if code, out := verifyCLI(t, server.addr, signer.Token(), "--mount", mount); code != 3 || !strings.Contains(out, "could not check "+mount+"/") {
 		t.Fatalf("verify with the signer policy: exit %d, want 3\n%s", code, out)
 	}
 
