@@ -28,9 +28,19 @@ import (
 // getTestBackend returns an initialised backend on in-memory storage.
 func getTestBackend(t testing.TB) (*mastioBackend, logical.Storage) {
 	t.Helper()
+	return getTestBackendWithSystem(t, nil)
+}
+
+// getTestBackendWithSystem is getTestBackend with the SystemView Vault
+// would give the backend wrapped by wrap (when not nil).
+func getTestBackendWithSystem(t testing.TB, wrap func(logical.SystemView) logical.SystemView) (*mastioBackend, logical.Storage) {
+	t.Helper()
 	config := logical.TestBackendConfig()
 	config.StorageView = &logical.InmemStorage{}
 	config.Logger = hclog.NewNullLogger()
+	if wrap != nil {
+		config.System = wrap(config.System)
+	}
 	b, err := Factory(context.Background(), config)
 	if err != nil {
 		t.Fatalf("Factory: %v", err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/license"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -64,24 +63,23 @@ func (c *countingSystemView) ClusterID(ctx context.Context) (string, error) {
 	return c.SystemView.ClusterID(ctx)
 }
 
+// countingBackend is a test backend whose SystemView counts its calls.
+func countingBackend(t *testing.T) (*mastioBackend, logical.Storage, *countingSystemView) {
+	t.Helper()
+	var sv *countingSystemView
+	b, s := getTestBackendWithSystem(t, func(base logical.SystemView) logical.SystemView {
+		sv = &countingSystemView{SystemView: base}
+		return sv
+	})
+	return b, s, sv
+}
+
 // After the first signing, 1,000 more make no call back into Vault: no
 // storage (TestSignCSR_NoStorageAfterFirst) and no SystemView call, which
 // the framework would otherwise make on every request for the replication
 // state.
 func TestSignCSR_NoSystemViewCallsAfterFirst(t *testing.T) {
-	config := logical.TestBackendConfig()
-	config.StorageView = &logical.InmemStorage{}
-	config.Logger = hclog.NewNullLogger()
-	sv := &countingSystemView{SystemView: config.System}
-	config.System = sv
-	lb, err := Factory(t.Context(), config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, s := lb.(*mastioBackend), config.StorageView
-	if err := b.Initialize(t.Context(), &logical.InitializationRequest{Storage: s}); err != nil {
-		t.Fatal(err)
-	}
+	b, s, sv := countingBackend(t)
 	generateCA(t, b, s)
 	data := map[string]any{"csr": agentCSR(t, "a1")}
 	for _, p := range []string{"sign-csr", "sign-csr/agent"} {
@@ -127,19 +125,7 @@ func TestSigningPathsDoNotForward(t *testing.T) {
 // On a performance standby the writes that ask for it are refused (and so
 // forwarded by Vault), asked afresh each time, while signing runs locally.
 func TestPerformanceStandby_SignsLocallyForwardsWrites(t *testing.T) {
-	config := logical.TestBackendConfig()
-	config.StorageView = &logical.InmemStorage{}
-	config.Logger = hclog.NewNullLogger()
-	sv := &countingSystemView{SystemView: config.System}
-	config.System = sv
-	lb, err := Factory(t.Context(), config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, s := lb.(*mastioBackend), config.StorageView
-	if err := b.Initialize(t.Context(), &logical.InitializationRequest{Storage: s}); err != nil {
-		t.Fatal(err)
-	}
+	b, s, sv := countingBackend(t)
 	generateCA(t, b, s) // on the active node
 
 	sv.state.Store(uint32(consts.ReplicationPerformanceStandby)) // this node becomes a standby
