@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -56,18 +54,10 @@ type auditRow struct {
 var keyBearingPaths = []string{"import", "intermediate/import", "data/"}
 
 func runAuditReport(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit-report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := subcommand("audit-report", auditReportUsage, "", stderr)
 	mount := fs.String("mount", "mastio-ca", "path the plugin is mounted at")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, auditReportUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 1
+	if code, stop := parse(fs, args, 1); stop {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

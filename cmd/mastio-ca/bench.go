@@ -9,8 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -63,8 +61,7 @@ type benchOptions struct {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := subcommand("bench", benchUsage, "", stderr)
 	var o benchOptions
 	var levels string
 	fs.DurationVar(&o.duration, "duration", 6*time.Second, "time spent on each scenario at each concurrency (split into 3 interleaved rounds)")
@@ -73,15 +70,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.plugin, "plugin", "mastio-ca", "the plugin's name in Vault's catalog")
 	fs.BoolVar(&o.rsa, "rsa", true, "also measure RSA-2048 and RSA-4096 CAs at concurrency 8")
 	fs.BoolVar(&o.batches, "batches", true, "also measure batches of 10 and 100 CSRs at concurrency 8")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 1
+	if code, stop := parse(fs, args, 1); stop {
+		return code
 	}
 	for _, l := range strings.Split(levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))

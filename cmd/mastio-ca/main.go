@@ -9,7 +9,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -75,5 +78,31 @@ func run(ctx context.Context, args []string) int {
 	default:
 		fmt.Fprintf(os.Stderr, "mastio-ca: unknown command %q\n\n%s", args[0], usage)
 		return 1
+	}
+}
+
+// subcommand makes a subcommand's flag set: errors go to stderr, and -h
+// prints usage, the flags, then after.
+func subcommand(name, usage, after string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, after)
+	}
+	return fs
+}
+
+// parse parses args into fs. stop says the command ends here, with code:
+// 0 after -h, failCode after a bad flag (the flag package has said why).
+func parse(fs *flag.FlagSet, args []string, failCode int) (code int, stop bool) {
+	switch err := fs.Parse(args); {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	default:
+		return failCode, true
 	}
 }

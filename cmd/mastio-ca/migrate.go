@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -72,8 +71,7 @@ type migrateEnv struct {
 }
 
 func runMigrate(ctx context.Context, args []string, env migrateEnv) int {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := subcommand("migrate", migrateUsage, migrateExitCodes, env.stderr)
 	var o migrateOptions
 	// The default is read after parsing, not shown as a flag default: the
 	// URL may carry the database password, and usage text is printed.
@@ -84,16 +82,8 @@ func runMigrate(ctx context.Context, args []string, env migrateEnv) int {
 	fs.BoolVar(&o.force, "force", false, "replace a different CA already in the plugin")
 	fs.BoolVar(&o.clearDB, "clear-db", false, "after the proof, blank the key rows in Mastio's database (certificates stay)")
 	fs.BoolVar(&o.kvExport, "kv-export", false, "let the plugin's KV mirror serve the keys, for a cut-over with Mastio's\nexisting Vault provider (turn off for good later: vault write <mount>/kv-export/org-ca kv_export=false)")
-	fs.Usage = func() {
-		fmt.Fprint(env.stderr, migrateUsage)
-		fs.PrintDefaults()
-		fmt.Fprint(env.stderr, migrateExitCodes)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitPrecondition
+	if code, stop := parse(fs, args, exitPrecondition); stop {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.stderr, "mastio-ca migrate: unexpected argument %q\n", fs.Arg(0))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -64,21 +63,13 @@ type verifyOptions struct {
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := subcommand("verify", verifyUsage, "", stderr)
 	var o verifyOptions
 	fs.StringVar(&o.mount, "mount", "mastio-ca", "the plugin's mount path")
 	fs.IntVar(&o.warnDays, "warn-days", 30, "warn when a CA has fewer days left than this (Mastio renews its intermediate at 30)")
 	fs.BoolVar(&o.prove, "prove", true, "prove possession of each CA's key by a test signing (admin policy); false checks the published certificates only (monitor policy)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, verifyUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return verifyOK
-		}
-		return verifyUnknown
+	if code, stop := parse(fs, args, verifyUnknown); stop {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mastio-ca verify: unexpected argument %q\n", fs.Arg(0))
