@@ -115,8 +115,19 @@ func (n *vaultNode) stop() {
 	select {
 	case <-n.exited:
 	case <-time.After(15 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
+		n.kill()
+	}
+}
+
+// kill ends the server with SIGKILL, as a crash would, then the plugin
+// process it started: a killed Vault cannot stop its plugins, and they
+// would outlive the tests.
+func (n *vaultNode) kill() {
+	plugin, pluginErr := n.pluginPID() // before the kill: then its parent is gone
+	_ = n.cmd.Process.Kill()
+	<-n.exited
+	if pluginErr == nil {
+		_ = syscall.Kill(plugin, syscall.SIGKILL)
 	}
 }
 

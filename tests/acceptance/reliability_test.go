@@ -207,10 +207,7 @@ func TestReliability_RaftFailover(t *testing.T) {
 
 	// Kill the leader outright (no graceful step-down), and time from there.
 	stopped := time.Now()
-	if err := n1.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-n1.exited
+	n1.kill()
 	var leader, standby *vaultNode
 	var electedAfter time.Duration
 	n2.waitFor("a new leader", 60*time.Second, func() bool {
