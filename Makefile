@@ -33,11 +33,16 @@ export VAULT_BIN := $(VAULT)
 
 build: plugin cli
 
+# Static and path-free, as the release builds are; built the same way as
+# bin/vault (scripts/build-vault.sh), so a first build compiles Go's
+# standard library once for all three.
+BUILDFLAGS := -trimpath -ldflags "$(LDFLAGS)"
+
 plugin:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(PLUGIN) ./cmd/vault-plugin-mastio-ca
+	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(PLUGIN) ./cmd/vault-plugin-mastio-ca
 
 cli:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/mastio-ca ./cmd/mastio-ca
+	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/mastio-ca ./cmd/mastio-ca
 
 # Release binaries of the plugin and the CLI, static (CGO_ENABLED=0), with
 # version and commit stamped, and their SHA256SUMS, in dist/.
@@ -46,9 +51,9 @@ release:
 	rm -rf dist && mkdir -p dist
 	@set -e; for t in $(RELEASE_TARGETS); do os=$${t%/*}; arch=$${t#*/}; \
 	  echo "==> $$os/$$arch"; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(BUILDFLAGS) \
 	    -o dist/vault-plugin-mastio-ca_v$(VERSION)_$${os}_$${arch} ./cmd/vault-plugin-mastio-ca; \
-	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(BUILDFLAGS) \
 	    -o dist/mastio-ca_v$(VERSION)_$${os}_$${arch} ./cmd/mastio-ca; \
 	done
 	cd dist && sha256sum * > SHA256SUMS && cat SHA256SUMS

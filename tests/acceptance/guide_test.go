@@ -31,7 +31,7 @@ func TestOperatorGuide(t *testing.T) {
 		script.WriteString(b[1] + "\n")
 	}
 
-	n := newVaultNode(t, "guide", nil, false)
+	n := newVaultNode(t, "guide", nil)
 	n.initialize()
 	work := t.TempDir()
 	if err := os.CopyFS(filepath.Join(work, "policies"), os.DirFS(filepath.Join(root, "policies"))); err != nil {

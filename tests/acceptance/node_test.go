@@ -15,9 +15,10 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// vaultNode is a non-dev Vault server with file or raft storage, started,
+// vaultNode is a non-dev Vault server with raft storage, started,
 // initialised and unsealed by the tests, for restart, seal, crash and
-// cluster tests. It is stopped when the test ends.
+// cluster tests. It is stopped when the test ends. Raft, not file storage:
+// the minimal Vault build we test against has only inmem and raft.
 type vaultNode struct {
 	t          *testing.T
 	name       string
@@ -30,11 +31,12 @@ type vaultNode struct {
 	exited     chan struct{}
 	client     *api.Client
 	token      string
+	single     bool // a one-node cluster: becomes active on its own after unseal
 }
 
-// newVaultNode starts a server: file storage, or raft storage that joins
-// the given API addresses.
-func newVaultNode(t *testing.T, name string, raftPeers []string, raft bool) *vaultNode {
+// newVaultNode starts a server with raft storage that joins the given API
+// addresses; with none it is a cluster of its own.
+func newVaultNode(t *testing.T, name string, raftPeers []string) *vaultNode {
 	t.Helper()
 	dir := t.TempDir()
 	port, err := freePortPair()
@@ -42,17 +44,14 @@ func newVaultNode(t *testing.T, name string, raftPeers []string, raft bool) *vau
 		t.Fatal(err)
 	}
 	n := &vaultNode{t: t, name: name, dir: dir, port: port, addr: fmt.Sprintf("http://127.0.0.1:%d", port),
-		configPath: filepath.Join(dir, "vault.hcl"), logPath: filepath.Join(dir, "vault.log")}
-	storage := fmt.Sprintf("storage \"file\" {\n  path = %q\n}\n", filepath.Join(dir, "data"))
-	if raft {
-		joins := ""
-		for _, p := range raftPeers {
-			joins += fmt.Sprintf("  retry_join {\n    leader_api_addr = %q\n  }\n", p)
-		}
-		storage = fmt.Sprintf("storage \"raft\" {\n  path = %q\n  node_id = %q\n%s}\n", filepath.Join(dir, "data"), name, joins)
-		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
-			t.Fatal(err)
-		}
+		configPath: filepath.Join(dir, "vault.hcl"), logPath: filepath.Join(dir, "vault.log"), single: len(raftPeers) == 0}
+	joins := ""
+	for _, p := range raftPeers {
+		joins += fmt.Sprintf("  retry_join {\n    leader_api_addr = %q\n  }\n", p)
+	}
+	storage := fmt.Sprintf("storage \"raft\" {\n  path = %q\n  node_id = %q\n%s}\n", filepath.Join(dir, "data"), name, joins)
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
 	}
 	conf := storage + fmt.Sprintf(`listener "tcp" {
   address         = "127.0.0.1:%d"
@@ -174,6 +173,9 @@ func (n *vaultNode) unseal(key string) {
 		h, err := n.client.Sys().Health()
 		return err == nil && !h.Sealed && h.Initialized
 	})
+	if n.single {
+		n.waitActive()
+	}
 }
 
 // waitActive waits until this node is the active one.

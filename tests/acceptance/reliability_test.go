@@ -15,11 +15,11 @@ import (
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
 
-// TestReliability_RestartAndSeal: a file-storage server keeps the CA across
+// TestReliability_RestartAndSeal: a one-node raft server keeps the CA across
 // a restart, refuses to sign while sealed (503, ErrSealed), and signs again
 // once unsealed.
 func TestReliability_RestartAndSeal(t *testing.T) {
-	n := newVaultNode(t, "file", nil, false)
+	n := newVaultNode(t, "single", nil)
 	key, _ := n.initialize()
 	n.enablePlugin()
 	c := client.New(n.client, "mastio-ca")
@@ -106,7 +106,7 @@ func signLoad(c *client.Client, csr []byte, workers int, stop <-chan struct{}) *
 // load: signing resumes, the CA is unchanged, and the failed requests are
 // counted.
 func TestReliability_PluginCrash(t *testing.T) {
-	n := newVaultNode(t, "crash", nil, false)
+	n := newVaultNode(t, "crash", nil)
 	n.initialize()
 	n.enablePlugin()
 	c := client.New(n.client, "mastio-ca")
@@ -173,11 +173,10 @@ func TestReliability_PluginCrash(t *testing.T) {
 // stopped; a new leader is elected, and sign-csr through it and through
 // the remaining standby (forwarded) issues under the same CA.
 func TestReliability_RaftFailover(t *testing.T) {
-	n1 := newVaultNode(t, "node1", nil, true)
-	key, _ := n1.initialize()
-	n1.waitActive()
-	n2 := newVaultNode(t, "node2", []string{n1.addr}, true)
-	n3 := newVaultNode(t, "node3", []string{n1.addr}, true)
+	n1 := newVaultNode(t, "node1", nil)
+	key, _ := n1.initialize() // and active: it is a cluster of one until the others join
+	n2 := newVaultNode(t, "node2", []string{n1.addr})
+	n3 := newVaultNode(t, "node3", []string{n1.addr})
 	for _, n := range []*vaultNode{n2, n3} {
 		n.token = n1.token
 		n.client.SetToken(n1.token)

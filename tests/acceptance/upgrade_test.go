@@ -17,7 +17,7 @@ import (
 // version, the CA is unchanged and signing works.
 func TestUpgradeInPlace(t *testing.T) {
 	ctx := t.Context()
-	n := newVaultNode(t, "upgrade", nil, false)
+	n := newVaultNode(t, "upgrade", nil)
 	n.initialize()
 	n.enablePlugin()
 	c := client.New(n.client, "mastio-ca")
