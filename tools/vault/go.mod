@@ -515,3 +515,6 @@ require (
 )
 
 replace github.com/hashicorp/vault/sdk => github.com/hashicorp/vault/sdk v0.20.0
+
+// Raft cloud auto-join left out of the test server: see tools/no-auto-join/README.md.
+replace github.com/hashicorp/go-discover => ../no-auto-join
