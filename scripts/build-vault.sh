@@ -26,7 +26,7 @@ case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 
 version=$(awk '$1 == "github.com/hashicorp/vault" { print $2; exit }' "$dir/go.mod")
 echo "==> building Vault $version (-tags minimal) from $dir into ${out#"$PWD"/}"
-echo "    first build on a new machine: about 1 min of module download and 4-5 min of compile on 2 cores; cached afterwards"
+echo "    first build on a new machine: about 4 min of compile on 2 cores (and 2-3 min of module download if the module cache is empty); cached afterwards"
 
 start=$(date +%s)
 # sleep gets no stdout, so that a pipe reading this script (| tee, CI)
