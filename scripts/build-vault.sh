@@ -29,10 +29,10 @@ echo "==> building Vault $version (-tags minimal) from $dir into ${out#"$PWD"/}"
 echo "    first build on a new machine: about 4 min of compile on 2 cores (and 2-3 min of module download if the module cache is empty); cached afterwards"
 
 start=$(date +%s)
-# sleep gets no stdout, so that a pipe reading this script (| tee, CI)
-# closes as soon as the build ends instead of up to 30 s later.
+# The ticker waits with bash's own read -t, not a sleep process, so that
+# nothing outlives the build holding a pipe that reads this script open.
 (
-  while sleep 30 >/dev/null 2>&1; do
+  while ! read -rt 30 <> <(:); do
     echo "    ... still compiling Vault $version ($(( $(date +%s) - start ))s so far)"
   done
 ) &
