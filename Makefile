@@ -37,10 +37,10 @@ build: plugin cli
 # bin/vault (scripts/build-vault.sh), so a first build compiles Go's
 # standard library once for all three.
 BUILDFLAGS := -trimpath -ldflags "$(LDFLAGS)"
-# The compiler and linker collect garbage only past 3 GiB of heap each: a
-# cold build then takes about a fifth less time (BENCHMARKS.md, "A fresh
-# machine"), at up to twice the memory. Set BUILD_ENV= to build with Go's
-# defaults. Applies to builds only, never to tests or servers.
+# The compiler and linker collect garbage only past 3 GiB of heap each: the
+# plugin's cold build took 61 s instead of 78 s (BENCHMARKS.md, "A fresh
+# machine"), at up to twice the memory per compile. BUILD_ENV= builds with
+# Go's defaults. Builds only, never tests or servers.
 BUILD_ENV ?= GOGC=off GOMEMLIMIT=3GiB
 
 plugin:
@@ -64,7 +64,7 @@ release:
 	cd dist && sha256sum * > SHA256SUMS && cat SHA256SUMS
 
 # The pinned Vault server (tools/vault/go.mod), built with Vault's `minimal`
-# tag by scripts/build-vault.sh: about 5 minutes of compile on 2 cores the
+# tag by scripts/build-vault.sh: about 4 minutes of compile on 2 cores the
 # first time, cached in bin/ afterwards.
 $(VAULT): tools/vault/go.mod tools/vault/go.sum scripts/build-vault.sh
 	@$(BUILD_ENV) GO=$(GO) scripts/build-vault.sh tools/vault $(VAULT)
