@@ -83,6 +83,8 @@ SMOKE  := ^(TestCLI_EnableGenerateSignVerify|TestIntermediate_ThreeTier|TestKV_O
 $(BIN)/vault-%: tools/vault-%/go.mod tools/vault-%/go.sum scripts/build-vault.sh
 	@$(BUILD_ENV) GO=$(GO) scripts/build-vault.sh tools/vault-$* $@
 
+bin/vault-%: $(BIN)/vault-% ;
+
 test-compat: deps $(COMPAT:%=$(BIN)/vault-%)
 	@for v in $(COMPAT); do \
 	  echo "==> smoke tests against $$($(BIN)/vault-$$v version) (bin/vault-$$v)"; \
