@@ -532,3 +532,35 @@ func importPath(name caName) string {
 	}
 	return "import"
 }
+
+// intermediateStagingKey holds a freshly rotated intermediate before the
+// switch; see rotateIntermediate.
+const intermediateStagingKey = caPrefix + "intermediate-ca-next"
+
+// rotateIntermediate writes the new intermediate first (staging) and then
+// switches to it with one write of the intermediate entry, which also
+// publishes the previous certificate. A failure before the switch leaves
+// the old intermediate the signer; the staging entry is then just
+// overwritten by the next rotation. Callers hold caLock.
+func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storage, next *caEntry) (*issuer, error) {
+	staged, err := logical.StorageEntryJSON(intermediateStagingKey, next)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Put(ctx, staged); err != nil {
+		return nil, fmt.Errorf("staging the next intermediate: %w", err)
+	}
+	is, err := b.writeCA(ctx, s, intermediateCA, next)
+	if err != nil {
+		// Leave no unused CA key behind; the next rotation overwrites it
+		// anyway should this delete fail too.
+		if derr := s.Delete(ctx, intermediateStagingKey); derr != nil {
+			b.Logger().Warn("could not delete the staged intermediate after a failed switch", "error", derr)
+		}
+		return nil, fmt.Errorf("switching to the next intermediate (the previous one still signs): %w", err)
+	}
+	if err := s.Delete(ctx, intermediateStagingKey); err != nil {
+		b.Logger().Warn("could not delete the staged intermediate; the next rotation overwrites it", "error", err)
+	}
+	return is, nil
+}

@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"strings"
 
@@ -94,29 +93,6 @@ func pathConfig(b *mastioBackend) *framework.Path {
 	}
 }
 
-// readConfig returns the stored config with defaults filled in.
-func (b *mastioBackend) readConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
-	cfg := defaultConfig()
-	raw, err := s.Get(ctx, configStorageKey)
-	if err != nil {
-		return nil, fmt.Errorf("reading config: %w", err)
-	}
-	if raw != nil {
-		if err := raw.DecodeJSON(cfg); err != nil {
-			return nil, fmt.Errorf("decoding config: %w", err)
-		}
-	}
-	return cfg, nil
-}
-
-// cachedConfig is readConfig through the cache, for the signing path.
-func (b *mastioBackend) cachedConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
-	return b.configCache.load(configStorageKey, func() (*mountConfig, bool, error) {
-		cfg, err := b.readConfig(ctx, s)
-		return cfg, err == nil, err
-	})
-}
-
 // effectiveOrgID is the org the Org CA was made for, else (before there is
 // one) the configured org_id that generate and import will default to.
 func effectiveOrgID(cfg *mountConfig, is *issuer) string {
@@ -193,14 +169,8 @@ func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Reques
 		cfg.LeafNotAfter = s
 	}
 
-	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
-	if err != nil {
+	if err := b.writeConfig(ctx, req.Storage, cfg); err != nil {
 		return nil, err
-	}
-	err = req.Storage.Put(ctx, entry)
-	b.configCache.reset() // also on error: the write may have landed
-	if err != nil {
-		return nil, fmt.Errorf("storing config: %w", err)
 	}
 	return b.pathConfigRead(ctx, req, d)
 }

@@ -119,9 +119,6 @@ const (
 	defaultIntermediateTTL   = 5 * 365 * 24 * time.Hour
 	defaultIntermediateGrace = 14 * 24 * time.Hour
 	maxIntermediateGrace     = 90 * 24 * time.Hour
-	// intermediateStagingKey holds a freshly rotated intermediate before
-	// the switch; see rotateIntermediate.
-	intermediateStagingKey = caPrefix + "intermediate-ca-next"
 )
 
 func intermediateKeyFields() map[string]*framework.FieldSchema {
@@ -388,34 +385,6 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 	resp := &logical.Response{Data: intermediateResponseData(is, now)}
 	resp.Data["continuity_proof"] = proof
 	return resp, nil
-}
-
-// rotateIntermediate writes the new intermediate first (staging) and then
-// switches to it with one write of the intermediate entry, which also
-// publishes the previous certificate. A failure before the switch leaves
-// the old intermediate the signer; the staging entry is then just
-// overwritten by the next rotation. Callers hold caLock.
-func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storage, next *caEntry) (*issuer, error) {
-	staged, err := logical.StorageEntryJSON(intermediateStagingKey, next)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Put(ctx, staged); err != nil {
-		return nil, fmt.Errorf("staging the next intermediate: %w", err)
-	}
-	is, err := b.writeCA(ctx, s, intermediateCA, next)
-	if err != nil {
-		// Leave no unused CA key behind; the next rotation overwrites it
-		// anyway should this delete fail too.
-		if derr := s.Delete(ctx, intermediateStagingKey); derr != nil {
-			b.Logger().Warn("could not delete the staged intermediate after a failed switch", "error", derr)
-		}
-		return nil, fmt.Errorf("switching to the next intermediate (the previous one still signs): %w", err)
-	}
-	if err := s.Delete(ctx, intermediateStagingKey); err != nil {
-		b.Logger().Warn("could not delete the staged intermediate; the next rotation overwrites it", "error", err)
-	}
-	return is, nil
 }
 
 // continuityProof is the retiring intermediate key's signature over the new

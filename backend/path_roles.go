@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -139,40 +138,15 @@ func pathRoles(b *mastioBackend) *framework.Path {
 	}
 }
 
-// readRole returns the named role, or nil when it does not exist.
-func (b *mastioBackend) readRole(ctx context.Context, s logical.Storage, name string) (*role, error) {
-	raw, err := s.Get(ctx, rolePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading role %q: %w", name, err)
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	var r role
-	if err := raw.DecodeJSON(&r); err != nil {
-		return nil, fmt.Errorf("decoding role %q: %w", name, err)
-	}
-	return &r, nil
-}
-
-// cachedRole is readRole through the cache, for the signing path. The
-// role returned is shared and must not be modified.
-func (b *mastioBackend) cachedRole(ctx context.Context, s logical.Storage, name string) (*role, error) {
-	return b.roleCache.load(rolePrefix+name, func() (*role, bool, error) {
-		r, err := b.readRole(ctx, s, name)
-		return r, r != nil, err
-	})
-}
-
 func (b *mastioBackend) roleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 	r, err := b.readRole(ctx, req.Storage, d.Get("name").(string))
 	return r != nil, err
 }
 
 func (b *mastioBackend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := req.Storage.List(ctx, rolePrefix)
+	names, err := b.listRoles(ctx, req.Storage)
 	if err != nil {
-		return nil, fmt.Errorf("listing roles: %w", err)
+		return nil, err
 	}
 	return logical.ListResponse(names), nil
 }
@@ -281,14 +255,8 @@ func (b *mastioBackend) pathRoleWrite(ctx context.Context, req *logical.Request,
 		return respondErr(err)
 	}
 
-	entry, err := logical.StorageEntryJSON(rolePrefix+name, r)
-	if err != nil {
+	if err := b.writeRole(ctx, req.Storage, name, r); err != nil {
 		return nil, err
-	}
-	err = req.Storage.Put(ctx, entry)
-	b.roleCache.reset() // also on error: the write may have landed
-	if err != nil {
-		return nil, fmt.Errorf("storing role %q: %w", name, err)
 	}
 	return &logical.Response{Data: roleResponseData(r)}, nil
 }
@@ -297,12 +265,7 @@ func (b *mastioBackend) pathRoleDelete(ctx context.Context, req *logical.Request
 	name := d.Get("name").(string)
 	b.roleLock.Lock()
 	defer b.roleLock.Unlock()
-	err := req.Storage.Delete(ctx, rolePrefix+name)
-	b.roleCache.reset()
-	if err != nil {
-		return nil, fmt.Errorf("deleting role %q: %w", name, err)
-	}
-	return nil, nil
+	return nil, b.deleteRole(ctx, req.Storage, name)
 }
 
 const pathRolesHelpSyn = `Manage signing profiles: what a CSR may carry and what the certificate gets.`
