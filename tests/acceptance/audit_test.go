@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -160,4 +161,72 @@ func tailLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestAudit_KeyNeverInClear imports an openssl key with a file audit device
+// on, signs under it, and searches the audit log and the server log (debug
+// level, plugin logs included) for any line of the key's base64 body.
+func TestAudit_KeyNeverInClear(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	auditPath := enableFileAudit(t, dir)
+
+	mount := newMount(t)
+	c := client.New(server.root, mount)
+	mustOpenSSL(t, dir, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "ca.key")
+	mustOpenSSL(t, dir, "req", "-x509", "-new", "-key", "ca.key", "-days", "30", "-out", "ca.pem", "-subj", "/CN=acme CA/O=acme",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+	keyPEM := readFile(t, filepath.Join(dir, "ca.key"))
+	if _, err := c.Import(ctx, client.ImportRequest{KeyPEM: keyPEM, CertPEM: readFile(t, filepath.Join(dir, "ca.pem"))}); err != nil {
+		t.Fatal(err)
+	}
+	audited, err := c.SignCSR(ctx, []byte(readFile(t, agentCSR(t, dir, "audited"))), client.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertLints(t, audited.CertificatePEM)
+	if _, err := c.CA(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	audit := readFile(t, auditPath)
+	if !strings.Contains(audit, mount+"/import") || !strings.Contains(audit, mount+"/sign-csr") {
+		t.Fatalf("the audit log did not record the calls (%d bytes)", len(audit))
+	}
+	if !strings.Contains(audit, `"key_pem":"hmac-sha256:`) {
+		t.Fatal("the audit log does not show key_pem as an HMAC")
+	}
+	serverLog := readFile(t, server.logPath)
+	for _, line := range strings.Split(keyPEM, "\n") {
+		if len(line) < 16 || strings.HasPrefix(line, "-----") {
+			continue
+		}
+		// JSON escapes "/" and "+" differently; compare on a stretch of
+		// plain alphanumerics from each key line.
+		needle := longestAlnumRun(line)
+		if len(needle) < 12 {
+			continue
+		}
+		if strings.Contains(audit, needle) {
+			t.Fatalf("the audit log holds key material in clear")
+		}
+		if strings.Contains(serverLog, needle) {
+			t.Fatalf("the server log holds key material in clear")
+		}
+	}
+}
+
+func longestAlnumRun(s string) string {
+	best, cur := "", ""
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			cur += string(r)
+			if len(cur) > len(best) {
+				best = cur
+			}
+		} else {
+			cur = ""
+		}
+	}
+	return best
 }

@@ -189,29 +189,15 @@ func TestIntermediate_SignDuringRotation(t *testing.T) {
 		results []result
 	)
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent := time.Now()
-				s, err := c.SignCSR(ctx, csr, client.SignOptions{})
-				r := result{sent: sent, recv: time.Now(), err: err}
-				if err == nil {
-					r.leaf = s.Certificate
-				}
-				mu.Lock()
-				results = append(results, r)
-				mu.Unlock()
-			}
-		}()
-	}
+	wait := signUntil(ctx, c, csr, 8, stop, func(sent, recv time.Time, s *client.SignedCertificate, err error) {
+		r := result{sent: sent, recv: recv, err: err}
+		if err == nil {
+			r.leaf = s.Certificate
+		}
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	})
 	for i := 0; i < 3; i++ {
 		time.Sleep(100 * time.Millisecond)
 		from := time.Now()
@@ -224,7 +210,7 @@ func TestIntermediate_SignDuringRotation(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	close(stop)
-	wg.Wait()
+	wait()
 	periods[len(periods)-1].till = time.Now()
 
 	roots, mids := x509.NewCertPool(), x509.NewCertPool()

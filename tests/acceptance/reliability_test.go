@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -77,27 +76,14 @@ type loadResult struct {
 // signLoad signs at the given concurrency until stop is closed.
 func signLoad(c *client.Client, csr []byte, workers int, stop <-chan struct{}) *loadResult {
 	r := &loadResult{}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := c.SignCSR(context.Background(), csr, client.SignOptions{}); err != nil {
-					r.failed.Add(1)
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				r.ok.Add(1)
-			}
-		}()
-	}
-	go func() { <-stop; wg.Wait() }()
+	signUntil(context.Background(), c, csr, workers, stop, func(_, _ time.Time, _ *client.SignedCertificate, err error) {
+		if err != nil {
+			r.failed.Add(1)
+			time.Sleep(10 * time.Millisecond)
+			return
+		}
+		r.ok.Add(1)
+	})
 	return r
 }
 
