@@ -38,6 +38,13 @@ type vaultNode struct {
 // addresses; with none it is a cluster of its own.
 func newVaultNode(t *testing.T, name string, raftPeers []string) *vaultNode {
 	t.Helper()
+	return newVaultNodeWith(t, name, raftPeers, "")
+}
+
+// newVaultNodeWith is newVaultNode with extra lines of server configuration
+// (HCL) appended to the config file, such as raw_storage_endpoint = true.
+func newVaultNodeWith(t *testing.T, name string, raftPeers []string, extraConfig string) *vaultNode {
+	t.Helper()
 	dir := t.TempDir()
 	port, err := freePortPair()
 	if err != nil {
@@ -63,7 +70,7 @@ cluster_addr     = "https://127.0.0.1:%d"
 plugin_directory = %q
 disable_mlock    = true
 log_level        = "debug"
-`, port, port+1, n.addr, port+1, server.pluginDir)
+`, port, port+1, n.addr, port+1, server.pluginDir) + extraConfig
 	if err := os.WriteFile(n.configPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
