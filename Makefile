@@ -128,14 +128,14 @@ soak: deps $(VAULT)
 
 fuzz:
 	@for f in FuzzParseCSR FuzzParsePrivateKeyPEM FuzzParsePublicKeyPEM FuzzURIPattern FuzzLeafTemplate; do \
-	  $(GO) test ./backend -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  $(GO) test ./internal/issuing -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 # Go benchmarks (no server), then `mastio-ca bench` against a dev Vault of
 # its own (in .bench/, so a running `make dev` is left alone): A/B/C table
 # written into BENCHMARKS.md between its bench markers.
 bench: deps plugin cli $(VAULT)
-	$(GO) test -run '^$$' -bench . -benchmem ./backend/
+	$(GO) test -run '^$$' -bench . -benchmem ./backend/ ./internal/issuing/
 	@DEV_STATE=.bench DEV_PORT=8400 VERSION=$(VERSION) scripts/dev.sh start >/dev/null
 	@VAULT_ADDR=$$(cat .bench/addr) VAULT_TOKEN=root $(BIN)/mastio-ca bench --out BENCHMARKS.md; \
 	  rc=$$?; DEV_STATE=.bench scripts/dev.sh stop >/dev/null; exit $$rc

@@ -5,26 +5,18 @@ package backend
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 // operationPrefix names this engine's operations in Vault's OpenAPI document.
 const operationPrefix = "mastio-ca"
-
-// Storage layout. Everything under caPrefix holds private keys and is listed
-// in PathsSpecial.SealWrapStorage.
-const (
-	caPrefix          = "ca/"
-	configStorageKey  = "config"
-	rolePrefix        = "roles/"
-	defaultsSeededKey = "meta/default-roles-seeded"
-)
 
 // mastioBackend is the framework backend plus the state that must survive
 // between requests.
@@ -32,7 +24,7 @@ type mastioBackend struct {
 	*framework.Backend
 
 	// signing serves the signing operations without a call back into
-	// Vault per request (see sysview.go).
+	// Vault per request (see signing_router.go).
 	signing *framework.Backend
 
 	// caLock serialises every read-modify-write of the CA entry
@@ -52,7 +44,7 @@ type mastioBackend struct {
 	// configCache and roleCache hold parsed config and roles for the
 	// signing path; reset by invalidate and by our own writes.
 	configCache *entryCache[*mountConfig]
-	roleCache   *entryCache[*role]
+	roleCache   *entryCache[*issuing.Role]
 
 	// schemaErr, when set, is why this mount refuses every request: its
 	// storage was written by a newer plugin (see checkSchema).
@@ -82,7 +74,7 @@ func newBackend() *mastioBackend {
 	b := &mastioBackend{
 		issuers:     map[caName]*atomic.Pointer[issuerSlot]{},
 		configCache: newEntryCache[*mountConfig](),
-		roleCache:   newEntryCache[*role](),
+		roleCache:   newEntryCache[*issuing.Role](),
 	}
 	for _, n := range caNames {
 		b.issuers[n] = &atomic.Pointer[issuerSlot]{}
@@ -120,8 +112,8 @@ func newBackend() *mastioBackend {
 	return b
 }
 
-// initialize seeds the default profiles once per mount. The marker makes a
-// deleted default stay deleted across restarts.
+// initialize checks the storage schema and seeds the default profiles
+// once per mount.
 func (b *mastioBackend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
 	if err := checkSchema(ctx, req.Storage, b.WriteSafeReplicationState()); err != nil {
 		b.schemaErr.Store(&err)
@@ -131,44 +123,17 @@ func (b *mastioBackend) initialize(ctx context.Context, req *logical.Initializat
 	if !b.WriteSafeReplicationState() {
 		return nil // the node that may write seeds them; they replicate here
 	}
-	b.roleLock.Lock()
-	defer b.roleLock.Unlock()
-
-	seeded, err := req.Storage.Get(ctx, defaultsSeededKey)
-	if err != nil {
-		return fmt.Errorf("reading default-roles marker: %w", err)
-	}
-	if seeded != nil {
-		return nil
-	}
-	for name, role := range defaultRoles() {
-		existing, err := req.Storage.Get(ctx, rolePrefix+name)
-		if err != nil {
-			return fmt.Errorf("reading role %q: %w", name, err)
-		}
-		if existing != nil {
-			continue
-		}
-		entry, err := logical.StorageEntryJSON(rolePrefix+name, role)
-		if err != nil {
-			return err
-		}
-		if err := req.Storage.Put(ctx, entry); err != nil {
-			return fmt.Errorf("seeding role %q: %w", name, err)
-		}
-	}
-	b.roleCache.reset()
-	return req.Storage.Put(ctx, &logical.StorageEntry{Key: defaultsSeededKey, Value: []byte("1")})
+	return b.seedDefaultRoles(ctx, req.Storage)
 }
 
-// HandleRequest refuses a request field that may hold key material and has
-// the wrong JSON type before the framework sees it (see typeGuard), then
-// hands the request to the framework.
+// HandleRequest refuses a request field of the wrong type before the
+// framework sees it (see typeGuard), then hands the request to the
+// framework: signing requests to the signing router, the rest to b.
 func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	if err := b.schemaErr.Load(); err != nil {
 		return nil, *err
 	}
-	if resp := typeGuard(req); resp != nil {
+	if resp := typeGuard(b.Backend, req); resp != nil {
 		return resp, nil
 	}
 	if b.signing != nil && isSigningRequest(req) {
@@ -182,27 +147,10 @@ func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request)
 // then calls HandleRequest, whose guard answers the 400 (an error here
 // would reach the client as a 500).
 func (b *mastioBackend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
-	if typeGuard(req) != nil {
+	if typeGuard(b.Backend, req) != nil {
 		return false, false, nil
 	}
 	return b.Backend.HandleExistenceCheck(ctx, req)
-}
-
-// typeGuard answers 400 when key_pem is not a string or the KV mirror's
-// data is not an object. The framework's own type error can quote the
-// value, which here may be a private key.
-func typeGuard(req *logical.Request) *logical.Response {
-	if v, ok := req.Data["key_pem"]; ok {
-		if _, isString := v.(string); !isString {
-			return logical.ErrorResponse("key_pem must be a string of PEM text")
-		}
-	}
-	if v, ok := req.Data["data"]; ok && strings.HasPrefix(req.Path, "data/") {
-		if _, isMap := v.(map[string]any); !isMap {
-			return logical.ErrorResponse("data must be an object: {\"key_pem\": ..., \"cert_pem\": ...}")
-		}
-	}
-	return nil
 }
 
 // invalidate drops caches when another node (or a replication stream)

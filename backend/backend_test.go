@@ -2,24 +2,11 @@ package backend
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -120,169 +107,6 @@ func assertUnchanged(t testing.TB, before map[string]string, s logical.Storage) 
 	if after := snapshot(t, s); !reflect.DeepEqual(before, after) {
 		t.Fatalf("storage changed by a refused request: %d entries before, %d after", len(before), len(after))
 	}
-}
-
-func newECKey(t testing.TB, c elliptic.Curve) crypto.Signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(c, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newRSAKey(t testing.TB, bits int) crypto.Signer {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newEd25519Key(t testing.TB) crypto.Signer {
-	t.Helper()
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// csrSpec describes a test CSR.
-type csrSpec struct {
-	key        crypto.Signer
-	cn         string
-	uris       []string
-	dns        []string
-	emails     []string
-	extraExts  []pkix.Extension
-	corruptSig bool
-}
-
-func makeCSR(t testing.TB, spec csrSpec) string {
-	t.Helper()
-	if spec.key == nil {
-		spec.key = newECKey(t, elliptic.P256())
-	}
-	tmpl := &x509.CertificateRequest{
-		Subject:         pkix.Name{CommonName: spec.cn},
-		DNSNames:        spec.dns,
-		EmailAddresses:  spec.emails,
-		ExtraExtensions: spec.extraExts,
-	}
-	for _, u := range spec.uris {
-		parsed, err := url.Parse(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, parsed)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, tmpl, spec.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if spec.corruptSig {
-		// Flip the last byte of the signature: the CSR still parses but
-		// its self-signature no longer verifies.
-		der[len(der)-1] ^= 0x01
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-}
-
-// agentCSR is a CSR the default agent profile accepts for org acme.
-func agentCSR(t testing.TB, name string) string {
-	return makeCSR(t, csrSpec{cn: "acme::" + name, uris: []string{"spiffe://cullis.local/acme/" + name}})
-}
-
-func mustExt(t testing.TB, id asn1.ObjectIdentifier, critical bool, v any) pkix.Extension {
-	t.Helper()
-	der, err := asn1.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pkix.Extension{Id: id, Critical: critical, Value: der}
-}
-
-// caCertSpec describes a certificate made outside the plugin for import tests.
-type caCertSpec struct {
-	key       crypto.Signer
-	isCA      bool
-	keyUsage  x509.KeyUsage
-	notBefore time.Time
-	notAfter  time.Time
-	org       string
-	parent    *x509.Certificate
-	parentKey crypto.Signer
-}
-
-func makeCert(t testing.TB, spec caCertSpec) *x509.Certificate {
-	t.Helper()
-	if spec.notBefore.IsZero() {
-		spec.notBefore = time.Now().Add(-time.Hour)
-	}
-	if spec.notAfter.IsZero() {
-		spec.notAfter = time.Now().Add(10 * 365 * 24 * time.Hour)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "test CA", Organization: []string{spec.org}},
-		NotBefore:             spec.notBefore,
-		NotAfter:              spec.notAfter,
-		BasicConstraintsValid: true,
-		IsCA:                  spec.isCA,
-		KeyUsage:              spec.keyUsage,
-	}
-	if spec.org == "" {
-		tmpl.Subject.Organization = nil
-	}
-	parent, parentKey := tmpl, spec.key
-	if spec.parent != nil {
-		parent, parentKey = spec.parent, spec.parentKey
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, spec.key.Public(), parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
-func certPEM(c *x509.Certificate) string {
-	return encodeCertPEM(c.Raw)
-}
-
-func pkcs8PEM(t testing.TB, k crypto.Signer) string {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-}
-
-// validCA returns a key and CA certificate that import accepts.
-func validCA(t testing.TB, key crypto.Signer) (string, string) {
-	t.Helper()
-	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, org: "acme"})
-	return pkcs8PEM(t, key), certPEM(cert)
-}
-
-func parseCertPEMForTest(t testing.TB, s string) *x509.Certificate {
-	t.Helper()
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
-		t.Fatalf("no PEM in %q", s)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func TestBackend_RunningVersionAndPaths(t *testing.T) {
@@ -402,4 +226,14 @@ func assertRefused(t *testing.T, b *mastioBackend, s logical.Storage, path strin
 		}
 	}
 	assertUnchanged(t, before, s)
+}
+
+// putCA stores e as CA name behind the engine's back, as another node
+// would, and invalidates as Vault then does.
+func putCA(t testing.TB, b *mastioBackend, s logical.Storage, name caName, e *caEntry) {
+	t.Helper()
+	if err := putEntry(t.Context(), s, name.storageKey(), name.label(), e); err != nil {
+		t.Fatal(err)
+	}
+	b.invalidate(t.Context(), name.storageKey())
 }

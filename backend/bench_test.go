@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // BenchmarkSignCSR measures sign-csr through the framework (field parsing,
@@ -12,31 +14,13 @@ import (
 func BenchmarkSignCSR(b *testing.B) {
 	be, s := getTestBackend(b)
 	generateCA(b, be, s)
-	data := map[string]any{"csr": agentCSR(b, "bench")}
+	data := map[string]any{"csr": testpki.AgentCSR(b, "bench")}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		resp, err := requestErr(be, s, logical.UpdateOperation, "sign-csr", data)
 		if err != nil || resp.IsError() {
 			b.Fatalf("sign: %v %v", resp, err)
-		}
-	}
-}
-
-// BenchmarkSignFloor is the in-process floor: parse and verify the CSR,
-// apply the role, create the certificate. No framework, no storage. It is
-// the function `mastio-ca bench` reports as C.
-func BenchmarkSignFloor(b *testing.B) {
-	sign, err := InProcessSigner(keyTypeEC, 256)
-	if err != nil {
-		b.Fatal(err)
-	}
-	csrText := agentCSR(b, "bench")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := sign(csrText); err != nil {
-			b.Fatal(err)
 		}
 	}
 }
@@ -48,7 +32,7 @@ func BenchmarkSignBatch100(b *testing.B) {
 	generateCA(b, be, s)
 	csrs := make([]string, 100)
 	for i := range csrs {
-		csrs[i] = agentCSR(b, "bench")
+		csrs[i] = testpki.AgentCSR(b, "bench")
 	}
 	data := map[string]any{"csrs": csrs}
 	b.ReportAllocs()

@@ -1,16 +1,66 @@
 package backend
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
+
+// Field schemas more than one path shares, and the checks on request
+// fields that run before a handler.
+
+var casField = &framework.FieldSchema{
+	Type:        framework.TypeInt,
+	Description: "Check-and-set: omit (or 0) to create only when no Org CA exists; set to the current version to replace it.",
+}
+
+var kvExportField = &framework.FieldSchema{
+	Type:        framework.TypeBool,
+	Description: "Let the KV mirror (data/<name>) serve this key, for a cut-over from a Mastio that still loads it. Default false. Can later be turned off for good (kv-export/<name>), never on.",
+}
+
+var orgIDField = &framework.FieldSchema{
+	Type:        framework.TypeString,
+	Description: "Organisation ID. Required by generate unless config/org_id is set; must match it when both are given.",
+}
+
+// intermediateKeyFields are the fields of a new intermediate's key and
+// validity (intermediate/generate and intermediate/rotate).
+func intermediateKeyFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"key_type": {
+			Type:          framework.TypeString,
+			Description:   "ec (default), rsa or ed25519. rotate defaults to the current intermediate's.",
+			AllowedValues: []any{issuing.KeyTypeEC, issuing.KeyTypeRSA, issuing.KeyTypeEd25519},
+		},
+		"key_bits": {
+			Type:        framework.TypeInt,
+			Description: "ec: 256 (default) or 384; rsa: 2048, 3072 or 4096; ed25519: omit.",
+		},
+		"ttl": {
+			Type:        framework.TypeDurationSecond,
+			Description: "Validity. Default 5 years (43800h), never past the Org CA's NotAfter.",
+		},
+	}
+}
+
+// signFields adds the fields every signing path takes (role, ttl) to a
+// path's own.
+func signFields(own map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	own["role"] = &framework.FieldSchema{
+		Type:        framework.TypeString,
+		Description: "Role to sign under (in the path). Default: config default_role.",
+	}
+	own["ttl"] = &framework.FieldSchema{
+		Type:        framework.TypeDurationSecond,
+		Description: "Requested validity, at most the role's max_ttl. Default: the role's ttl.",
+	}
+	return own
+}
 
 // rejectUnknownFields answers 400 when the request body carries a field the
 // path does not define. Vault would only warn, and on a CA a mistyped
@@ -34,32 +84,58 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 	return logical.ErrorResponse("unknown field(s) %s; this path accepts %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
-// respondErr answers an inputError with a 400 and a conflictError with a
-// 409, each carrying its message, and passes every other error up as a 500.
-func respondErr(err error) (*logical.Response, error) {
-	var conflict *conflictError
-	switch {
-	case isInputError(err):
-		return logical.ErrorResponse(err.Error()), nil
-	case errors.As(err, &conflict):
-		return respondStatus(http.StatusConflict, "%s", conflict.msg)
+// typeGuard answers 400 when a request field has a type its path's schema
+// cannot take, with a message that names the field and the type it needs.
+// The framework's own error quotes the value, which can be a private key
+// (key_pem) or a file's contents passed by mistake (cas=@key.pem); every
+// field of every path is checked here first, by the framework's own
+// conversion rules.
+func typeGuard(b *framework.Backend, req *logical.Request) *logical.Response {
+	p := b.Route(req.Path)
+	if p == nil || len(req.Data) == 0 {
+		return nil
 	}
-	return nil, err
+	d := &framework.FieldData{Raw: req.Data, Schema: p.Fields}
+	names := make([]string, 0, len(req.Data))
+	for k := range req.Data {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		schema, ok := p.Fields[k]
+		if !ok {
+			continue // rejectUnknownFields answers it
+		}
+		if _, _, err := d.GetOkErr(k); err != nil {
+			if strings.Contains(err.Error(), "cannot provide negative value") {
+				// The framework's one message that quotes nothing.
+				return logical.ErrorResponse("%s: cannot provide negative value", k)
+			}
+			return logical.ErrorResponse("%s", fieldTypeMessage(k, schema.Type))
+		}
+	}
+	return nil
 }
 
-// respondStatus answers with status and Vault's own {"errors":[msg]}
-// envelope, so clients read it like any Vault error. It is a raw response
-// rather than logical.CodedError so that Vault shows the message as is, not
-// wrapped in "1 error occurred"; audit devices record the status in
-// response.data.http_status_code.
-func respondStatus(status int, format string, args ...any) (*logical.Response, error) {
-	body, err := json.Marshal(map[string][]string{"errors": {fmt.Sprintf(format, args...)}})
-	if err != nil {
-		return nil, err
+// fieldTypeMessage says what field k must be; it never quotes the value.
+func fieldTypeMessage(k string, t framework.FieldType) string {
+	switch {
+	case k == "key_pem":
+		return "key_pem must be a string of PEM text"
+	case k == "data":
+		return `data must be an object: {"key_pem": ..., "cert_pem": ...}`
 	}
-	return &logical.Response{Data: map[string]any{
-		logical.HTTPContentType: "application/json",
-		logical.HTTPRawBody:     string(body),
-		logical.HTTPStatusCode:  status,
-	}}, nil
+	want := map[framework.FieldType]string{
+		framework.TypeString:           "a string",
+		framework.TypeInt:              "a whole number",
+		framework.TypeBool:             "true or false",
+		framework.TypeDurationSecond:   "a duration: seconds, or a number with a unit such as 24h",
+		framework.TypeCommaStringSlice: "a list of strings, or one comma-separated string",
+		framework.TypeStringSlice:      "a list of strings",
+		framework.TypeMap:              "an object",
+	}[t]
+	if want == "" {
+		want = "of type " + t.String()
+	}
+	return k + " must be " + want + "; the value sent cannot be read as one (it is not repeated here, as it may be a secret)"
 }

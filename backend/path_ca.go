@@ -2,35 +2,14 @@ package backend
 
 import (
 	"context"
-	"crypto/x509"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
-
-// Limits on a generated CA.
-const (
-	defaultCATTL = 15 * 365 * 24 * time.Hour
-	maxCATTL     = 30 * 365 * 24 * time.Hour
-	minCATTL     = 24 * time.Hour
-)
-
-var casField = &framework.FieldSchema{
-	Type:        framework.TypeInt,
-	Description: "Check-and-set: omit (or 0) to create only when no Org CA exists; set to the current version to replace it.",
-}
-
-var kvExportField = &framework.FieldSchema{
-	Type:        framework.TypeBool,
-	Description: "Let the KV mirror (data/<name>) serve this key, for a cut-over from a Mastio that still loads it. Default false. Can later be turned off for good (kv-export/<name>), never on.",
-}
-
-var orgIDField = &framework.FieldSchema{
-	Type:        framework.TypeString,
-	Description: "Organisation ID. Required by generate unless config/org_id is set; must match it when both are given.",
-}
 
 func pathGenerate(b *mastioBackend) *framework.Path {
 	return &framework.Path{
@@ -47,8 +26,8 @@ func pathGenerate(b *mastioBackend) *framework.Path {
 			"key_type": {
 				Type:          framework.TypeString,
 				Description:   "ec (default), rsa or ed25519.",
-				Default:       keyTypeEC,
-				AllowedValues: []any{keyTypeEC, keyTypeRSA, keyTypeEd25519},
+				Default:       issuing.KeyTypeEC,
+				AllowedValues: []any{issuing.KeyTypeEC, issuing.KeyTypeRSA, issuing.KeyTypeEd25519},
 			},
 			"key_bits": {
 				Type:        framework.TypeInt,
@@ -132,78 +111,23 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	cfg, err := b.readConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
+	r := issuing.OrgCARequest{
+		OrgID:      strings.TrimSpace(d.Get("org_id").(string)),
+		CommonName: strings.TrimSpace(d.Get("common_name").(string)),
+		KeyType:    d.Get("key_type").(string),
+		KeyBits:    d.Get("key_bits").(int),
+		PathLen:    d.Get("path_len").(int),
+		TTL:        issuing.DefaultCATTL,
 	}
-	orgID := strings.TrimSpace(d.Get("org_id").(string))
-	switch {
-	case orgID == "" && cfg.OrgID == "":
-		return logical.ErrorResponse("org_id is required (or set config org_id first)"), nil
-	case orgID == "":
-		orgID = cfg.OrgID
-	case cfg.OrgID != "" && orgID != cfg.OrgID:
-		return logical.ErrorResponse("org_id %q differs from config org_id %q; change config first or omit org_id", orgID, cfg.OrgID), nil
-	}
-	if err := validateOrgID(orgID); err != nil {
-		return respondErr(err)
-	}
-	cn := strings.TrimSpace(d.Get("common_name").(string))
-	if cn == "" {
-		cn = orgID + " CA"
-	}
-	if len(cn) > 64 {
-		return logical.ErrorResponse("common_name is %d characters; X.509 allows at most 64", len(cn)), nil
-	}
-	keyType := d.Get("key_type").(string)
-	ttl := defaultCATTL
 	if v, ok := d.GetOk("ttl"); ok {
-		ttl = time.Duration(v.(int)) * time.Second
-	}
-	if ttl < minCATTL || ttl > maxCATTL {
-		return logical.ErrorResponse("ttl %s is out of range: a CA must be valid for 24h to 30 years (262800h)", ttl), nil
-	}
-	pathLen := d.Get("path_len").(int)
-	if pathLen < -1 || pathLen > 8 {
-		return logical.ErrorResponse("path_len %d is out of range -1..8", pathLen), nil
+		r.TTL = time.Duration(v.(int)) * time.Second
 	}
 	cas, casSet := d.GetOk("cas")
-
-	// Generate before taking the lock: RSA-4096 can take a second, and a
-	// refused request only drops this key.
-	key, err := generateKey(keyType, d.Get("key_bits").(int))
-	if err != nil {
-		return respondErr(err)
-	}
-	now := time.Now()
-	certDER, err := newCACertificate(caParams{CommonName: cn, Organization: orgID, NotAfter: now.Add(ttl), PathLen: pathLen, Now: now}, key, nil)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-
-	b.caLock.Lock()
-	defer b.caLock.Unlock()
-	existing, err := b.readCA(ctx, req.Storage, orgCA)
-	if err != nil {
-		return nil, err
-	}
 	casInt, _ := cas.(int)
-	if err := checkCAS(orgCA, existing, casInt, casSet); err != nil {
-		return respondErr(err)
-	}
-	entry := &caEntry{Source: sourceGenerated, OrgID: orgID, KeyPKCS8: keyDER, CertDER: certDER, CreatedAt: now.UTC()}
-	if err := succeed(orgCA, existing, entry); err != nil {
-		return respondErr(err)
-	}
-	is, err := b.writeCA(ctx, req.Storage, orgCA, entry)
+	is, err := b.generateOrgCA(ctx, req.Storage, r, casInt, casSet)
 	if err != nil {
-		return nil, err
+		return respondErr(err)
 	}
-	b.Logger().Info("generated Org CA", "version", is.version, "key_type", keyType, "serial", formatSerial(is.cert.SerialNumber), "sha256", fingerprintSHA256(is.cert.Raw))
 	return &logical.Response{Data: caResponseData(is)}, nil
 }
 
@@ -229,7 +153,7 @@ func (b *mastioBackend) handleImport(ctx context.Context, req *logical.Request, 
 	if v, ok := d.GetOk("cas"); ok {
 		ir.cas, ir.casSet = v.(int), true
 	}
-	is, unchanged, err := b.storeImport(ctx, req.Storage, ir)
+	is, unchanged, err := b.importCA(ctx, req.Storage, ir)
 	if err != nil {
 		return respondErr(err)
 	}
@@ -240,11 +164,11 @@ func (b *mastioBackend) handleImport(ctx context.Context, req *logical.Request, 
 
 // importResponseData is what import returns: identifiers, no PEM, no key.
 func importResponseData(is *issuer) map[string]any {
-	keyType, keyBits, _ := keyInfo(is.cert.PublicKey)
+	keyType, keyBits, _ := issuing.KeyInfo(is.cert.PublicKey)
 	return map[string]any{
-		"fingerprint_sha256":            fingerprintSHA256(is.cert.Raw),
-		"public_key_fingerprint_sha256": publicKeyFingerprint(is.cert),
-		"serial_number":                 formatSerial(is.cert.SerialNumber),
+		"fingerprint_sha256":            issuing.FingerprintSHA256(is.cert.Raw),
+		"public_key_fingerprint_sha256": issuing.PublicKeyFingerprint(is.cert),
+		"serial_number":                 issuing.FormatSerial(is.cert.SerialNumber),
 		"not_after":                     is.cert.NotAfter.UTC().Format(time.RFC3339),
 		"key_type":                      keyType,
 		"key_bits":                      keyBits,
@@ -263,7 +187,9 @@ CA:true pathLen=<path_len> (critical), keyUsage keyCertSign+cRLSign
 (critical), a subject key identifier and a random 128-bit serial. Validity
 starts 5 minutes in the past and lasts ttl (default 15 years).
 
-The key is stored seal-wrapped and is never returned by any path.
+The key is stored under the mount's ca/ prefix (seal-wrapped on Vault
+Enterprise; protected by the barrier only on open-source Vault) and is never
+returned by any path.
 
 generate is create-only: while an Org CA exists the call is refused with
 409 and the current version, unless cas equals that version, in which case

@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 func TestGenerate_DefaultProfile(t *testing.T) {
@@ -27,7 +30,7 @@ func TestGenerate_DefaultProfile(t *testing.T) {
 	before := time.Now()
 	resp := generateCA(t, b, s)
 
-	cert := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	cert := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 	if cert.Subject.CommonName != "acme CA" || len(cert.Subject.Organization) != 1 || cert.Subject.Organization[0] != "acme" {
 		t.Errorf("subject = %q, want CN=acme CA, O=acme", cert.Subject)
 	}
@@ -42,7 +45,7 @@ func TestGenerate_DefaultProfile(t *testing.T) {
 		t.Errorf("key usage = %b, want keyCertSign|cRLSign", cert.KeyUsage)
 	}
 	for _, ext := range cert.Extensions {
-		if (ext.Id.Equal(oidExtBasicConstraints) || ext.Id.Equal(oidExtKeyUsage)) && !ext.Critical {
+		if (ext.Id.Equal(issuing.OIDExtBasicConstraints) || ext.Id.Equal(issuing.OIDExtKeyUsage)) && !ext.Critical {
 			t.Errorf("extension %v is not critical", ext.Id)
 		}
 	}
@@ -52,10 +55,10 @@ func TestGenerate_DefaultProfile(t *testing.T) {
 	if bits := cert.SerialNumber.BitLen(); bits < 100 || bits > 128 || cert.SerialNumber.Sign() <= 0 {
 		t.Errorf("serial has %d bits (sign %d), want positive and at most 128", bits, cert.SerialNumber.Sign())
 	}
-	if d := before.Add(-caBackdate).Sub(cert.NotBefore); d > 2*time.Second || d < -2*time.Second {
+	if d := before.Add(-issuing.CABackdate).Sub(cert.NotBefore); d > 2*time.Second || d < -2*time.Second {
 		t.Errorf("notBefore = %s, want about now-5m", cert.NotBefore)
 	}
-	if got := cert.NotAfter.Sub(cert.NotBefore); got < defaultCATTL || got > defaultCATTL+caBackdate+time.Minute {
+	if got := cert.NotAfter.Sub(cert.NotBefore); got < issuing.DefaultCATTL || got > issuing.DefaultCATTL+issuing.CABackdate+time.Minute {
 		t.Errorf("validity = %s, want 15 years", got)
 	}
 	if err := cert.CheckSignatureFrom(cert); err != nil {
@@ -71,7 +74,7 @@ func TestGenerate_DefaultProfile(t *testing.T) {
 // seal-wrapped CA entry holds the private key bytes.
 func assertNoKeyMaterial(t *testing.T, b *mastioBackend, s logical.Storage, resp *logical.Response) {
 	t.Helper()
-	e, err := b.readCA(t.Context(), s, orgCA)
+	e, err := readCA(t.Context(), s, orgCA)
 	if err != nil || e == nil {
 		t.Fatalf("read CA: %v", err)
 	}
@@ -119,7 +122,7 @@ func TestGenerate_KeyTypes(t *testing.T) {
 				data["key_bits"] = tc.bits
 			}
 			resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", data))
-			cert := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+			cert := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 			if !tc.want(cert.PublicKey) {
 				t.Fatalf("public key %T is not %s/%d", cert.PublicKey, tc.keyType, tc.bits)
 			}
@@ -127,8 +130,8 @@ func TestGenerate_KeyTypes(t *testing.T) {
 				t.Fatalf("reported %v/%v", resp.Data["key_type"], resp.Data["key_bits"])
 			}
 			// The CA signs an agent certificate that verifies under it.
-			sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
-			leaf := parseCertPEMForTest(t, sig.Data["certificate"].(string))
+			sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
+			leaf := testpki.ParseCertPEM(t, sig.Data["certificate"].(string))
 			if err := leaf.CheckSignatureFrom(cert); err != nil {
 				t.Fatalf("leaf does not verify under the %s CA: %v", tc.keyType, err)
 			}
@@ -166,9 +169,9 @@ func TestGenerate_CASOnEmptyMount(t *testing.T) {
 }
 
 func TestImport_Formats(t *testing.T) {
-	ecKey := newECKey(t, elliptic.P256()).(*ecdsa.PrivateKey)
-	rsaKey := newRSAKey(t, 2048).(*rsa.PrivateKey)
-	edKey := newEd25519Key(t)
+	ecKey := testpki.NewECKey(t, elliptic.P256()).(*ecdsa.PrivateKey)
+	rsaKey := testpki.NewRSAKey(t, 2048).(*rsa.PrivateKey)
+	edKey := testpki.NewEd25519Key(t)
 	sec1, err := x509.MarshalECPrivateKey(ecKey)
 	if err != nil {
 		t.Fatal(err)
@@ -178,19 +181,19 @@ func TestImport_Formats(t *testing.T) {
 		key    crypto.Signer
 		keyPEM string
 	}{
-		{"pkcs8-ec", ecKey, pkcs8PEM(t, ecKey)},
+		{"pkcs8-ec", ecKey, testpki.PKCS8PEM(t, ecKey)},
 		// As `openssl ecparam -genkey` writes it: parameters, then SEC1.
 		{"sec1-ec-with-params", ecKey, "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n" + string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1}))},
 		{"pkcs1-rsa", rsaKey, string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)}))},
-		{"pkcs8-ed25519", edKey, pkcs8PEM(t, edKey)},
+		{"pkcs8-ed25519", edKey, testpki.PKCS8PEM(t, edKey)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b, s := getTestBackend(t)
-			_, certText := validCA(t, tc.key)
+			_, certText := testpki.ValidCA(t, tc.key)
 			resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": tc.keyPEM, "cert_pem": certText}))
-			cert := parseCertPEMForTest(t, certText)
-			if resp.Data["fingerprint_sha256"] != fingerprintSHA256(cert.Raw) || resp.Data["version"] != 1 || resp.Data["source"] != sourceImported || resp.Data["unchanged"] != false {
+			cert := testpki.ParseCertPEM(t, certText)
+			if resp.Data["fingerprint_sha256"] != issuing.FingerprintSHA256(cert.Raw) || resp.Data["version"] != 1 || resp.Data["source"] != sourceImported || resp.Data["unchanged"] != false {
 				t.Fatalf("import response = %v", resp.Data)
 			}
 			if _, ok := resp.Data["certificate"]; ok {
@@ -199,8 +202,8 @@ func TestImport_Formats(t *testing.T) {
 			assertNoKeyMaterial(t, b, s, resp)
 
 			// The org_id came from the certificate's O; signing works under it.
-			sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
-			leaf := parseCertPEMForTest(t, sig.Data["certificate"].(string))
+			sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
+			leaf := testpki.ParseCertPEM(t, sig.Data["certificate"].(string))
 			if err := leaf.CheckSignatureFrom(cert); err != nil {
 				t.Fatalf("leaf does not verify under the imported CA: %v", err)
 			}
@@ -218,8 +221,8 @@ func TestImport_Formats(t *testing.T) {
 
 func TestImport_CreateOnly(t *testing.T) {
 	b, s := getTestBackend(t)
-	keyA, certA := validCA(t, newECKey(t, elliptic.P256()))
-	keyB, certB := validCA(t, newECKey(t, elliptic.P384()))
+	keyA, certA := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
+	keyB, certB := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P384()))
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyA, "cert_pem": certA}))
 
 	before := snapshot(t, s)
@@ -227,7 +230,7 @@ func TestImport_CreateOnly(t *testing.T) {
 	assertUnchanged(t, before, s)
 
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyB, "cert_pem": certB, "cas": 1}))
-	if resp.Data["version"] != 2 || resp.Data["fingerprint_sha256"] != fingerprintSHA256(parseCertPEMForTest(t, certB).Raw) {
+	if resp.Data["version"] != 2 || resp.Data["fingerprint_sha256"] != issuing.FingerprintSHA256(testpki.ParseCertPEM(t, certB).Raw) {
 		t.Fatalf("import with cas=1: %v", resp.Data)
 	}
 	cur := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
@@ -238,18 +241,18 @@ func TestImport_CreateOnly(t *testing.T) {
 
 func TestImport_WithChain(t *testing.T) {
 	b, s := getTestBackend(t)
-	rootKey := newECKey(t, elliptic.P384())
-	root := makeCert(t, caCertSpec{key: rootKey, isCA: true, keyUsage: x509.KeyUsageCertSign})
-	subKey := newECKey(t, elliptic.P256())
-	sub := makeCert(t, caCertSpec{key: subKey, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", parent: root, parentKey: rootKey})
-	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": pkcs8PEM(t, subKey), "cert_pem": certPEM(sub), "chain_pem": certPEM(root)}))
+	rootKey := testpki.NewECKey(t, elliptic.P384())
+	root := testpki.MakeCert(t, testpki.CACert{Key: rootKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+	subKey := testpki.NewECKey(t, elliptic.P256())
+	sub := testpki.MakeCert(t, testpki.CACert{Key: subKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign, Org: "acme", Parent: root, ParentKey: rootKey})
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": testpki.PKCS8PEM(t, subKey), "cert_pem": testpki.CertPEM(sub), "chain_pem": testpki.CertPEM(root)}))
 
 	resp := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
 	chain := resp.Data["ca_chain"].([]string)
-	if len(chain) != 2 || chain[0] != certPEM(sub) || chain[1] != certPEM(root) {
+	if len(chain) != 2 || chain[0] != testpki.CertPEM(sub) || chain[1] != testpki.CertPEM(root) {
 		t.Fatalf("ca_chain has %d entries, want [sub, root]", len(chain))
 	}
-	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
 	if got := sig.Data["ca_chain"].([]string); len(got) != 2 {
 		t.Fatalf("sign ca_chain has %d entries, want 2", len(got))
 	}
@@ -275,23 +278,23 @@ func TestGenerate_BadInput(t *testing.T) {
 }
 
 func TestImport_BadInput(t *testing.T) {
-	ecKey := newECKey(t, elliptic.P256())
-	goodKey, goodCert := validCA(t, ecKey)
-	_, otherCert := validCA(t, newECKey(t, elliptic.P256()))
-	rsa1024 := newRSAKey(t, 1024)
-	p224 := newECKey(t, elliptic.P224())
+	ecKey := testpki.NewECKey(t, elliptic.P256())
+	goodKey, goodCert := testpki.ValidCA(t, ecKey)
+	_, otherCert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
+	rsa1024 := testpki.NewRSAKey(t, 1024)
+	p224 := testpki.NewECKey(t, elliptic.P224())
 	p224DER, err := x509.MarshalECPrivateKey(p224.(*ecdsa.PrivateKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	leafCert := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: false, keyUsage: x509.KeyUsageDigitalSignature}))
-	noCertSign := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCRLSign}))
-	expired := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCertSign, notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-time.Hour)}))
-	future := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCertSign, notBefore: time.Now().Add(48 * time.Hour)}))
+	leafCert := testpki.CertPEM(testpki.MakeCert(t, testpki.CACert{Key: ecKey, IsCA: false, KeyUsage: x509.KeyUsageDigitalSignature}))
+	noCertSign := testpki.CertPEM(testpki.MakeCert(t, testpki.CACert{Key: ecKey, IsCA: true, KeyUsage: x509.KeyUsageCRLSign}))
+	expired := testpki.CertPEM(testpki.MakeCert(t, testpki.CACert{Key: ecKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}))
+	future := testpki.CertPEM(testpki.MakeCert(t, testpki.CACert{Key: ecKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(48 * time.Hour)}))
 	encrypted := string(pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x00}}))
 	legacyEncrypted := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"}, Bytes: []byte{1, 2, 3}}))
-	_, unrelatedRoot := validCA(t, newECKey(t, elliptic.P256()))
-	noOrgCert := certPEM(makeCert(t, caCertSpec{key: ecKey, isCA: true, keyUsage: x509.KeyUsageCertSign}))
+	_, unrelatedRoot := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
+	noOrgCert := testpki.CertPEM(testpki.MakeCert(t, testpki.CACert{Key: ecKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign}))
 	noSKI := opensslCANoSKI(t, goodKey)
 
 	runBadInputs(t, false, []badInput{
@@ -303,7 +306,7 @@ func TestImport_BadInput(t *testing.T) {
 		{name: "two keys", path: "import", data: map[string]any{"key_pem": goodKey + goodKey, "cert_pem": goodCert}, want: "more than one PEM block"},
 		{name: "encrypted PKCS#8", path: "import", data: map[string]any{"key_pem": encrypted, "cert_pem": goodCert}, want: "key_pem is encrypted"},
 		{name: "encrypted legacy PEM", path: "import", data: map[string]any{"key_pem": legacyEncrypted, "cert_pem": goodCert}, want: "key_pem is encrypted"},
-		{name: "RSA-1024 key", path: "import", data: map[string]any{"key_pem": pkcs8PEM(t, rsa1024), "cert_pem": goodCert}, want: "RSA key of 1024 bits is too weak"},
+		{name: "RSA-1024 key", path: "import", data: map[string]any{"key_pem": testpki.PKCS8PEM(t, rsa1024), "cert_pem": goodCert}, want: "RSA key of 1024 bits is too weak"},
 		{name: "P-224 key", path: "import", data: map[string]any{"key_pem": string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: p224DER})), "cert_pem": goodCert}, want: "EC curve with 224 bits is not accepted"},
 		{name: "garbage cert", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": "nope"}, want: "cert_pem is not PEM"},
 		{name: "key/cert mismatch", path: "import", data: map[string]any{"key_pem": goodKey, "cert_pem": otherCert}, want: "key_pem does not match cert_pem"},
@@ -327,7 +330,7 @@ func TestImport_BadInput(t *testing.T) {
 func TestGenerate_ConcurrentFirstBoot(t *testing.T) {
 	b, s := getTestBackend(t)
 	const n = 16
-	keyPEM, certText := validCA(t, newECKey(t, elliptic.P256()))
+	keyPEM, certText := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	type result struct {
 		status int
 		fp     any
@@ -403,7 +406,7 @@ func opensslCANoSKI(t *testing.T, keyPEM string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := parseCertPEMForTest(t, string(b)); len(c.SubjectKeyId) != 0 {
+	if c := testpki.ParseCertPEM(t, string(b)); len(c.SubjectKeyId) != 0 {
 		t.Fatal("openssl added a SKI after all")
 	}
 	return string(b)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 func pathCert(b *mastioBackend) *framework.Path {
@@ -54,12 +56,12 @@ func pathCertPEM(b *mastioBackend) *framework.Path {
 
 // caResponseData describes the Org CA: public data only.
 func caResponseData(is *issuer) map[string]any {
-	keyType, keyBits, _ := keyInfo(is.cert.PublicKey)
+	keyType, keyBits, _ := issuing.KeyInfo(is.cert.PublicKey)
 	return map[string]any{
 		"certificate":        is.certPEM,
 		"ca_chain":           is.chainPEMs,
-		"fingerprint_sha256": fingerprintSHA256(is.cert.Raw),
-		"serial_number":      formatSerial(is.cert.SerialNumber),
+		"fingerprint_sha256": issuing.FingerprintSHA256(is.cert.Raw),
+		"serial_number":      issuing.FormatSerial(is.cert.SerialNumber),
 		"not_before":         is.cert.NotBefore.UTC().Format(time.RFC3339),
 		"not_after":          is.cert.NotAfter.UTC().Format(time.RFC3339),
 		"key_type":           keyType,

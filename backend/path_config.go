@@ -2,45 +2,14 @@ package backend
 
 import (
 	"context"
-	"regexp"
-	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 // Values of config leaf_not_after.
-const (
-	leafNotAfterTruncate = "truncate"
-	leafNotAfterError    = "error"
-)
-
-const defaultTrustDomain = "cullis.local"
-
-// orgIDPattern: an org_id becomes a SPIFFE path segment, so it uses that
-// alphabet. 64 characters is ample for Mastio's 16-hex derived IDs.
-var orgIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// mountConfig is the stored config entry.
-type mountConfig struct {
-	OrgID        string `json:"org_id"`
-	TrustDomain  string `json:"trust_domain"`
-	DefaultRole  string `json:"default_role"`
-	LeafNotAfter string `json:"leaf_not_after"`
-}
-
-func defaultConfig() *mountConfig {
-	return &mountConfig{TrustDomain: defaultTrustDomain, DefaultRole: roleAgent, LeafNotAfter: leafNotAfterTruncate}
-}
-
-func validateOrgID(id string) error {
-	if !orgIDPattern.MatchString(id) || id == "." || id == ".." {
-		return inputErrorf("org_id %q is not valid: use 1-64 characters from A-Z a-z 0-9 . _ - (it becomes a SPIFFE ID path segment)", id)
-	}
-	return nil
-}
-
 func pathConfig(b *mastioBackend) *framework.Path {
 	return &framework.Path{
 		Pattern: "config",
@@ -55,12 +24,12 @@ func pathConfig(b *mastioBackend) *framework.Path {
 			"trust_domain": {
 				Type:        framework.TypeString,
 				Description: "SPIFFE trust domain of issued identities.",
-				Default:     defaultTrustDomain,
+				Default:     issuing.DefaultTrustDomain,
 			},
 			"default_role": {
 				Type:        framework.TypeString,
 				Description: "Role used by sign-csr when the path names none.",
-				Default:     roleAgent,
+				Default:     issuing.RoleAgent,
 			},
 			"leaf_not_after": {
 				Type:          framework.TypeString,
@@ -95,84 +64,48 @@ func pathConfig(b *mastioBackend) *framework.Path {
 
 // effectiveOrgID is the org the Org CA was made for, else (before there is
 // one) the configured org_id that generate and import will default to.
-func effectiveOrgID(cfg *mountConfig, is *issuer) string {
-	if is != nil {
-		return is.orgID
-	}
-	return cfg.OrgID
-}
-
 func (b *mastioBackend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	cfg, err := b.readConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	is, err := b.loadIssuer(ctx, req.Storage, orgCA)
-	if err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: map[string]any{
-		"org_id":         effectiveOrgID(cfg, is),
-		"trust_domain":   cfg.TrustDomain,
-		"default_role":   cfg.DefaultRole,
-		"leaf_not_after": cfg.LeafNotAfter,
-	}}, nil
+	return respond(b.configData(ctx, req.Storage))
 }
 
 func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	b.configLock.Lock()
-	defer b.configLock.Unlock()
+	var u configUpdate
+	for field, dst := range map[string]**string{"org_id": &u.orgID, "trust_domain": &u.trustDomain, "default_role": &u.defaultRole, "leaf_not_after": &u.leafNotAfter} {
+		if v, ok := d.GetOk(field); ok {
+			text := v.(string)
+			*dst = &text
+		}
+	}
+	if err := b.updateConfig(ctx, req.Storage, u); err != nil {
+		return respondErr(err)
+	}
+	return b.pathConfigRead(ctx, req, d)
+}
 
-	cfg, err := b.readConfig(ctx, req.Storage)
+// configData is what config reads: the stored config, and the Org CA's
+// org as org_id once one exists.
+func (b *mastioBackend) configData(ctx context.Context, s logical.Storage) (map[string]any, error) {
+	cfg, err := readConfig(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := d.GetOk("org_id"); ok {
-		cfg.OrgID = strings.TrimSpace(v.(string))
-		if err := validateOrgID(cfg.OrgID); err != nil {
-			return respondErr(err)
-		}
-		is, err := b.loadIssuer(ctx, req.Storage, orgCA)
-		if err != nil {
-			return nil, err
-		}
-		if is != nil && is.orgID != cfg.OrgID {
-			return logical.ErrorResponse("org_id cannot change to %q: the Org CA was made for %q; generate or import a CA for the new org (with cas) instead", cfg.OrgID, is.orgID), nil
-		}
-	}
-	if v, ok := d.GetOk("trust_domain"); ok {
-		td, err := spiffeid.TrustDomainFromString(v.(string))
-		if err != nil || strings.Contains(v.(string), "://") {
-			return logical.ErrorResponse("trust_domain %q is not a valid SPIFFE trust domain: use lowercase letters, digits, '.', '-' and '_' (e.g. cullis.local)", v), nil
-		}
-		cfg.TrustDomain = td.Name()
-	}
-	if v, ok := d.GetOk("default_role"); ok {
-		name := v.(string)
-		r, err := b.readRole(ctx, req.Storage, name)
-		if err != nil {
-			return nil, err
-		}
-		if r == nil {
-			return logical.ErrorResponse("default_role %q does not exist; create it under roles/ first", name), nil
-		}
-		cfg.DefaultRole = name
-	}
-	if v, ok := d.GetOk("leaf_not_after"); ok {
-		s := v.(string)
-		if s != leafNotAfterTruncate && s != leafNotAfterError {
-			return logical.ErrorResponse("leaf_not_after %q is not valid; use truncate or error", s), nil
-		}
-		cfg.LeafNotAfter = s
-	}
-
-	if err := b.writeConfig(ctx, req.Storage, cfg); err != nil {
+	is, err := b.loadIssuer(ctx, s, orgCA)
+	if err != nil {
 		return nil, err
 	}
-	return b.pathConfigRead(ctx, req, d)
+	orgID := cfg.OrgID
+	if is != nil {
+		orgID = is.orgID
+	}
+	return map[string]any{
+		"org_id":         orgID,
+		"trust_domain":   cfg.TrustDomain,
+		"default_role":   cfg.DefaultRole,
+		"leaf_not_after": cfg.LeafNotAfter,
+	}, nil
 }
 
 const pathConfigHelpSyn = `Configure the organisation, SPIFFE trust domain and signing defaults.`

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 func TestConfig_DefaultsAndUpdate(t *testing.T) {
@@ -28,7 +30,7 @@ func TestConfig_DefaultsAndUpdate(t *testing.T) {
 	}
 	// The new trust domain and default role govern sign-csr.
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{
-		"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://acme.example/acme/user/bob"}}),
+		"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://acme.example/acme/user/bob"}}),
 	}))
 }
 

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 func TestHealth(t *testing.T) {
@@ -14,7 +16,7 @@ func TestHealth(t *testing.T) {
 	}
 	generateCA(t, b, s)
 	for i := 0; i < 3; i++ {
-		mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "h")}))
+		mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "h")}))
 	}
 	resp = mustOK(t, request(t, b, s, logical.ReadOperation, "health", nil))
 	if resp.Data["signed"] != int64(3) || resp.Data["goroutines"].(int) < 1 || resp.Data["org-ca_days_left"].(int) < 15*365-1 {

@@ -9,19 +9,23 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 func TestIntermediate_GenerateProfile(t *testing.T) {
 	b, s := getTestBackend(t)
-	org := parseCertPEMForTest(t, generateCA(t, b, s).Data["certificate"].(string))
+	org := testpki.ParseCertPEM(t, generateCA(t, b, s).Data["certificate"].(string))
 	now := time.Now()
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
-	inter := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	inter := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 
 	if inter.Subject.CommonName != "acme Mastio CA" || len(inter.Subject.Organization) != 1 || inter.Subject.Organization[0] != "acme" {
 		t.Errorf("subject = %q", inter.Subject)
@@ -33,7 +37,7 @@ func TestIntermediate_GenerateProfile(t *testing.T) {
 		t.Errorf("basicConstraints CA=%v pathLen=%d zero=%v, want CA pathLen 0", inter.IsCA, inter.MaxPathLen, inter.MaxPathLenZero)
 	}
 	for _, ext := range inter.Extensions {
-		if (ext.Id.Equal(oidExtBasicConstraints) || ext.Id.Equal(oidExtKeyUsage)) && !ext.Critical {
+		if (ext.Id.Equal(issuing.OIDExtBasicConstraints) || ext.Id.Equal(issuing.OIDExtKeyUsage)) && !ext.Critical {
 			t.Errorf("extension %v not critical", ext.Id)
 		}
 	}
@@ -43,7 +47,7 @@ func TestIntermediate_GenerateProfile(t *testing.T) {
 	if err := inter.CheckSignatureFrom(org); err != nil {
 		t.Errorf("not signed by the Org CA: %v", err)
 	}
-	if d := inter.NotAfter.Sub(now); d < defaultIntermediateTTL-time.Minute || d > defaultIntermediateTTL+time.Minute {
+	if d := inter.NotAfter.Sub(now); d < issuing.DefaultIntermediateTTL-time.Minute || d > issuing.DefaultIntermediateTTL+time.Minute {
 		t.Errorf("validity %s, want 5 years", d)
 	}
 	if resp.Data["source"] != sourceGenerated || resp.Data["version"] != 1 || len(resp.Data["ca_chain"].([]string)) != 2 {
@@ -86,10 +90,10 @@ func TestIntermediate_Rotate(t *testing.T) {
 	b, s := getTestBackend(t)
 	generateCA(t, b, s)
 	first := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
-	firstCert := parseCertPEMForTest(t, first.Data["certificate"].(string))
+	firstCert := testpki.ParseCertPEM(t, first.Data["certificate"].(string))
 
 	rot := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", nil))
-	second := parseCertPEMForTest(t, rot.Data["certificate"].(string))
+	second := testpki.ParseCertPEM(t, rot.Data["certificate"].(string))
 	if second.Equal(firstCert) || rot.Data["version"] != 2 {
 		t.Fatalf("rotate did not mint a new intermediate: %v", rot.Data["version"])
 	}
@@ -110,25 +114,59 @@ func TestIntermediate_Rotate(t *testing.T) {
 	if ic.Data["previous"] != first.Data["certificate"] || len(ic.Data["bundle"].([]string)) != 2 {
 		t.Fatalf("intermediate/cert after rotate: previous matches %v, bundle %d", ic.Data["previous"] == first.Data["certificate"], len(ic.Data["bundle"].([]string)))
 	}
-	sig1 := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
-	if err := parseCertPEMForTest(t, sig1.Data["certificate"].(string)).CheckSignatureFrom(second); err != nil {
+	sig1 := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
+	if err := testpki.ParseCertPEM(t, sig1.Data["certificate"].(string)).CheckSignatureFrom(second); err != nil {
 		t.Fatalf("after rotate the new intermediate does not sign: %v", err)
 	}
 
-	// Rotating again inside the grace period keeps exactly one previous:
-	// the one just replaced.
+	// Rotating again inside the grace period keeps every earlier one
+	// published until its own grace ends (issue 12, defect 5): previous is
+	// the one just replaced, and the first is still in retired and bundle.
 	rot2 := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"grace_period": "48h"}))
-	if rot2.Data["previous"] != rot.Data["certificate"] || len(rot2.Data["bundle"].([]string)) != 2 {
+	if rot2.Data["previous"] != rot.Data["certificate"] || len(rot2.Data["bundle"].([]string)) != 3 {
 		t.Fatalf("second rotation: previous is the second intermediate %v, bundle %d", rot2.Data["previous"] == rot.Data["certificate"], len(rot2.Data["bundle"].([]string)))
 	}
-	// A zero grace period publishes no previous.
+	retired := rot2.Data["retired"].([]map[string]any)
+	if len(retired) != 2 || retired[1]["certificate"] != first.Data["certificate"] || retired[1]["continuity_proof"] != rot.Data["continuity_proof"] {
+		t.Fatalf("second rotation: retired = %d entries, the first intermediate with its own proof: %v", len(retired), len(retired) == 2 && retired[1]["certificate"] == first.Data["certificate"])
+	}
+	// A zero grace period publishes no previous, and the earlier ones stay.
 	rot3 := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"grace_period": 0}))
-	if _, ok := rot3.Data["previous"]; ok || len(rot3.Data["bundle"].([]string)) != 1 {
-		t.Fatalf("grace_period=0 still publishes a previous intermediate")
+	if _, ok := rot3.Data["previous"]; ok || len(rot3.Data["bundle"].([]string)) != 3 {
+		t.Fatalf("grace_period=0: previous published %v, bundle %d (want the 2 earlier in grace)", ok, len(rot3.Data["bundle"].([]string)))
 	}
 	if rot3.Data["continuity_proof"] == nil {
 		t.Fatal("with grace_period=0 the rotate response lacks the continuity proof")
 	}
+	// drop_earlier ends every earlier grace now.
+	rot4 := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"grace_period": 0, "drop_earlier": true}))
+	if len(rot4.Data["bundle"].([]string)) != 1 {
+		t.Fatalf("drop_earlier: bundle %d, want only the current intermediate", len(rot4.Data["bundle"].([]string)))
+	}
+}
+
+// TestIntermediate_RotateKeepsEveryGrace is issue 12's defect 5: two
+// rotations in a row, with the defaults the rotator policy allows, must not
+// end the first intermediate's grace; once maxRetired are in their grace,
+// a further rotation is refused unless drop_earlier is set.
+func TestIntermediate_RotateKeepsEveryGrace(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	first := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"cas": 1}))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"cas": 2}))
+	ic := mustOK(t, request(t, b, s, logical.ReadOperation, "intermediate/cert", nil))
+	if !slices.Contains(ic.Data["bundle"].([]string), first.Data["certificate"].(string)) {
+		t.Fatal("two rotations in a row dropped the first intermediate from intermediate/cert during its grace")
+	}
+	for v := 3; v <= maxRetired; v++ {
+		mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"cas": v}))
+	}
+	if n := len(mustOK(t, request(t, b, s, logical.ReadOperation, "intermediate/cert", nil)).Data["bundle"].([]string)); n != maxRetired+1 {
+		t.Fatalf("after %d rotations the bundle holds %d certificates, want %d", maxRetired, n, maxRetired+1)
+	}
+	assertRefused(t, b, s, "intermediate/rotate", map[string]any{}, http.StatusUnprocessableEntity, "still in their grace period", "drop_earlier=true")
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"drop_earlier": true}))
 }
 
 func TestIntermediate_RotateFailsHalfWay(t *testing.T) {
@@ -146,7 +184,7 @@ func TestIntermediate_RotateFailsHalfWay(t *testing.T) {
 		t.Fatal("a failed rotation changed the intermediate")
 	}
 	b.resetIssuer(intermediateCA) // as after a restart: read storage, not the cache
-	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
 	if sig.Data["issuing_ca"] != before.Data["certificate"] {
 		t.Fatal("after a failed rotation the old intermediate is not the signer")
 	}
@@ -159,7 +197,7 @@ func TestIntermediate_RotateFailsHalfWay(t *testing.T) {
 
 func TestIntermediate_NewBadInput(t *testing.T) {
 	runBadInputs(t, true, []badInput{
-		{name: "rotate with no intermediate", path: "intermediate/rotate", data: map[string]any{}, want: "no intermediate to rotate"},
+		{name: "rotate with no intermediate", path: "intermediate/rotate", data: map[string]any{}, want: "no intermediate to rotate", status: http.StatusNotFound},
 		{name: "grace too long", path: "intermediate/rotate", data: map[string]any{"grace_period": "2400h"}, want: "grace_period 2400h0m0s is out of range",
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
@@ -167,13 +205,13 @@ func TestIntermediate_NewBadInput(t *testing.T) {
 		{name: "ttl too short", path: "intermediate/generate", data: map[string]any{"ttl": "1h"}, want: "ttl 1h0m0s is out of range"},
 		{name: "bad key bits", path: "intermediate/generate", data: map[string]any{"key_bits": 521}, want: "key_bits 521 is not valid"},
 		{name: "unknown field", path: "intermediate/generate", data: map[string]any{"grace_period": "1h"}, want: "unknown field(s) grace_period"},
-		{name: "Org CA with pathLen 0", path: "intermediate/generate", data: map[string]any{}, want: "pathLen 0",
+		{name: "Org CA with pathLen 0", path: "intermediate/generate", data: map[string]any{}, want: "pathLen 0", status: http.StatusUnprocessableEntity,
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "path_len": 0, "cas": 1}))
 			}},
 	})
 	runBadInputs(t, false, []badInput{
-		{name: "generate with no Org CA", path: "intermediate/generate", data: map[string]any{}, want: "no Org CA exists yet"},
+		{name: "generate with no Org CA", path: "intermediate/generate", data: map[string]any{}, want: "no Org CA exists yet", status: http.StatusNotFound},
 	})
 }
 
@@ -207,7 +245,7 @@ func TestIntermediate_UncertainSwitch(t *testing.T) {
 	if stored.Data["version"] != 2 || stored.Data["continuity_proof"] == nil {
 		t.Fatalf("stored intermediate: version %v, proof %v", stored.Data["version"], stored.Data["continuity_proof"] != nil)
 	}
-	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
 	if sig.Data["issuing_ca"] != stored.Data["certificate"] {
 		t.Fatal("after an uncertain switch this node still signs with the cached old intermediate")
 	}
@@ -224,9 +262,9 @@ func TestIntermediate_RotateCASAndImportedKeySizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An imported P-521 intermediate rotates to the default P-256.
-	key := newECKey(t, elliptic.P521())
-	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", parent: org.cert, parentKey: org.signer})
-	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/import", map[string]any{"key_pem": pkcs8PEM(t, key), "cert_pem": certPEM(cert)}))
+	key := testpki.NewECKey(t, elliptic.P521())
+	cert := testpki.MakeCert(t, testpki.CACert{Key: key, IsCA: true, KeyUsage: x509.KeyUsageCertSign, Org: "acme", Parent: org.cert, ParentKey: org.signer})
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/import", map[string]any{"key_pem": testpki.PKCS8PEM(t, key), "cert_pem": testpki.CertPEM(cert)}))
 	assertRefused(t, b, s, "intermediate/rotate", map[string]any{"cas": 5}, http.StatusConflict, "cas=5 but the current Mastio Intermediate CA version is 1")
 	rot := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"cas": 1}))
 	if rot.Data["key_type"] != "ec" || rot.Data["key_bits"] != 256 {
@@ -234,7 +272,7 @@ func TestIntermediate_RotateCASAndImportedKeySizes(t *testing.T) {
 	}
 	// The proof was made by the P-521 key.
 	sig, _ := base64.RawURLEncoding.DecodeString(rot.Data["continuity_proof"].(string))
-	digest := sha256.Sum256(parseCertPEMForTest(t, rot.Data["certificate"].(string)).Raw)
+	digest := sha256.Sum256(testpki.ParseCertPEM(t, rot.Data["certificate"].(string)).Raw)
 	if !ecdsa.VerifyASN1(&key.(*ecdsa.PrivateKey).PublicKey, digest[:], sig) {
 		t.Fatal("proof not made by the previous (P-521) key")
 	}
@@ -246,11 +284,11 @@ func TestIntermediate_MoreBadInput(t *testing.T) {
 	runBadInputs(t, false, []badInput{
 		{name: "CN too long", path: "intermediate/generate", data: map[string]any{"common_name": strings.Repeat("x", 65)}, want: "at most 64",
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) { generateCA(t, b, s) }},
-		{name: "Org CA expired", path: "intermediate/generate", data: map[string]any{}, want: "the Org CA expired at",
+		{name: "Org CA expired", path: "intermediate/generate", data: map[string]any{}, want: "the Org CA expired at", status: http.StatusUnprocessableEntity,
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				storeCAValidUntil(t, b, s, time.Now().Add(-time.Minute))
 			}},
-		{name: "Org CA expires within 24h", path: "intermediate/generate", data: map[string]any{}, want: "under 24h from now",
+		{name: "Org CA expires within 24h", path: "intermediate/generate", data: map[string]any{}, want: "under 24h from now", status: http.StatusUnprocessableEntity,
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				storeCAValidUntil(t, b, s, time.Now().Add(time.Hour))
 			}},

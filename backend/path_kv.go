@@ -2,9 +2,6 @@ package backend
 
 import (
 	"context"
-	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 // caNamePattern matches the names the KV mirror and kv-export serve.
@@ -114,42 +113,42 @@ func (b *mastioBackend) kvExistenceCheck(ctx context.Context, req *logical.Reque
 }
 
 // kvVersionMetadata is KV v2's per-version metadata for the stored CA.
-func kvVersionMetadata(is *issuer, created time.Time) map[string]any {
+func kvVersionMetadata(version int, created time.Time) map[string]any {
 	return map[string]any{
 		"created_time":    created.UTC().Format(time.RFC3339Nano),
 		"custom_metadata": nil,
 		"deletion_time":   "",
 		"destroyed":       false,
-		"version":         is.version,
+		"version":         version,
 	}
 }
 
 func (b *mastioBackend) pathKVDataRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := caName(d.Get("name").(string))
-	e, err := b.readCA(ctx, req.Storage, name)
+	e, err := readCA(ctx, req.Storage, name)
 	if err != nil || e == nil {
 		return nil, err
 	}
-	is, err := newIssuer(name, e)
-	if err != nil {
-		return nil, err
-	}
-	data := map[string]any{"cert_pem": is.certPEM}
+	data := map[string]any{"cert_pem": issuing.EncodeCertPEM(e.CertDER)}
 	if name == orgCA && len(e.ChainDER) > 0 {
-		data["chain_pem"] = strings.Join(is.chainPEMs[1:], "")
+		var chain strings.Builder
+		for _, der := range e.ChainDER {
+			chain.WriteString(issuing.EncodeCertPEM(der))
+		}
+		data["chain_pem"] = chain.String()
 	}
 	if e.KVExport && e.Source == sourceImported {
-		data["key_pem"] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: e.KeyPKCS8}))
+		data["key_pem"] = issuing.EncodePrivateKeyPEM(e.KeyPKCS8)
 	}
 	return &logical.Response{Data: map[string]any{
 		"data":     data,
-		"metadata": kvVersionMetadata(is, e.CreatedAt),
+		"metadata": kvVersionMetadata(e.Version, e.CreatedAt),
 	}}, nil
 }
 
 func (b *mastioBackend) pathKVMetadataRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := caName(d.Get("name").(string))
-	e, err := b.readCA(ctx, req.Storage, name)
+	e, err := readCA(ctx, req.Storage, name)
 	if err != nil || e == nil {
 		return nil, err
 	}
@@ -201,21 +200,17 @@ func (b *mastioBackend) pathKVDataWrite(ctx context.Context, req *logical.Reques
 		if k != "cas" {
 			return logical.ErrorResponse("options.%s is not supported; the mirror takes only options.cas", k), nil
 		}
-		cas, err := parseCAS(v)
+		cas, err := issuing.ParseCAS("options.cas", v)
 		if err != nil {
 			return respondErr(err)
 		}
 		ir.cas, ir.casSet = cas, true
 	}
-	is, _, err := b.storeImport(ctx, req.Storage, ir)
+	is, _, err := b.importCA(ctx, req.Storage, ir)
 	if err != nil {
 		return respondErr(err)
 	}
-	e, err := b.readCA(ctx, req.Storage, name)
-	if err != nil || e == nil {
-		return nil, fmt.Errorf("reading back %s: %w", name.label(), err)
-	}
-	return &logical.Response{Data: kvVersionMetadata(is, e.CreatedAt)}, nil
+	return &logical.Response{Data: kvVersionMetadata(is.version, is.createdAt)}, nil
 }
 
 func isKVDataField(k string) bool {
@@ -225,33 +220,6 @@ func isKVDataField(k string) bool {
 		}
 	}
 	return false
-}
-
-// parseCAS reads options.cas, which JSON clients send as a number.
-func parseCAS(v any) (int, error) {
-	var n int64
-	var err error
-	switch c := v.(type) {
-	case int:
-		n = int64(c)
-	case int64:
-		n = c
-	case float64:
-		if c != float64(int64(c)) {
-			return 0, inputErrorf("options.cas must be a whole number")
-		}
-		n = int64(c)
-	case json.Number:
-		n, err = c.Int64()
-	case string:
-		n, err = strconv.ParseInt(c, 10, 64)
-	default:
-		return 0, inputErrorf("options.cas must be a number")
-	}
-	if err != nil || n < 0 || n > 1<<31 {
-		return 0, inputErrorf("options.cas must be a non-negative whole number")
-	}
-	return int(n), nil
 }
 
 func (b *mastioBackend) pathKVExportRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -270,31 +238,11 @@ func (b *mastioBackend) pathKVExportWrite(ctx context.Context, req *logical.Requ
 	if !ok {
 		return logical.ErrorResponse("kv_export is required: kv_export=false turns the KV mirror's key export off for good"), nil
 	}
-	want := v.(bool)
-	name := caName(d.Get("name").(string))
-
-	b.caLock.Lock()
-	defer b.caLock.Unlock()
-	e, err := b.readCA(ctx, req.Storage, name)
+	is, err := b.setKVExport(ctx, req.Storage, caName(d.Get("name").(string)), v.(bool))
 	if err != nil {
-		return nil, err
+		return respondErr(err)
 	}
-	if e == nil {
-		return respondStatus(404, "no %s exists", name.label())
-	}
-	switch {
-	case want && !e.KVExport:
-		return logical.ErrorResponse("kv_export of the %s is off and can never be turned on again: a sign-only key stays sign-only", name.label()), nil
-	case want || e.KVExportSealed:
-		// Nothing to change.
-	default:
-		e.KVExport, e.KVExportSealed = false, true
-		if _, err := b.writeCA(ctx, req.Storage, name, e); err != nil {
-			return nil, err
-		}
-		b.Logger().Info("KV mirror key export turned off for good", "ca", string(name), "version", e.Version)
-	}
-	return &logical.Response{Data: map[string]any{"kv_export": e.KVExport, "source": e.Source, "version": e.Version}}, nil
+	return &logical.Response{Data: map[string]any{"kv_export": is.kvExport, "source": is.source, "version": is.version}}, nil
 }
 
 const pathKVDataHelpSyn = `A KV v2 view of the CAs, so Mastio's existing Vault provider keeps working during a cut-over.`

@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 func kvWrite(keyPEM, certPEM string, cas ...int) map[string]any {
@@ -31,7 +34,7 @@ func TestKV_MastioProviderLifecycle(t *testing.T) {
 	if resp := request(t, b, s, logical.ReadOperation, "data/org-ca", nil); resp != nil {
 		t.Fatalf("data/org-ca on an empty mount = %v, want 404", resp)
 	}
-	keyA, certA := validCA(t, newECKey(t, elliptic.P256()))
+	keyA, certA := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 
 	// First boot: no cas, empty mount -> import with kv_export on.
 	w := mustOK(t, request(t, b, s, logical.CreateOperation, "data/org-ca", kvWrite(keyA, certA)))
@@ -42,8 +45,8 @@ func TestKV_MastioProviderLifecycle(t *testing.T) {
 	if data["cert_pem"] != certA || meta["version"] != 1 {
 		t.Fatalf("read back: cert equal %v, version %v", data["cert_pem"], meta["version"])
 	}
-	readKey, err := parsePrivateKeyPEM(data["key_pem"].(string))
-	if err != nil || !publicKeysEqual(readKey.Public(), parseCertPEMForTest(t, certA).PublicKey) {
+	readKey, err := issuing.ParsePrivateKeyPEM(data["key_pem"].(string))
+	if err != nil || !issuing.PublicKeysEqual(readKey.Public(), testpki.ParseCertPEM(t, certA).PublicKey) {
 		t.Fatalf("key_pem served for a mirror-written CA does not match: %v", err)
 	}
 
@@ -57,7 +60,7 @@ func TestKV_MastioProviderLifecycle(t *testing.T) {
 
 	// A different key without cas is refused; with the right cas it
 	// replaces the CA while kv_export is on.
-	keyB, certB := validCA(t, newECKey(t, elliptic.P256()))
+	keyB, certB := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	assertRefused(t, b, s, "data/org-ca", kvWrite(keyB, certB), http.StatusConflict, "already exists (version 1")
 	assertRefused(t, b, s, "data/org-ca", kvWrite(keyB, certB, 5), http.StatusConflict, "cas=5 but the current Org CA version is 1")
 	if w := mustOK(t, request(t, b, s, logical.UpdateOperation, "data/org-ca", kvWrite(keyB, certB, 1))); w.Data["version"] != 2 {
@@ -74,7 +77,7 @@ func TestKV_MastioProviderLifecycle(t *testing.T) {
 		t.Fatal("key_pem still served after kv_export=false")
 	}
 	assertRefused(t, b, s, "kv-export/org-ca", map[string]any{"kv_export": true}, http.StatusBadRequest, "can never be turned on again")
-	keyC, certC := validCA(t, newECKey(t, elliptic.P256()))
+	keyC, certC := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	assertRefused(t, b, s, "data/org-ca", kvWrite(keyC, certC, 2), http.StatusBadRequest, "is sign-only (kv_export is off)")
 	// The same key as stored still succeeds: it proves possession, changes nothing.
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "data/org-ca", kvWrite(keyB, certB, 2)))
@@ -95,13 +98,13 @@ func TestKV_GeneratedKeyNeverServed(t *testing.T) {
 		t.Fatalf("kv-export of a generated CA: %v", exp.Data)
 	}
 	assertRefused(t, b, s, "kv-export/org-ca", map[string]any{"kv_export": true}, http.StatusBadRequest, "can never be turned on again")
-	key, cert := validCA(t, newECKey(t, elliptic.P256()))
+	key, cert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	assertRefused(t, b, s, "data/org-ca", kvWrite(key, cert, 1), http.StatusBadRequest, "sign-only")
 }
 
 func TestKV_ImportExportOption(t *testing.T) {
 	b, s := getTestBackend(t)
-	key, cert := validCA(t, newECKey(t, elliptic.P256()))
+	key, cert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": key, "cert_pem": cert}))
 	if data, _ := kvRead(t, b, s, "org-ca"); data["key_pem"] != nil {
 		t.Fatal("import without kv_export serves the key")
@@ -115,7 +118,7 @@ func TestKV_ImportExportOption(t *testing.T) {
 }
 
 func TestKV_BadInput(t *testing.T) {
-	key, cert := validCA(t, newECKey(t, elliptic.P256()))
+	key, cert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	runBadInputs(t, false, []badInput{
 		{name: "unknown data field", path: "data/org-ca", data: map[string]any{"data": map[string]any{"key_pem": key, "cert_pem": cert, "note": "x"}}, want: "unknown field(s) note"},
 		{name: "data not an object", path: "data/org-ca", data: map[string]any{"data": key}, want: "data must be an object"},
@@ -125,7 +128,7 @@ func TestKV_BadInput(t *testing.T) {
 		{name: "cas fractional", path: "data/org-ca", data: map[string]any{"data": map[string]any{"key_pem": key, "cert_pem": cert}, "options": map[string]any{"cas": 1.5}}, want: "whole number"},
 		{name: "missing key", path: "data/org-ca", data: map[string]any{"data": map[string]any{"cert_pem": cert}}, want: "key_pem is required"},
 		{name: "top-level unknown", path: "data/org-ca", data: map[string]any{"data": map[string]any{}, "version": 1}, want: "unknown field(s) version"},
-		{name: "intermediate before Org CA", path: "data/intermediate-ca", data: kvWrite(key, cert), want: "no Org CA exists yet"},
+		{name: "intermediate before Org CA", path: "data/intermediate-ca", data: kvWrite(key, cert), want: "no Org CA exists yet", status: http.StatusNotFound},
 		{name: "kv-export without field", path: "kv-export/org-ca", data: map[string]any{}, want: "kv_export is required"},
 	})
 	runBadInputs(t, false, []badInput{
@@ -136,7 +139,7 @@ func TestKV_BadInput(t *testing.T) {
 // intermediateFor makes an intermediate CA signed by the mount's Org CA.
 func intermediateFor(t *testing.T, b *mastioBackend, s logical.Storage) (string, string) {
 	t.Helper()
-	e, err := b.readCA(t.Context(), s, orgCA)
+	e, err := readCA(t.Context(), s, orgCA)
 	if err != nil || e == nil {
 		t.Fatalf("no Org CA: %v", err)
 	}
@@ -144,28 +147,28 @@ func intermediateFor(t *testing.T, b *mastioBackend, s logical.Storage) (string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := newECKey(t, elliptic.P256())
-	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, org: "acme", parent: is.cert, parentKey: is.signer})
-	return pkcs8PEM(t, key), certPEM(cert)
+	key := testpki.NewECKey(t, elliptic.P256())
+	cert := testpki.MakeCert(t, testpki.CACert{Key: key, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, Org: "acme", Parent: is.cert, ParentKey: is.signer})
+	return testpki.PKCS8PEM(t, key), testpki.CertPEM(cert)
 }
 
 func TestIntermediate_ImportAndSign(t *testing.T) {
 	b, s := getTestBackend(t)
-	org := parseCertPEMForTest(t, generateCA(t, b, s).Data["certificate"].(string))
+	org := testpki.ParseCertPEM(t, generateCA(t, b, s).Data["certificate"].(string))
 	key, cert := intermediateFor(t, b, s)
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/import", map[string]any{"key_pem": key, "cert_pem": cert}))
 	if resp.Data["version"] != 1 || resp.Data["unchanged"] != false {
 		t.Fatalf("intermediate import: %v", resp.Data)
 	}
 	ic := mustOK(t, request(t, b, s, logical.ReadOperation, "intermediate/cert", nil))
-	if chain := ic.Data["ca_chain"].([]string); len(chain) != 2 || chain[0] != cert || chain[1] != certPEM(org) {
+	if chain := ic.Data["ca_chain"].([]string); len(chain) != 2 || chain[0] != cert || chain[1] != testpki.CertPEM(org) {
 		t.Fatalf("intermediate ca_chain has %d entries", len(chain))
 	}
 
 	// auto signs with the intermediate; the chain is [intermediate, Org CA].
-	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
-	leaf := parseCertPEMForTest(t, sig.Data["certificate"].(string))
-	inter := parseCertPEMForTest(t, cert)
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
+	leaf := testpki.ParseCertPEM(t, sig.Data["certificate"].(string))
+	inter := testpki.ParseCertPEM(t, cert)
 	if err := leaf.CheckSignatureFrom(inter); err != nil || string(leaf.AuthorityKeyId) != string(inter.SubjectKeyId) {
 		t.Fatalf("leaf not issued by the intermediate: %v", err)
 	}
@@ -181,8 +184,8 @@ func TestIntermediate_ImportAndSign(t *testing.T) {
 
 	// A role pinned to org-ca still signs with the Org CA.
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/root-signed", map[string]any{"issuer": "org-ca", "uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*"}))
-	sig = mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/root-signed", map[string]any{"csr": agentCSR(t, "a2")}))
-	if err := parseCertPEMForTest(t, sig.Data["certificate"].(string)).CheckSignatureFrom(org); err != nil {
+	sig = mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/root-signed", map[string]any{"csr": testpki.AgentCSR(t, "a2")}))
+	if err := testpki.ParseCertPEM(t, sig.Data["certificate"].(string)).CheckSignatureFrom(org); err != nil {
 		t.Fatalf("issuer=org-ca role not signed by the Org CA: %v", err)
 	}
 	// The mirror serves the intermediate too, without its key.
@@ -192,26 +195,26 @@ func TestIntermediate_ImportAndSign(t *testing.T) {
 
 	// Replacing the Org CA strands the intermediate: auto refuses to sign.
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 1}))
-	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": agentCSR(t, "a3")}, http.StatusBadRequest, "signed by a previous Org CA")
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a3")}, http.StatusUnprocessableEntity, "signed by a previous Org CA")
 }
 
 func TestIntermediate_BadInput(t *testing.T) {
-	otherKey, otherCert := validCA(t, newECKey(t, elliptic.P256()))
-	strangerRootKey := newECKey(t, elliptic.P256())
-	strangerRoot := makeCert(t, caCertSpec{key: strangerRootKey, isCA: true, keyUsage: x509.KeyUsageCertSign})
-	strangerKey := newECKey(t, elliptic.P256())
-	strangerInter := certPEM(makeCert(t, caCertSpec{key: strangerKey, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", parent: strangerRoot, parentKey: strangerRootKey}))
+	otherKey, otherCert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
+	strangerRootKey := testpki.NewECKey(t, elliptic.P256())
+	strangerRoot := testpki.MakeCert(t, testpki.CACert{Key: strangerRootKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+	strangerKey := testpki.NewECKey(t, elliptic.P256())
+	strangerInter := testpki.CertPEM(testpki.MakeCert(t, testpki.CACert{Key: strangerKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign, Org: "acme", Parent: strangerRoot, ParentKey: strangerRootKey}))
 	runBadInputs(t, true, []badInput{
 		{name: "self-signed", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "is self-signed"},
-		{name: "does not chain", path: "intermediate/import", data: map[string]any{"key_pem": pkcs8PEM(t, strangerKey), "cert_pem": strangerInter}, want: "does not chain to the stored Org CA"},
+		{name: "does not chain", path: "intermediate/import", data: map[string]any{"key_pem": testpki.PKCS8PEM(t, strangerKey), "cert_pem": strangerInter}, want: "does not chain to the stored Org CA"},
 		{name: "unknown field", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert, "chain_pem": otherCert}, want: "unknown field(s) chain_pem"},
-		{name: "pinned to a missing intermediate", path: "sign-csr/pinned", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "none exists", status: http.StatusNotFound,
+		{name: "pinned to a missing intermediate", path: "sign-csr/pinned", data: map[string]any{"csr": testpki.AgentCSR(t, "a1")}, want: "none exists", status: http.StatusNotFound,
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/pinned", map[string]any{"issuer": "intermediate-ca", "uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*"}))
 			}},
 	})
 	runBadInputs(t, false, []badInput{
-		{name: "no Org CA", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "no Org CA exists yet"},
+		{name: "no Org CA", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "no Org CA exists yet", status: http.StatusNotFound},
 	})
 }
 
@@ -219,18 +222,18 @@ func TestIntermediate_BadInput(t *testing.T) {
 // not the same key under a new certificate, not a later new key.
 func TestKV_SealSurvivesReplacement(t *testing.T) {
 	b, s := getTestBackend(t)
-	key := newECKey(t, elliptic.P256())
-	keyPEM, certPEM := validCA(t, key)
+	key := testpki.NewECKey(t, elliptic.P256())
+	keyPEM, certPEM := testpki.ValidCA(t, key)
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyPEM, "cert_pem": certPEM, "kv_export": true}))
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "kv-export/org-ca", map[string]any{"kv_export": false}))
 
-	_, reissued := validCA(t, key) // same key, new certificate
+	_, reissued := testpki.ValidCA(t, key) // same key, new certificate
 	assertRefused(t, b, s, "import", map[string]any{"key_pem": keyPEM, "cert_pem": reissued, "cas": 1, "kv_export": true}, http.StatusBadRequest, "turned off for good")
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": keyPEM, "cert_pem": reissued, "cas": 1}))
 	if data, _ := kvRead(t, b, s, "org-ca"); data["key_pem"] != nil {
 		t.Fatal("a re-imported sealed key is served again")
 	}
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 2}))
-	otherKey, otherCert := validCA(t, newECKey(t, elliptic.P256()))
+	otherKey, otherCert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	assertRefused(t, b, s, "import", map[string]any{"key_pem": otherKey, "cert_pem": otherCert, "cas": 3, "kv_export": true}, http.StatusBadRequest, "turned off for good")
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 func pathRolesList(b *mastioBackend) *framework.Path {
@@ -67,17 +69,33 @@ func pathRoles(b *mastioBackend) *framework.Path {
 				Type:        framework.TypeInt,
 				Description: "Exact number of URI SANs a CSR must carry. Default 1.",
 			},
+			"allow_outside_org": {
+				Type:        framework.TypeBool,
+				Description: "Let uri_san_pattern name IDs outside spiffe://{{trust_domain}}/{{org_id}}/. Default false: such a pattern is refused.",
+			},
 			"allow_dns_sans": {
 				Type:        framework.TypeBool,
-				Description: "Allow DNS SANs (copied from the CSR). Default false.",
+				Description: "Allow DNS SANs that match allowed_dns_sans (copied from the CSR). Default false.",
+			},
+			"allowed_dns_sans": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "DNS names a CSR may carry when allow_dns_sans is on: names or patterns where a '*' label matches exactly one label (*.agents.example.com); {{org_id}} and {{trust_domain}} are replaced. Required with allow_dns_sans.",
 			},
 			"allow_ip_sans": {
 				Type:        framework.TypeBool,
-				Description: "Allow IP address SANs (copied from the CSR). Default false.",
+				Description: "Allow IP address SANs within allowed_ip_sans (copied from the CSR). Default false.",
+			},
+			"allowed_ip_sans": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "CIDR prefixes or addresses an IP SAN must be in when allow_ip_sans is on. Required with allow_ip_sans.",
 			},
 			"allow_email_sans": {
 				Type:        framework.TypeBool,
-				Description: "Allow email SANs (copied from the CSR). Default false.",
+				Description: "Allow email SANs that match allowed_email_sans (copied from the CSR). Default false.",
+			},
+			"allowed_email_sans": {
+				Type:        framework.TypeCommaStringSlice,
+				Description: "Email addresses a CSR may carry when allow_email_sans is on: local@domain or *@domain, domain as in allowed_dns_sans. Required with allow_email_sans.",
 			},
 			"subject_common_name": {
 				Type:        framework.TypeString,
@@ -139,12 +157,12 @@ func pathRoles(b *mastioBackend) *framework.Path {
 }
 
 func (b *mastioBackend) roleExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	r, err := b.readRole(ctx, req.Storage, d.Get("name").(string))
+	r, err := readRole(ctx, req.Storage, d.Get("name").(string))
 	return r != nil, err
 }
 
 func (b *mastioBackend) pathRolesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := b.listRoles(ctx, req.Storage)
+	names, err := listRoles(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -152,14 +170,14 @@ func (b *mastioBackend) pathRolesList(ctx context.Context, req *logical.Request,
 }
 
 func (b *mastioBackend) pathRoleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	r, err := b.readRole(ctx, req.Storage, d.Get("name").(string))
+	r, err := readRole(ctx, req.Storage, d.Get("name").(string))
 	if err != nil || r == nil {
 		return nil, err
 	}
 	return &logical.Response{Data: roleResponseData(r)}, nil
 }
 
-func roleResponseData(r *role) map[string]any {
+func roleResponseData(r *issuing.Role) map[string]any {
 	return map[string]any{
 		"issuer":               r.Issuer,
 		"allowed_key_types":    r.AllowedKeyTypes,
@@ -171,6 +189,10 @@ func roleResponseData(r *role) map[string]any {
 		"allow_dns_sans":       r.AllowDNSSANs,
 		"allow_ip_sans":        r.AllowIPSANs,
 		"allow_email_sans":     r.AllowEmailSANs,
+		"allowed_dns_sans":     nonNil(r.AllowedDNSSANs),
+		"allowed_ip_sans":      nonNil(r.AllowedIPSANs),
+		"allowed_email_sans":   nonNil(r.AllowedEmailSANs),
+		"allow_outside_org":    r.AllowOutsideOrg,
 		"subject_common_name":  r.SubjectCommonName,
 		"subject_organization": r.SubjectOrganization,
 		"key_usage":            r.KeyUsage,
@@ -181,21 +203,28 @@ func roleResponseData(r *role) map[string]any {
 	}
 }
 
+// nonNil makes an absent list read as [] rather than null.
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
 func (b *mastioBackend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	name := d.Get("name").(string)
-
-	b.roleLock.Lock()
-	defer b.roleLock.Unlock()
-	r, err := b.readRole(ctx, req.Storage, name)
+	r, err := b.updateRole(ctx, req.Storage, d.Get("name").(string), func(r *issuing.Role) { applyRoleFields(d, r) })
 	if err != nil {
-		return nil, err
+		return respondErr(err)
 	}
-	if r == nil {
-		r = newRole()
-	}
+	return &logical.Response{Data: roleResponseData(r)}, nil
+}
+
+// applyRoleFields sets the fields the request carries; the others keep
+// their value.
+func applyRoleFields(d *framework.FieldData, r *issuing.Role) {
 	if v, ok := d.GetOk("issuer"); ok {
 		r.Issuer = v.(string)
 	}
@@ -226,6 +255,18 @@ func (b *mastioBackend) pathRoleWrite(ctx context.Context, req *logical.Request,
 	if v, ok := d.GetOk("allow_email_sans"); ok {
 		r.AllowEmailSANs = v.(bool)
 	}
+	if v, ok := d.GetOk("allowed_dns_sans"); ok {
+		r.AllowedDNSSANs = v.([]string)
+	}
+	if v, ok := d.GetOk("allowed_ip_sans"); ok {
+		r.AllowedIPSANs = v.([]string)
+	}
+	if v, ok := d.GetOk("allowed_email_sans"); ok {
+		r.AllowedEmailSANs = v.([]string)
+	}
+	if v, ok := d.GetOk("allow_outside_org"); ok {
+		r.AllowOutsideOrg = v.(bool)
+	}
 	if v, ok := d.GetOk("subject_common_name"); ok {
 		r.SubjectCommonName = v.(string)
 	}
@@ -251,21 +292,10 @@ func (b *mastioBackend) pathRoleWrite(ctx context.Context, req *logical.Request,
 	if v, ok := d.GetOk("not_before_skew"); ok {
 		r.NotBeforeSkew = time.Duration(v.(int)) * time.Second
 	}
-	if err := r.validate(); err != nil {
-		return respondErr(err)
-	}
-
-	if err := b.writeRole(ctx, req.Storage, name, r); err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: roleResponseData(r)}, nil
 }
 
 func (b *mastioBackend) pathRoleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	b.roleLock.Lock()
-	defer b.roleLock.Unlock()
-	return nil, b.deleteRole(ctx, req.Storage, name)
+	return nil, b.deleteRole(ctx, req.Storage, d.Get("name").(string))
 }
 
 const pathRolesHelpSyn = `Manage signing profiles: what a CSR may carry and what the certificate gets.`

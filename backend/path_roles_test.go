@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 func TestRoles_DefaultsReadable(t *testing.T) {
@@ -48,7 +50,7 @@ func TestRoles_CreateUpdateDelete(t *testing.T) {
 		t.Fatalf("after partial update: %v", resp.Data)
 	}
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/workload", map[string]any{
-		"csr": makeCSR(t, csrSpec{key: newEd25519Key(t), uris: []string{"spiffe://cullis.local/acme/workload/batch"}}), "ttl": "48h",
+		"csr": testpki.MakeCSR(t, testpki.CSR{Key: testpki.NewEd25519Key(t), URIs: []string{"spiffe://cullis.local/acme/workload/batch"}}), "ttl": "48h",
 	}))
 
 	list := mustOK(t, request(t, b, s, logical.ListOperation, "roles/", nil))
@@ -70,7 +72,7 @@ func TestRoles_BadInput(t *testing.T) {
 		{name: "pattern without path", path: "roles/w", data: map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}"}, want: "at least one path segment"},
 		{name: "bad segment", path: "roles/w", data: map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/a b"}, want: "is not valid"},
 		{name: "unknown placeholder", path: "roles/w", data: map[string]any{"uri_san_pattern": "spiffe://{{td}}/x"}, want: "unknown placeholder {{td}}"},
-		{name: "name without star", path: "roles/w", data: map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/x", "subject_common_name": "{{name}}"}, want: "needs a * segment"},
+		{name: "name without star", path: "roles/w", data: map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/x", "subject_common_name": "{{name}}"}, want: "needs a * segment"},
 		{name: "ttl above max_ttl", path: "roles/w", data: map[string]any{"uri_san_pattern": pattern, "ttl": "2h", "max_ttl": "1h"}, want: "must not exceed max_ttl"},
 		{name: "keyCertSign usage", path: "roles/w", data: map[string]any{"uri_san_pattern": pattern, "key_usage": "CertSign"}, want: "not allowed for leaf certificates"},
 		{name: "unknown EKU", path: "roles/w", data: map[string]any{"uri_san_pattern": pattern, "ext_key_usage": "Any"}, want: "unknown usage"},

@@ -2,11 +2,11 @@ package backend
 
 import (
 	"context"
-	"crypto/x509"
-	"net/url"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 func pathSignPublicKey(b *mastioBackend) *framework.Path {
@@ -46,13 +46,11 @@ func pathSignPublicKey(b *mastioBackend) *framework.Path {
 }
 
 func (b *mastioBackend) pathSignPublicKeyWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if _, inBody := req.Data["role"]; inBody {
-		return logical.ErrorResponse("role goes in the path (sign-public-key/<role>), not in the body"), nil
-	}
-	if resp := rejectUnknownFields(req, d); resp != nil {
+	sr, resp := decodeSignRequest(req, d, "sign-public-key")
+	if resp != nil {
 		return resp, nil
 	}
-	pub, err := parsePublicKeyPEM(d.Get("public_key").(string))
+	pub, err := issuing.ParsePublicKeyPEM(d.Get("public_key").(string))
 	if err != nil {
 		return respondErr(err)
 	}
@@ -63,25 +61,9 @@ func (b *mastioBackend) pathSignPublicKeyWrite(ctx context.Context, req *logical
 	case name != "" && spiffeID != "":
 		return logical.ErrorResponse("pass name or spiffe_id, not both"), nil
 	}
-	return b.issue(ctx, req, d, func(r *role, pattern *uriPattern) (*csrRequest, error) {
-		if r.URISANCount != 1 || pattern == nil {
-			return nil, inputErrorf("sign-public-key needs a role that requires exactly one URI SAN; this one requires %d", r.URISANCount)
-		}
-		var u *url.URL
-		var err error
-		if name != "" {
-			u, err = pattern.expand(name)
-		} else {
-			u, err = url.Parse(spiffeID)
-			if err != nil {
-				err = inputErrorf("spiffe_id %q is not a URI", spiffeID)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &csrRequest{csr: &x509.CertificateRequest{PublicKey: pub}, uris: []*url.URL{u}}, nil
-	})
+	return respond(b.issue(ctx, req.Storage, sr, func(r *issuing.Role, pattern *issuing.URIPattern) (*issuing.LeafRequest, error) {
+		return issuing.PublicKeyRequest(pub, r, pattern, name, spiffeID)
+	}))
 }
 
 const pathSignPublicKeyHelpSyn = `Sign a bare public key for a named agent, under a role, with no CSR.`

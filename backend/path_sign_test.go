@@ -17,18 +17,21 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 func TestSignCSR_AgentProfile(t *testing.T) {
 	b, s := getTestBackend(t)
 	caResp := generateCA(t, b, s)
-	ca := parseCertPEMForTest(t, caResp.Data["certificate"].(string))
+	ca := testpki.ParseCertPEM(t, caResp.Data["certificate"].(string))
 
 	now := time.Now()
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{
-		"csr": makeCSR(t, csrSpec{cn: "whatever-the-csr-says", uris: []string{"spiffe://cullis.local/acme/agent-7"}}),
+		"csr": testpki.MakeCSR(t, testpki.CSR{CN: "whatever-the-csr-says", URIs: []string{"spiffe://cullis.local/acme/agent-7"}}),
 	}))
-	leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	leaf := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 
 	if got := leaf.Subject.String(); got != "CN=acme::agent-7,O=acme" {
 		t.Errorf("subject = %q, want CN=acme::agent-7,O=acme (from the role, not the CSR)", got)
@@ -44,7 +47,7 @@ func TestSignCSR_AgentProfile(t *testing.T) {
 	}
 	var bcCritical bool
 	for _, ext := range leaf.Extensions {
-		if ext.Id.Equal(oidExtBasicConstraints) {
+		if ext.Id.Equal(issuing.OIDExtBasicConstraints) {
 			bcCritical = ext.Critical
 		}
 	}
@@ -72,7 +75,7 @@ func TestSignCSR_AgentProfile(t *testing.T) {
 	if err := leaf.CheckSignatureFrom(ca); err != nil {
 		t.Errorf("leaf does not verify under the CA: %v", err)
 	}
-	if resp.Data["issuing_ca"] != caResp.Data["certificate"] || resp.Data["serial_number"] != formatSerial(leaf.SerialNumber) {
+	if resp.Data["issuing_ca"] != caResp.Data["certificate"] || resp.Data["serial_number"] != issuing.FormatSerial(leaf.SerialNumber) {
 		t.Errorf("issuing_ca/serial_number do not describe the issued certificate")
 	}
 	roots := x509.NewCertPool()
@@ -89,15 +92,15 @@ func TestSignCSR_PrincipalProfile(t *testing.T) {
 		id := "spiffe://cullis.local/acme/" + kind + "/alice"
 		now := time.Now()
 		resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/principal", map[string]any{
-			"csr": makeCSR(t, csrSpec{key: newECKey(t, elliptic.P384()), cn: "ignored", uris: []string{id}}),
+			"csr": testpki.MakeCSR(t, testpki.CSR{Key: testpki.NewECKey(t, elliptic.P384()), CN: "ignored", URIs: []string{id}}),
 		}))
-		leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+		leaf := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 		if len(leaf.Subject.Names) != 0 {
 			t.Errorf("%s: subject = %q, want empty", kind, leaf.Subject)
 		}
 		var sanCritical bool
 		for _, ext := range leaf.Extensions {
-			if ext.Id.Equal(oidExtSubjectAltName) {
+			if ext.Id.Equal(issuing.OIDExtSubjectAltName) {
 				sanCritical = ext.Critical
 			}
 		}
@@ -118,15 +121,15 @@ func TestSignCSR_TTLAndIssuerCap(t *testing.T) {
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "ttl": "48h"}))
 
 	// A shorter requested ttl is honoured.
-	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/agent", map[string]any{"csr": agentCSR(t, "a"), "ttl": "2h"}))
-	if leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string)); time.Until(leaf.NotAfter) > 2*time.Hour+time.Minute {
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/agent", map[string]any{"csr": testpki.AgentCSR(t, "a"), "ttl": "2h"}))
+	if leaf := testpki.ParseCertPEM(t, resp.Data["certificate"].(string)); time.Until(leaf.NotAfter) > 2*time.Hour+time.Minute {
 		t.Fatalf("ttl=2h gave notAfter %s", leaf.NotAfter)
 	}
 
 	// The default 365d is capped at the CA's notAfter (truncate is the default).
 	ca := mustOK(t, request(t, b, s, logical.ReadOperation, "cert", nil))
-	resp = mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a")}))
-	leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	resp = mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a")}))
+	leaf := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 	if got := leaf.NotAfter.UTC().Format(time.RFC3339); got != ca.Data["not_after"] {
 		t.Fatalf("leaf notAfter %s, want capped at CA notAfter %s", got, ca.Data["not_after"])
 	}
@@ -165,7 +168,7 @@ func TestSignCSR_WritesNothing(t *testing.T) {
 	b.resetIssuer(orgCA) // include the cache fill in what is counted
 	cs := &countingStorage{Storage: s}
 	for i := 0; i < 3; i++ {
-		mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a")}))
+		mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a")}))
 	}
 	if cs.puts.Load() != 0 || cs.deletes.Load() != 0 {
 		t.Fatalf("sign-csr wrote to storage: %d puts, %d deletes", cs.puts.Load(), cs.deletes.Load())
@@ -182,7 +185,7 @@ func TestSignCSR_NoStorageAfterFirst(t *testing.T) {
 			mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil))
 		}
 		cs := &countingStorage{Storage: s}
-		data := map[string]any{"csr": agentCSR(t, "a1")}
+		data := map[string]any{"csr": testpki.AgentCSR(t, "a1")}
 		mustOK(t, request(t, b, cs, logical.UpdateOperation, "sign-csr", data))
 		cs.gets.Store(0)
 		for i := 0; i < 1000; i++ {
@@ -201,19 +204,19 @@ func TestSignCSR_CachesFollowChanges(t *testing.T) {
 	b, s := getTestBackend(t)
 	sign := func() *x509.Certificate {
 		t.Helper()
-		resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
-		return parseCertPEMForTest(t, resp.Data["certificate"].(string))
+		resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
+		return testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 	}
 	issuerOf := func(c *x509.Certificate) string { return string(c.AuthorityKeyId) }
-	org1 := parseCertPEMForTest(t, generateCA(t, b, s).Data["certificate"].(string))
+	org1 := testpki.ParseCertPEM(t, generateCA(t, b, s).Data["certificate"].(string))
 	if issuerOf(sign()) != string(org1.SubjectKeyId) {
 		t.Fatal("first signing not by the Org CA")
 	}
-	inter := parseCertPEMForTest(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil)).Data["certificate"].(string))
+	inter := testpki.ParseCertPEM(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/generate", nil)).Data["certificate"].(string))
 	if issuerOf(sign()) != string(inter.SubjectKeyId) {
 		t.Fatal("after intermediate/generate the cached Org CA still signs")
 	}
-	rot := parseCertPEMForTest(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", nil)).Data["certificate"].(string))
+	rot := testpki.ParseCertPEM(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", nil)).Data["certificate"].(string))
 	if issuerOf(sign()) != string(rot.SubjectKeyId) {
 		t.Fatal("after rotate the cached intermediate still signs")
 	}
@@ -222,17 +225,17 @@ func TestSignCSR_CachesFollowChanges(t *testing.T) {
 		t.Fatal("after a role update the cached role still applies")
 	}
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"trust_domain": "other.example"}))
-	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}, http.StatusBadRequest, `this role allows only "other.example"`)
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}, http.StatusBadRequest, `this role allows only "other.example"`)
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"trust_domain": "cullis.local"}))
 
 	// Another node replaces the Org CA and the intermediate disappears:
 	// storage changes under us, and Vault calls Invalidate.
-	key, cert := validCA(t, newECKey(t, elliptic.P256()))
-	ic, err := validateImport(key, cert, "", time.Now())
+	key, cert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
+	ic, err := issuing.ValidateImport(key, cert, "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, _ := logical.StorageEntryJSON(orgCA.storageKey(), &caEntry{Version: 9, Source: sourceImported, OrgID: "acme", KeyPKCS8: ic.keyPKCS8, CertDER: ic.cert.Raw})
+	entry, _ := logical.StorageEntryJSON(orgCA.storageKey(), &caEntry{Version: 9, Source: sourceImported, OrgID: "acme", KeyPKCS8: ic.KeyPKCS8, CertDER: ic.Cert.Raw})
 	if err := s.Put(t.Context(), entry); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +244,7 @@ func TestSignCSR_CachesFollowChanges(t *testing.T) {
 	}
 	b.invalidate(t.Context(), orgCA.storageKey())
 	b.invalidate(t.Context(), intermediateCA.storageKey())
-	if issuerOf(sign()) != string(ic.cert.SubjectKeyId) {
+	if issuerOf(sign()) != string(ic.Cert.SubjectKeyId) {
 		t.Fatal("after another node's change and Invalidate, a stale CA still signs")
 	}
 	// A role deleted elsewhere: Invalidate, then 404.
@@ -249,7 +252,7 @@ func TestSignCSR_CachesFollowChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.invalidate(t.Context(), rolePrefix+"agent")
-	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}, http.StatusNotFound, `role "agent" does not exist`)
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}, http.StatusNotFound, `role "agent" does not exist`)
 }
 
 func TestSignCSR_AllowedSANsAreCopied(t *testing.T) {
@@ -258,23 +261,19 @@ func TestSignCSR_AllowedSANsAreCopied(t *testing.T) {
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/svc", map[string]any{
 		"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/svc/*",
 		"allow_dns_sans":  true, "allow_ip_sans": true,
+		"allowed_dns_sans": "*.acme.internal", "allowed_ip_sans": "10.0.0.0/8",
 		"ext_key_usage": "ServerAuth,ClientAuth", "ttl": "24h",
 	}))
-	csr := makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/acme/svc/api"}, dns: []string{"api.acme.internal"},
-		extraExts: nil})
+	csr := testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://cullis.local/acme/svc/api"}, DNS: []string{"api.acme.internal"},
+		ExtraExts: nil})
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/svc", map[string]any{"csr": csr}))
-	leaf := parseCertPEMForTest(t, resp.Data["certificate"].(string))
+	leaf := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
 	if !slices.Equal(leaf.DNSNames, []string{"api.acme.internal"}) || len(leaf.Subject.Names) != 0 {
 		t.Fatalf("DNS = %v subject = %q", leaf.DNSNames, leaf.Subject)
 	}
 	if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}) {
 		t.Fatalf("EKU = %v", leaf.ExtKeyUsage)
 	}
-}
-
-// sanExt builds a subjectAltName extension from raw GeneralNames.
-func sanExt(t *testing.T, names ...asn1.RawValue) pkix.Extension {
-	return mustExt(t, oidExtSubjectAltName, false, names)
 }
 
 func TestSignCSR_BadInput(t *testing.T) {
@@ -287,52 +286,52 @@ func TestSignCSR_BadInput(t *testing.T) {
 		for _, i := range bits {
 			bs.Bytes[i/8] |= 0x80 >> uint(i%8)
 		}
-		return mustExt(t, oidExtKeyUsage, true, bs)
+		return testpki.MustExt(t, issuing.OIDExtKeyUsage, true, bs)
 	}
 	type bc struct {
 		IsCA bool `asn1:"optional"`
 	}
 	cases := []badInput{
 		{name: "garbage PEM", path: "sign-csr", data: map[string]any{"csr": "not a csr"}, want: "csr is not PEM"},
-		{name: "oversized CSR", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: make([]byte, 70<<10)}}})}, want: "at most 65536 are accepted"},
+		{name: "oversized CSR", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, ExtraExts: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Value: make([]byte, 70<<10)}}})}, want: "at most 65536 are accepted"},
 		{name: "empty csr", path: "sign-csr", data: map[string]any{"csr": ""}, want: "csr is required"},
 		{name: "certificate instead of CSR", path: "sign-csr", data: map[string]any{"csr": certBlock}, want: "expected CERTIFICATE REQUEST"},
 		{name: "truncated DER", path: "sign-csr", data: map[string]any{"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"}, want: "could not be parsed"},
-		{name: "two CSRs", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1") + agentCSR(t, "a2")}, want: "exactly one CSR"},
-		{name: "signature does not verify", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, corruptSig: true})}, want: "signature does not verify"},
-		{name: "RSA-1024", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{key: newRSAKey(t, 1024), uris: []string{uri}})}, want: "RSA key of 1024 bits is not allowed"},
-		{name: "P-224", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{key: newECKey(t, elliptic.P224()), uris: []string{uri}})}, want: "224-bit curve is not allowed"},
-		{name: "Ed25519 under agent", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{key: newEd25519Key(t), uris: []string{uri}})}, want: "key type ed25519 is not allowed"},
-		{name: "CA:true requested", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{mustExt(t, oidExtBasicConstraints, true, bc{IsCA: true})}})}, want: "CA:true"},
-		{name: "keyCertSign requested", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{ku(0, 5)}})}, want: "keyCertSign"},
-		{name: "keyEncipherment beyond role", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{ku(0, 2)}})}, want: "outside the role's key_usage"},
-		{name: "serverAuth beyond role", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, extraExts: []pkix.Extension{mustExt(t, oidExtExtKeyUsage, false, []asn1.ObjectIdentifier{extKeyUsageOIDs[x509.ExtKeyUsageServerAuth]})}})}, want: "outside the role's ext_key_usage"},
-		{name: "two URI SANs", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri, "spiffe://cullis.local/acme/a2"}})}, want: "carries 2 URI SANs; this role requires exactly 1"},
-		{name: "no URI SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{cn: "acme::a1"})}, want: "carries 0 URI SANs"},
-		{name: "wrong trust domain", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://evil.example/acme/a1"}})}, want: `trust domain "evil.example"`},
-		{name: "wrong org", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/other/a1"}})}, want: "does not match the role's pattern"},
-		{name: "too deep for agent", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/acme/x/a1"}})}, want: "does not match the role's pattern"},
-		{name: "not SPIFFE", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"https://cullis.local/acme/a1"}})}, want: "not a valid SPIFFE ID"},
-		{name: "principal bad kind", path: "sign-csr/principal", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local/acme/robot/r2"}})}, want: "does not match the role's pattern"},
-		{name: "DNS SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, dns: []string{"evil.example"}})}, want: "DNS SANs"},
-		{name: "email SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{uri}, emails: []string{"a@acme.example"}})}, want: "email SANs"},
-		{name: "IP SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{extraExts: []pkix.Extension{sanExt(t,
-			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: sanTagURI, Bytes: []byte(uri)},
-			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: sanTagIP, Bytes: net.IPv4(10, 0, 0, 1).To4()})}})}, want: "IP address SANs"},
-		{name: "otherName SAN", path: "sign-csr", data: map[string]any{"csr": makeCSR(t, csrSpec{extraExts: []pkix.Extension{sanExt(t,
+		{name: "two CSRs", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1") + testpki.AgentCSR(t, "a2")}, want: "exactly one CSR"},
+		{name: "signature does not verify", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, CorruptSig: true})}, want: "signature does not verify"},
+		{name: "RSA-1024", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{Key: testpki.NewRSAKey(t, 1024), URIs: []string{uri}})}, want: "RSA key of 1024 bits is not allowed"},
+		{name: "P-224", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{Key: testpki.NewECKey(t, elliptic.P224()), URIs: []string{uri}})}, want: "224-bit curve is not allowed"},
+		{name: "Ed25519 under agent", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{Key: testpki.NewEd25519Key(t), URIs: []string{uri}})}, want: "key type ed25519 is not allowed"},
+		{name: "CA:true requested", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, ExtraExts: []pkix.Extension{testpki.MustExt(t, issuing.OIDExtBasicConstraints, true, bc{IsCA: true})}})}, want: "CA:true"},
+		{name: "keyCertSign requested", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, ExtraExts: []pkix.Extension{ku(0, 5)}})}, want: "keyCertSign"},
+		{name: "keyEncipherment beyond role", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, ExtraExts: []pkix.Extension{ku(0, 2)}})}, want: "outside the role's key_usage"},
+		{name: "serverAuth beyond role", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, ExtraExts: []pkix.Extension{testpki.MustExt(t, issuing.OIDExtExtKeyUsage, false, []asn1.ObjectIdentifier{issuing.ExtKeyUsageOIDs[x509.ExtKeyUsageServerAuth]})}})}, want: "outside the role's ext_key_usage"},
+		{name: "two URI SANs", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri, "spiffe://cullis.local/acme/a2"}})}, want: "carries 2 URI SANs; this role requires exactly 1"},
+		{name: "no URI SAN", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{CN: "acme::a1"})}, want: "carries 0 URI SANs"},
+		{name: "wrong trust domain", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://evil.example/acme/a1"}})}, want: `trust domain "evil.example"`},
+		{name: "wrong org", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://cullis.local/other/a1"}})}, want: "does not match the role's pattern"},
+		{name: "too deep for agent", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://cullis.local/acme/x/a1"}})}, want: "does not match the role's pattern"},
+		{name: "not SPIFFE", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"https://cullis.local/acme/a1"}})}, want: "not a valid SPIFFE ID"},
+		{name: "principal bad kind", path: "sign-csr/principal", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://cullis.local/acme/robot/r2"}})}, want: "does not match the role's pattern"},
+		{name: "DNS SAN", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, DNS: []string{"evil.example"}})}, want: "DNS SANs"},
+		{name: "email SAN", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{uri}, Emails: []string{"a@acme.example"}})}, want: "email SANs"},
+		{name: "IP SAN", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{ExtraExts: []pkix.Extension{testpki.SANExt(t,
+			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: issuing.SANTagURI, Bytes: []byte(uri)},
+			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: issuing.SANTagIP, Bytes: net.IPv4(10, 0, 0, 1).To4()})}})}, want: "IP address SANs"},
+		{name: "otherName SAN", path: "sign-csr", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{ExtraExts: []pkix.Extension{testpki.SANExt(t,
 			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x01}})}})}, want: "subjectAltName of type [0]"},
-		{name: "ttl above max", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "9000h"}, want: "exceeds the role's max_ttl"},
-		{name: "ttl not a duration", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "soon"}, want: "ttl"},
-		{name: "explicit ttl 0", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": 0}, want: "ttl 0s is not a validity"},
-		{name: "negative ttl", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "ttl": "-1h"}, want: "cannot provide negative value"},
-		{name: "unknown role", path: "sign-csr/nope", data: map[string]any{"csr": agentCSR(t, "a1")}, want: `role "nope" does not exist`, status: http.StatusNotFound},
-		{name: "trust domain ID", path: "sign-csr/td", data: map[string]any{"csr": makeCSR(t, csrSpec{uris: []string{"spiffe://cullis.local"}})}, want: "names a trust domain, not a workload",
+		{name: "ttl above max", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1"), "ttl": "9000h"}, want: "exceeds the role's max_ttl"},
+		{name: "ttl not a duration", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1"), "ttl": "soon"}, want: "ttl"},
+		{name: "explicit ttl 0", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1"), "ttl": 0}, want: "ttl 0s is not a validity"},
+		{name: "negative ttl", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1"), "ttl": "-1h"}, want: "cannot provide negative value"},
+		{name: "unknown role", path: "sign-csr/nope", data: map[string]any{"csr": testpki.AgentCSR(t, "a1")}, want: `role "nope" does not exist`, status: http.StatusNotFound},
+		{name: "trust domain ID", path: "sign-csr/td", data: map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://cullis.local"}})}, want: "names a trust domain, not a workload",
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
-				mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/td", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/*", "subject_common_name": "{{name}}"}))
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/td", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/*", "subject_common_name": "{{name}}", "allow_outside_org": true}))
 			}},
-		{name: "role in body", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "role": "principal"}, want: "role goes in the path"},
-		{name: "unknown field", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1"), "tll": "1h"}, want: "unknown field(s) tll"},
-		{name: "outlives issuer with leaf_not_after=error", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "outlive its issuer",
+		{name: "role in body", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1"), "role": "principal"}, want: "role goes in the path"},
+		{name: "unknown field", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1"), "tll": "1h"}, want: "unknown field(s) tll"},
+		{name: "outlives issuer with leaf_not_after=error", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1")}, want: "outlive its issuer",
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "ttl": "48h", "cas": 1}))
 				mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"leaf_not_after": "error"}))
@@ -341,12 +340,12 @@ func TestSignCSR_BadInput(t *testing.T) {
 	runBadInputs(t, true, cases)
 
 	runBadInputs(t, false, []badInput{
-		{name: "no CA yet", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "no Org CA exists yet", status: http.StatusNotFound},
-		{name: "expired CA", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "the issuing CA expired at",
+		{name: "no CA yet", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1")}, want: "no Org CA exists yet", status: http.StatusNotFound},
+		{name: "expired CA", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1")}, want: "the issuing CA expired at", status: http.StatusUnprocessableEntity,
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				storeCAValidUntil(t, b, s, time.Now().Add(-time.Second))
 			}},
-		{name: "CA expires within a minute", path: "sign-csr", data: map[string]any{"csr": agentCSR(t, "a1")}, want: "less than 1m0s from now",
+		{name: "CA expires within a minute", path: "sign-csr", data: map[string]any{"csr": testpki.AgentCSR(t, "a1")}, want: "less than 1m0s from now", status: http.StatusUnprocessableEntity,
 			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
 				storeCAValidUntil(t, b, s, time.Now().Add(30*time.Second))
 			}},
@@ -357,26 +356,22 @@ func TestSignCSR_BadInput(t *testing.T) {
 // import's own expiry check, as if time had passed since the import.
 func storeCAValidUntil(t *testing.T, b *mastioBackend, s logical.Storage, notAfter time.Time) {
 	t.Helper()
-	key := newECKey(t, elliptic.P256())
-	cert := makeCert(t, caCertSpec{key: key, isCA: true, keyUsage: x509.KeyUsageCertSign, org: "acme", notBefore: notAfter.Add(-time.Hour), notAfter: notAfter})
+	key := testpki.NewECKey(t, elliptic.P256())
+	cert := testpki.MakeCert(t, testpki.CACert{Key: key, IsCA: true, KeyUsage: x509.KeyUsageCertSign, Org: "acme", NotBefore: notAfter.Add(-time.Hour), NotAfter: notAfter})
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.caLock.Lock()
-	defer b.caLock.Unlock()
-	if _, err := b.writeCA(t.Context(), s, orgCA, &caEntry{Version: 1, Source: sourceImported, OrgID: "acme", KeyPKCS8: der, CertDER: cert.Raw}); err != nil {
-		t.Fatal(err)
-	}
+	putCA(t, b, s, orgCA, &caEntry{Version: 1, Source: sourceImported, OrgID: "acme", KeyPKCS8: der, CertDER: cert.Raw})
 }
 
 func TestSignCSR_Batch(t *testing.T) {
 	b, s := getTestBackend(t)
-	org := parseCertPEMForTest(t, generateCA(t, b, s).Data["certificate"].(string))
-	csrs := []string{agentCSR(t, "a0"), makeCSR(t, csrSpec{uris: []string{"spiffe://evil.example/acme/a1"}}), agentCSR(t, "a2")}
+	org := testpki.ParseCertPEM(t, generateCA(t, b, s).Data["certificate"].(string))
+	csrs := []string{testpki.AgentCSR(t, "a0"), testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://evil.example/acme/a1"}}), testpki.AgentCSR(t, "a2")}
 	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csrs": csrs}))
 	results := resp.Data["certificates"].([]map[string]any)
-	if len(results) != 3 || resp.Data["failed"] != 1 || resp.Data["issuing_ca"] != certPEM(org) {
+	if len(results) != 3 || resp.Data["failed"] != 1 || resp.Data["issuing_ca"] != testpki.CertPEM(org) {
 		t.Fatalf("batch: %d results, failed %v", len(results), resp.Data["failed"])
 	}
 	for i, r := range results {
@@ -389,7 +384,7 @@ func TestSignCSR_Batch(t *testing.T) {
 			}
 			continue
 		}
-		leaf := parseCertPEMForTest(t, r["certificate"].(string))
+		leaf := testpki.ParseCertPEM(t, r["certificate"].(string))
 		if err := leaf.CheckSignatureFrom(org); err != nil || r["spiffe_id"] != fmt.Sprintf("spiffe://cullis.local/acme/a%d", i) {
 			t.Fatalf("result %d: %v %v", i, err, r["spiffe_id"])
 		}

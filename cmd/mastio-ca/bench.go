@@ -23,8 +23,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/mastio/vault-plugin-mastio-ca/backend"
 	"github.com/mastio/vault-plugin-mastio-ca/client"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 const benchUsage = `Usage: mastio-ca bench [flags]
@@ -228,7 +228,7 @@ func setupTarget(ctx context.Context, vault *api.Client, plugin, label, keyType 
 		return t, fmt.Errorf("pki role: %w", err)
 	}
 	t.pkiSignPath = t.pki + "/sign/bench"
-	floor, err := backend.InProcessSigner(keyType, keyBits)
+	floor, err := issuing.InProcessSigner(keyType, keyBits)
 	if err != nil {
 		return t, err
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/hashicorp/vault/api"
 	"golang.org/x/term"
 
-	"github.com/mastio/vault-plugin-mastio-ca/backend"
 	"github.com/mastio/vault-plugin-mastio-ca/client"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 // Exit codes of migrate (also in its usage text and docs/migration.md).
@@ -326,7 +326,7 @@ func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missi
 		return nil, m.fail(exitPrecondition, "the database holds the %s certificate but not its key, and the plugin does not hold that CA", label)
 	}
 	// The plugin's own import checks, so a dry run refuses what it would.
-	if err := backend.CheckImport(ca.keyPEM, ca.certPEM, "", time.Now()); err != nil {
+	if err := issuing.CheckImport(ca.keyPEM, ca.certPEM, "", time.Now()); err != nil {
 		return nil, m.fail(exitPrecondition, "the %s in the database would be refused by the plugin: %v", label, err)
 	}
 	if ca.kind == kindIntermediate {

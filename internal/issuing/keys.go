@@ -1,4 +1,4 @@
-package backend
+package issuing
 
 import (
 	"crypto"
@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -19,59 +18,49 @@ import (
 
 // Key type names used in fields, storage and responses.
 const (
-	keyTypeEC      = "ec"
-	keyTypeRSA     = "rsa"
-	keyTypeEd25519 = "ed25519"
+	KeyTypeEC      = "ec"
+	KeyTypeRSA     = "rsa"
+	KeyTypeEd25519 = "ed25519"
 )
 
 // Bounds on RSA modulus sizes that any key in this engine may have.
 const (
-	minRSABits = 2048
-	maxRSABits = 8192
+	MinRSABits = 2048
+	MaxRSABits = 8192
 )
 
-// inputError is outside input that this engine refuses. Handlers turn it
-// into a 400 with its message; its message never quotes key material.
-type inputError struct{ msg string }
-
-func (e *inputError) Error() string { return e.msg }
-
-func inputErrorf(format string, args ...any) error {
-	return &inputError{msg: fmt.Sprintf(format, args...)}
-}
-
-// keyInfo describes a public key as (type, bits). It does not judge strength.
-func keyInfo(pub crypto.PublicKey) (string, int, error) {
+// KeyInfo describes a public key as (type, bits). It does not judge strength.
+func KeyInfo(pub crypto.PublicKey) (string, int, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		return keyTypeEC, k.Curve.Params().BitSize, nil
+		return KeyTypeEC, k.Curve.Params().BitSize, nil
 	case *rsa.PublicKey:
-		return keyTypeRSA, k.N.BitLen(), nil
+		return KeyTypeRSA, k.N.BitLen(), nil
 	case ed25519.PublicKey:
-		return keyTypeEd25519, 256, nil
+		return KeyTypeEd25519, 256, nil
 	default:
-		return "", 0, inputErrorf("unsupported public key type %T; use EC (P-256, P-384, P-521), RSA (2048-8192 bits) or Ed25519", pub)
+		return "", 0, Inputf("unsupported public key type %T; use EC (P-256, P-384, P-521), RSA (2048-8192 bits) or Ed25519", pub)
 	}
 }
 
-// checkKeyStrength refuses keys too weak (or too odd) for this engine:
+// CheckKeyStrength refuses keys too weak (or too odd) for this engine:
 // EC on P-256/P-384/P-521, RSA 2048-8192 bits, Ed25519.
-func checkKeyStrength(pub crypto.PublicKey) error {
-	typ, bits, err := keyInfo(pub)
+func CheckKeyStrength(pub crypto.PublicKey) error {
+	typ, bits, err := KeyInfo(pub)
 	if err != nil {
 		return err
 	}
 	switch typ {
-	case keyTypeEC:
+	case KeyTypeEC:
 		if bits != 256 && bits != 384 && bits != 521 {
-			return inputErrorf("EC curve with %d bits is not accepted; use P-256, P-384 or P-521", bits)
+			return Inputf("EC curve with %d bits is not accepted; use P-256, P-384 or P-521", bits)
 		}
-	case keyTypeRSA:
-		if bits < minRSABits {
-			return inputErrorf("RSA key of %d bits is too weak; at least %d bits are required", bits, minRSABits)
+	case KeyTypeRSA:
+		if bits < MinRSABits {
+			return Inputf("RSA key of %d bits is too weak; at least %d bits are required", bits, MinRSABits)
 		}
-		if bits > maxRSABits {
-			return inputErrorf("RSA key of %d bits is larger than the %d-bit limit", bits, maxRSABits)
+		if bits > MaxRSABits {
+			return Inputf("RSA key of %d bits is larger than the %d-bit limit", bits, MaxRSABits)
 		}
 		return checkRSAShape(pub.(*rsa.PublicKey))
 	}
@@ -83,19 +72,19 @@ func checkKeyStrength(pub crypto.PublicKey) error {
 // or a modulus whose size is not a whole number of bytes.
 func checkRSAShape(pub *rsa.PublicKey) error {
 	if pub.E != 65537 {
-		return inputErrorf("RSA public exponent %d is not accepted; use 65537", pub.E)
+		return Inputf("RSA public exponent %d is not accepted; use 65537", pub.E)
 	}
 	if bits := pub.N.BitLen(); bits%8 != 0 {
-		return inputErrorf("RSA modulus of %d bits is not a whole number of bytes; use 2048, 3072 or 4096 bits", bits)
+		return Inputf("RSA modulus of %d bits is not a whole number of bytes; use 2048, 3072 or 4096 bits", bits)
 	}
 	return nil
 }
 
-// generateKey makes a new CA key of the given type. bits 0 picks the default
+// GenerateKey makes a new CA key of the given type. bits 0 picks the default
 // (P-256 for ec, 4096 for rsa).
-func generateKey(keyType string, bits int) (crypto.Signer, error) {
+func GenerateKey(keyType string, bits int) (crypto.Signer, error) {
 	switch keyType {
-	case keyTypeEC:
+	case KeyTypeEC:
 		var curve elliptic.Curve
 		switch bits {
 		case 0, 256:
@@ -103,36 +92,36 @@ func generateKey(keyType string, bits int) (crypto.Signer, error) {
 		case 384:
 			curve = elliptic.P384()
 		default:
-			return nil, inputErrorf("key_bits %d is not valid for key_type ec; use 256 (P-256) or 384 (P-384)", bits)
+			return nil, Inputf("key_bits %d is not valid for key_type ec; use 256 (P-256) or 384 (P-384)", bits)
 		}
 		return ecdsa.GenerateKey(curve, rand.Reader)
-	case keyTypeRSA:
+	case KeyTypeRSA:
 		switch bits {
 		case 0:
 			bits = 4096
 		case 2048, 3072, 4096:
 		default:
-			return nil, inputErrorf("key_bits %d is not valid for key_type rsa; use 2048, 3072 or 4096", bits)
+			return nil, Inputf("key_bits %d is not valid for key_type rsa; use 2048, 3072 or 4096", bits)
 		}
 		return rsa.GenerateKey(rand.Reader, bits)
-	case keyTypeEd25519:
+	case KeyTypeEd25519:
 		if bits != 0 && bits != 256 {
-			return nil, inputErrorf("key_bits %d is not valid for key_type ed25519; omit it", bits)
+			return nil, Inputf("key_bits %d is not valid for key_type ed25519; omit it", bits)
 		}
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		return priv, err
 	default:
-		return nil, inputErrorf("unknown key_type %q; use ec, rsa or ed25519", keyType)
+		return nil, Inputf("unknown key_type %q; use ec, rsa or ed25519", keyType)
 	}
 }
 
-// parsePrivateKeyPEM reads one private key in PKCS#8, SEC1 or PKCS#1 PEM.
+// ParsePrivateKeyPEM reads one private key in PKCS#8, SEC1 or PKCS#1 PEM.
 // "EC PARAMETERS" blocks (as `openssl ecparam -genkey` writes) are skipped.
 // Errors name the problem, never the bytes.
-func parsePrivateKeyPEM(text string) (crypto.Signer, error) {
+func ParsePrivateKeyPEM(text string) (crypto.Signer, error) {
 	rest := []byte(strings.TrimSpace(text))
 	if len(rest) == 0 {
-		return nil, inputErrorf("key_pem is empty")
+		return nil, Inputf("key_pem is empty")
 	}
 	var key *pem.Block
 	for len(rest) > 0 {
@@ -140,24 +129,24 @@ func parsePrivateKeyPEM(text string) (crypto.Signer, error) {
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			if key == nil {
-				return nil, inputErrorf("key_pem is not PEM: expected a -----BEGIN PRIVATE KEY----- (PKCS#8), EC PRIVATE KEY (SEC1) or RSA PRIVATE KEY (PKCS#1) block")
+				return nil, Inputf("key_pem is not PEM: expected a -----BEGIN PRIVATE KEY----- (PKCS#8), EC PRIVATE KEY (SEC1) or RSA PRIVATE KEY (PKCS#1) block")
 			}
-			return nil, inputErrorf("key_pem has trailing data after the private key block")
+			return nil, Inputf("key_pem has trailing data after the private key block")
 		}
 		if block.Type == "EC PARAMETERS" {
 			continue
 		}
 		if key != nil {
-			return nil, inputErrorf("key_pem holds more than one PEM block; it must hold exactly one private key")
+			return nil, Inputf("key_pem holds more than one PEM block; it must hold exactly one private key")
 		}
 		key = block
 		rest = []byte(strings.TrimSpace(string(rest)))
 	}
 	if key == nil {
-		return nil, inputErrorf("key_pem holds no private key block")
+		return nil, Inputf("key_pem holds no private key block")
 	}
 	if key.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(key.Headers["Proc-Type"], "ENCRYPTED") {
-		return nil, inputErrorf("key_pem is encrypted; decrypt it first (for example `openssl pkey -in key.pem -out plain.pem`) and import over TLS")
+		return nil, Inputf("key_pem is encrypted; decrypt it first (for example `openssl pkey -in key.pem -out plain.pem`) and import over TLS")
 	}
 
 	var (
@@ -172,28 +161,28 @@ func parsePrivateKeyPEM(text string) (crypto.Signer, error) {
 	case "RSA PRIVATE KEY":
 		parsed, err = x509.ParsePKCS1PrivateKey(key.Bytes)
 	default:
-		return nil, inputErrorf("key_pem block type %q is not a private key; expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY", key.Type)
+		return nil, Inputf("key_pem block type %q is not a private key; expected PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY", key.Type)
 	}
 	if err != nil {
 		// The x509 parse errors describe structure, not content, but keep
 		// them out anyway: a message is all the caller needs.
-		return nil, inputErrorf("key_pem %s block could not be parsed: the DER inside is malformed or uses an unsupported algorithm or curve", key.Type)
+		return nil, Inputf("key_pem %s block could not be parsed: the DER inside is malformed or uses an unsupported algorithm or curve", key.Type)
 	}
 	signer, ok := parsed.(crypto.Signer)
 	if !ok {
-		return nil, inputErrorf("key_pem holds a %T, which cannot sign certificates", parsed)
+		return nil, Inputf("key_pem holds a %T, which cannot sign certificates", parsed)
 	}
 	switch signer.(type) {
 	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
 	default:
-		return nil, inputErrorf("key_pem holds an unsupported key type %T; use EC, RSA or Ed25519", signer)
+		return nil, Inputf("key_pem holds an unsupported key type %T; use EC, RSA or Ed25519", signer)
 	}
 	return signer, nil
 }
 
-// parseCertificatesPEM reads every CERTIFICATE block in text. field names the
+// ParseCertificatesPEM reads every CERTIFICATE block in text. field names the
 // request field in error messages.
-func parseCertificatesPEM(field, text string) ([]*x509.Certificate, error) {
+func ParseCertificatesPEM(field, text string) ([]*x509.Certificate, error) {
 	rest := []byte(strings.TrimSpace(text))
 	var certs []*x509.Certificate
 	for len(rest) > 0 {
@@ -201,28 +190,28 @@ func parseCertificatesPEM(field, text string) ([]*x509.Certificate, error) {
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			if len(certs) == 0 {
-				return nil, inputErrorf("%s is not PEM: expected -----BEGIN CERTIFICATE----- blocks", field)
+				return nil, Inputf("%s is not PEM: expected -----BEGIN CERTIFICATE----- blocks", field)
 			}
-			return nil, inputErrorf("%s has trailing data after certificate %d", field, len(certs))
+			return nil, Inputf("%s has trailing data after certificate %d", field, len(certs))
 		}
 		if block.Type != "CERTIFICATE" {
-			return nil, inputErrorf("%s block %d has type %q; only CERTIFICATE blocks are accepted", field, len(certs)+1, block.Type)
+			return nil, Inputf("%s block %d has type %q; only CERTIFICATE blocks are accepted", field, len(certs)+1, block.Type)
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, inputErrorf("%s certificate %d could not be parsed: %v", field, len(certs)+1, err)
+			return nil, Inputf("%s certificate %d could not be parsed: %v", field, len(certs)+1, err)
 		}
 		certs = append(certs, cert)
 		rest = []byte(strings.TrimSpace(string(rest)))
 	}
 	if len(certs) == 0 {
-		return nil, inputErrorf("%s is empty", field)
+		return nil, Inputf("%s is empty", field)
 	}
 	return certs, nil
 }
 
-// publicKeysEqual reports whether two public keys are the same key.
-func publicKeysEqual(a, b crypto.PublicKey) bool {
+// PublicKeysEqual reports whether two public keys are the same key.
+func PublicKeysEqual(a, b crypto.PublicKey) bool {
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
 }
@@ -262,9 +251,9 @@ func randomSerial() (*big.Int, error) {
 	}
 }
 
-// formatSerial renders a serial the way Vault's PKI engine does: colon
+// FormatSerial renders a serial the way Vault's PKI engine does: colon
 // separated lowercase hex octets.
-func formatSerial(n *big.Int) string {
+func FormatSerial(n *big.Int) string {
 	b := n.Bytes()
 	parts := make([]string, len(b))
 	for i, c := range b {
@@ -273,19 +262,26 @@ func formatSerial(n *big.Int) string {
 	return strings.Join(parts, ":")
 }
 
-// fingerprintSHA256 is the hex SHA-256 of a DER certificate.
-func fingerprintSHA256(der []byte) string {
+// FingerprintSHA256 is the hex SHA-256 of a DER certificate.
+func FingerprintSHA256(der []byte) string {
 	sum := sha256.Sum256(der)
 	return fmt.Sprintf("%x", sum[:])
 }
 
-// encodeCertPEM renders one certificate as PEM.
-func encodeCertPEM(der []byte) string {
+// EncodeCertPEM renders one certificate as PEM.
+func EncodeCertPEM(der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
-// isInputError reports whether err is outside input to answer with a 400.
-func isInputError(err error) bool {
-	var ie *inputError
-	return errors.As(err, &ie)
+// PublicKeyFingerprint is the hex SHA-256 of the certificate's SPKI DER;
+// its first 16 hex digits are Mastio's key_id.
+func PublicKeyFingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return fmt.Sprintf("%x", sum[:])
+}
+
+// EncodePrivateKeyPEM renders a PKCS#8 key as PEM, for the KV mirror's
+// export of an imported key.
+func EncodePrivateKeyPEM(pkcs8 []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
 }

@@ -1,7 +1,6 @@
-package backend
+package issuing
 
 import (
-	"crypto/rand"
 	"crypto/x509"
 	"time"
 )
@@ -12,12 +11,12 @@ import (
 // function parses and checks one PEM CSR, applies the role and signs, as
 // sign-csr does, and returns the DER certificate.
 func InProcessSigner(keyType string, keyBits int) (func(csrPEM string) ([]byte, error), error) {
-	key, err := generateKey(keyType, keyBits)
+	key, err := GenerateKey(keyType, keyBits)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	der, err := newCACertificate(caParams{CommonName: "acme CA", Organization: "acme", NotAfter: now.Add(defaultCATTL), PathLen: 1, Now: now}, key, nil)
+	der, err := NewCACertificate(CAParams{CommonName: "acme CA", Organization: "acme", NotAfter: now.Add(DefaultCATTL), PathLen: 1, Now: now}, key, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -25,20 +24,20 @@ func InProcessSigner(keyType string, keyBits int) (func(csrPEM string) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	r := defaultRoles()[roleAgent]
-	pattern, err := compileURIPattern(r.URISANPattern, defaultTrustDomain, "acme")
+	r := DefaultRoles()[RoleAgent]
+	pattern, err := CompileURIPattern(r.URISANPattern, DefaultTrustDomain, "acme")
 	if err != nil {
 		return nil, err
 	}
 	return func(csrPEM string) ([]byte, error) {
-		req, err := parseCSR(csrPEM)
+		req, err := ParseCSR(csrPEM)
 		if err != nil {
 			return nil, err
 		}
-		tmpl, _, err := r.leafTemplate(req, issueParams{TrustDomain: defaultTrustDomain, OrgID: "acme", Now: time.Now(), Issuer: ca, TruncateLeaf: true, Pattern: pattern})
+		leaf, err := r.Sign(req, IssueParams{TrustDomain: DefaultTrustDomain, OrgID: "acme", Now: time.Now(), Issuer: ca, TruncateLeaf: true, Pattern: pattern}, key)
 		if err != nil {
 			return nil, err
 		}
-		return x509.CreateCertificate(rand.Reader, tmpl, ca, req.csr.PublicKey, key)
+		return leaf.DER, nil
 	}, nil
 }

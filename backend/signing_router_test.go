@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/helper/license"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // countingSystemView counts the SystemView calls a request handler could
@@ -81,7 +83,7 @@ func countingBackend(t *testing.T) (*mastioBackend, logical.Storage, *countingSy
 func TestSignCSR_NoSystemViewCallsAfterFirst(t *testing.T) {
 	b, s, sv := countingBackend(t)
 	generateCA(t, b, s)
-	data := map[string]any{"csr": agentCSR(t, "a1")}
+	data := map[string]any{"csr": testpki.AgentCSR(t, "a1")}
 	for _, p := range []string{"sign-csr", "sign-csr/agent"} {
 		mustOK(t, request(t, b, s, logical.UpdateOperation, p, data))
 	}
@@ -132,7 +134,7 @@ func TestPerformanceStandby_SignsLocallyForwardsWrites(t *testing.T) {
 	if _, err := requestErr(b, s, logical.UpdateOperation, "roles/agent", map[string]any{"ttl": "2h", "max_ttl": "2h"}); err != logical.ErrReadOnly {
 		t.Fatalf("a role write on a performance standby: %v, want ErrReadOnly (forward to the active node)", err)
 	}
-	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": agentCSR(t, "a1")}))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
 
 	sv.state.Store(0) // active again: the next write is served, with no delay
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/agent", map[string]any{"ttl": "2h", "max_ttl": "2h"}))

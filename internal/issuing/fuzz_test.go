@@ -1,31 +1,39 @@
-package backend
+package issuing
 
 import (
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/pem"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // The seed corpora live in testdata/fuzz/<FuzzName>/ (CSRs and keys made by
 // openssl); run a target with e.g. `go test ./backend -fuzz FuzzParseCSR`.
 
 func FuzzParseCSR(f *testing.F) {
-	f.Add(agentCSR(f, "seed"))
+	f.Add(testpki.AgentCSR(f, "seed"))
 	f.Add("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		req, err := parseCSR(text)
+		req, err := ParseCSR(text)
 		if err != nil {
-			if !isInputError(err) {
-				t.Fatalf("parseCSR returned a non-input error: %v", err)
+			if !IsInput(err) {
+				t.Fatalf("ParseCSR returned a non-input error: %v", err)
 			}
 			return
 		}
-		if err := req.csr.CheckSignature(); err != nil {
-			t.Fatalf("parseCSR accepted a CSR whose signature does not verify: %v", err)
+		block, _ := pem.Decode([]byte(strings.TrimSpace(text)))
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil || req.pub == nil || !PublicKeysEqual(req.pub, csr.PublicKey) {
+			t.Fatalf("ParseCSR accepted a CSR that does not parse again, or returned another key: %v", err)
+		}
+		if err := csr.CheckSignature(); err != nil {
+			t.Fatalf("ParseCSR accepted a CSR whose signature does not verify: %v", err)
 		}
 	})
 }
@@ -33,12 +41,12 @@ func FuzzParseCSR(f *testing.F) {
 var base64Line = regexp.MustCompile(`^[A-Za-z0-9+/=]+$`)
 
 func FuzzParsePrivateKeyPEM(f *testing.F) {
-	f.Add(pkcs8PEM(f, newEd25519Key(f)))
+	f.Add(testpki.PKCS8PEM(f, testpki.NewEd25519Key(f)))
 	f.Add("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAMCAQA=\n-----END ENCRYPTED PRIVATE KEY-----\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		key, err := parsePrivateKeyPEM(text)
+		key, err := ParsePrivateKeyPEM(text)
 		if err != nil {
-			if !isInputError(err) {
+			if !IsInput(err) {
 				t.Fatalf("non-input error: %v", err)
 			}
 			// No error may quote a line of the key's base64 body back.
@@ -50,8 +58,8 @@ func FuzzParsePrivateKeyPEM(f *testing.F) {
 			}
 			return
 		}
-		if _, _, err := keyInfo(key.Public()); err != nil {
-			t.Fatalf("accepted a key keyInfo cannot describe: %v", err)
+		if _, _, err := KeyInfo(key.Public()); err != nil {
+			t.Fatalf("accepted a key KeyInfo cannot describe: %v", err)
 		}
 	})
 }
@@ -61,7 +69,7 @@ func FuzzURIPattern(f *testing.F) {
 	f.Add("spiffe://{{trust_domain}}/{{org_id}}/{user|agent|workload}/*", "spiffe://cullis.local/acme/user/bob")
 	f.Add("spiffe://x/{a|}/*", "spiffe://x//b")
 	f.Fuzz(func(t *testing.T, pattern, uri string) {
-		p, err := compileURIPattern(pattern, "cullis.local", "acme")
+		p, err := CompileURIPattern(pattern, "cullis.local", "acme")
 		if err != nil {
 			return
 		}
@@ -69,7 +77,7 @@ func FuzzURIPattern(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := p.match(u); err == nil && !strings.HasPrefix(u.String(), "spiffe://"+p.trustDomain.Name()+"/") {
+		if _, err := p.Match(u); err == nil && !strings.HasPrefix(u.String(), "spiffe://"+p.trustDomain.Name()+"/") {
 			t.Fatalf("pattern %q matched %q outside its trust domain", pattern, uri)
 		}
 	})
@@ -78,26 +86,26 @@ func FuzzURIPattern(f *testing.F) {
 // FuzzLeafTemplate drives the profile check with arbitrary CSRs and
 // patterns and checks the invariants no accepted CSR may break.
 func FuzzLeafTemplate(f *testing.F) {
-	f.Add(agentCSR(f, "seed"), "spiffe://{{trust_domain}}/{{org_id}}/*", int64(3600))
-	f.Add(agentCSR(f, "seed"), "spiffe://{{trust_domain}}/{{org_id}}/{a|seed}", int64(0))
-	issuerCert := makeCert(f, caCertSpec{key: newECKey(f, elliptic.P256()), isCA: true, keyUsage: x509.KeyUsageCertSign})
+	f.Add(testpki.AgentCSR(f, "seed"), "spiffe://{{trust_domain}}/{{org_id}}/*", int64(3600))
+	f.Add(testpki.AgentCSR(f, "seed"), "spiffe://{{trust_domain}}/{{org_id}}/{a|seed}", int64(0))
+	issuerCert := testpki.MakeCert(f, testpki.CACert{Key: testpki.NewECKey(f, elliptic.P256()), IsCA: true, KeyUsage: x509.KeyUsageCertSign})
 	f.Fuzz(func(t *testing.T, csrText, pattern string, ttlSeconds int64) {
-		req, err := parseCSR(csrText)
+		req, err := ParseCSR(csrText)
 		if err != nil {
 			return
 		}
-		r := defaultRoles()[roleAgent]
+		r := DefaultRoles()[RoleAgent]
 		r.URISANPattern = pattern
-		r.AllowedKeyTypes = append(r.AllowedKeyTypes, keyTypeEd25519)
-		if r.validate() != nil {
+		r.AllowedKeyTypes = append(r.AllowedKeyTypes, KeyTypeEd25519)
+		if r.Validate() != nil {
 			return
 		}
-		tmpl, _, err := r.leafTemplate(req, issueParams{
+		tmpl, _, err := r.LeafTemplate(req, IssueParams{
 			TrustDomain: "cullis.local", OrgID: "acme", TTL: time.Duration(ttlSeconds) * time.Second,
 			Now: time.Now(), Issuer: issuerCert, TruncateLeaf: true,
 		})
 		if err != nil {
-			if !isInputError(err) {
+			if !IsInput(err) {
 				t.Fatalf("non-input error: %v", err)
 			}
 			return
@@ -117,15 +125,15 @@ func FuzzLeafTemplate(f *testing.F) {
 func FuzzParsePublicKeyPEM(f *testing.F) {
 	f.Add("-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		pub, err := parsePublicKeyPEM(text)
+		pub, err := ParsePublicKeyPEM(text)
 		if err != nil {
-			if !isInputError(err) {
+			if !IsInput(err) {
 				t.Fatalf("non-input error: %v", err)
 			}
 			return
 		}
-		if _, _, err := keyInfo(pub); err != nil {
-			t.Fatalf("accepted a key keyInfo cannot describe: %v", err)
+		if _, _, err := KeyInfo(pub); err != nil {
+			t.Fatalf("accepted a key KeyInfo cannot describe: %v", err)
 		}
 	})
 }

@@ -1,0 +1,64 @@
+package backend
+
+import (
+	"context"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+)
+
+// configUpdate is a config write: nil fields keep their value.
+type configUpdate struct {
+	orgID, trustDomain, defaultRole, leafNotAfter *string
+}
+
+// updateConfig checks u and applies it to the stored config, under
+// configLock.
+func (b *mastioBackend) updateConfig(ctx context.Context, s logical.Storage, u configUpdate) error {
+	b.configLock.Lock()
+	defer b.configLock.Unlock()
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if u.orgID != nil {
+		cfg.OrgID = strings.TrimSpace(*u.orgID)
+		if err := issuing.ValidateOrgID(cfg.OrgID); err != nil {
+			return err
+		}
+		is, err := b.loadIssuer(ctx, s, orgCA)
+		if err != nil {
+			return err
+		}
+		if is != nil && is.orgID != cfg.OrgID {
+			return issuing.Inputf("org_id cannot change to %q: the Org CA was made for %q; generate or import a CA for the new org (with cas) instead", cfg.OrgID, is.orgID)
+		}
+	}
+	if u.trustDomain != nil {
+		td, err := spiffeid.TrustDomainFromString(*u.trustDomain)
+		if err != nil || strings.Contains(*u.trustDomain, "://") {
+			return issuing.Inputf("trust_domain %q is not a valid SPIFFE trust domain: use lowercase letters, digits, '.', '-' and '_' (e.g. cullis.local)", *u.trustDomain)
+		}
+		cfg.TrustDomain = td.Name()
+	}
+	if u.defaultRole != nil {
+		r, err := readRole(ctx, s, *u.defaultRole)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return issuing.Inputf("default_role %q does not exist; create it under roles/ first", *u.defaultRole)
+		}
+		cfg.DefaultRole = *u.defaultRole
+	}
+	if u.leafNotAfter != nil {
+		if v := *u.leafNotAfter; v != leafNotAfterTruncate && v != leafNotAfterError {
+			return issuing.Inputf("leaf_not_after %q is not valid; use truncate or error", v)
+		}
+		cfg.LeafNotAfter = *u.leafNotAfter
+	}
+	return b.writeConfig(ctx, s, cfg)
+}

@@ -1,0 +1,152 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+)
+
+// Custody: the one place a CA entry is replaced. generate, import, the KV
+// mirror's write, intermediate/generate, intermediate/import,
+// intermediate/rotate and kv-export/<name> each describe their change as a
+// caChange; replaceCA applies it under caLock: read the current entry,
+// apply the check-and-set rule, build the next entry, store it, refresh
+// the signing cache, log.
+
+// casMode is the check-and-set rule of a change.
+type casMode int
+
+const (
+	// casNone: the change takes no cas (kv-export).
+	casNone casMode = iota
+	// casCreateOnly: no cas creates only when no CA exists; replacing one
+	// takes cas equal to its version (generate, import, KV mirror).
+	casCreateOnly
+	// casIfGiven: cas is optional; when given it must equal the current
+	// version (rotate).
+	casIfGiven
+)
+
+// caChange is one replacement of a CA entry.
+type caChange struct {
+	name   caName
+	mode   casMode
+	cas    int
+	casSet bool
+
+	// check, when set, runs first, given the current entry (nil: none):
+	// it refuses the change (preconditions of the operation), or reports
+	// that current already is what the caller asks for (same), a success
+	// that writes nothing, before the cas rule applies.
+	check func(current *caEntry) (same bool, err error)
+	// next builds the entry to store in place of current (nil: none).
+	// It returns nil to leave the entry as it is.
+	next func(current *caEntry) (*caEntry, error)
+	// amend keeps current's version (an entry's own flag changes); any
+	// other change stores current's successor (see succeed).
+	amend bool
+	// staged writes the next entry to intermediateStagingKey before the
+	// switch, so that a failure half way leaves the current CA signing.
+	staged bool
+
+	// event is the log message of a successful change, logArgs its
+	// attributes beyond name, version, serial and fingerprint.
+	event   string
+	logArgs func() []any
+}
+
+// replaceCA applies c. It returns the CA as now stored and whether
+// nothing was written (unchanged).
+func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caChange) (*issuer, bool, error) {
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	current, err := readCA(ctx, s, c.name)
+	if err != nil {
+		return nil, false, err
+	}
+	if c.check != nil {
+		same, err := c.check(current)
+		if err != nil {
+			return nil, false, err
+		}
+		if same {
+			is, err := newIssuer(c.name, current)
+			return is, true, err
+		}
+	}
+	switch c.mode {
+	case casCreateOnly:
+		err = issuing.CheckCreateOnly(c.name.current(current), c.cas, c.casSet)
+	case casIfGiven:
+		err = issuing.CheckIfVersion(c.name.current(current), c.cas, c.casSet)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	next, err := c.next(current)
+	if err != nil {
+		return nil, false, err
+	}
+	if next == nil {
+		is, err := newIssuer(c.name, current)
+		return is, true, err
+	}
+	if !c.amend {
+		if err := succeed(c.name, current, next); err != nil {
+			return nil, false, err
+		}
+	}
+	is, err := newIssuer(c.name, next)
+	if err != nil {
+		return nil, false, err
+	}
+	if c.staged {
+		if err := putEntry(ctx, s, intermediateStagingKey, "the staged "+c.name.label(), next); err != nil {
+			return nil, false, err
+		}
+	}
+	err = putEntry(ctx, s, c.name.storageKey(), c.name.label(), next)
+	if c.staged {
+		// Leave no unused CA key behind; the next rotation overwrites it
+		// anyway should this delete fail.
+		if derr := s.Delete(ctx, intermediateStagingKey); derr != nil {
+			b.Logger().Warn("could not delete the staged CA; the next rotation overwrites it", "ca", string(c.name), "error", derr)
+		}
+	}
+	if err != nil {
+		// The write may have landed all the same (a timeout): drop the
+		// cache so this node reads storage again rather than keep signing
+		// with what may no longer be the stored CA.
+		b.resetIssuer(c.name)
+		if c.staged {
+			return nil, false, fmt.Errorf("switching to the next %s (the current one still signs): %w", c.name.label(), err)
+		}
+		return nil, false, err
+	}
+	b.issuers[c.name].Store(&issuerSlot{is: is, known: true})
+	args := []any{"ca", string(c.name), "version", is.version, "serial", issuing.FormatSerial(is.cert.SerialNumber), "sha256", issuing.FingerprintSHA256(is.cert.Raw)}
+	if c.logArgs != nil {
+		args = append(args, c.logArgs()...)
+	}
+	b.Logger().Info(c.event, args...)
+	return is, false, nil
+}
+
+// succeed makes next the successor of current (nil on an empty mount):
+// the next version, and the kv_export seal carried over, so that no
+// replacement can export a key once export was turned off on this mount.
+func succeed(name caName, current, next *caEntry) error {
+	next.Version = 1
+	if current == nil {
+		return nil
+	}
+	next.Version = current.Version + 1
+	next.KVExportSealed = current.KVExportSealed
+	if next.KVExportSealed && next.KVExport {
+		return issuing.Inputf("kv_export of the %s was turned off for good on this mount: a replacement cannot turn it on again", name.label())
+	}
+	return nil
+}
