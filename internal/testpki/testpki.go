@@ -116,6 +116,8 @@ type CACert struct {
 	Org       string
 	Parent    *x509.Certificate
 	ParentKey crypto.Signer
+	// PathLenZero sets basicConstraints pathLen 0.
+	PathLenZero bool
 }
 
 // MakeCert makes a certificate as spec says, self-signed unless Parent is set.
@@ -136,6 +138,7 @@ func MakeCert(t testing.TB, spec CACert) *x509.Certificate {
 		BasicConstraintsValid: true,
 		IsCA:                  spec.IsCA,
 		KeyUsage:              spec.KeyUsage,
+		MaxPathLenZero:        spec.PathLenZero,
 	}
 	if spec.Org == "" {
 		tmpl.Subject.Organization = nil
@@ -194,4 +197,54 @@ func ParseCertPEM(t testing.TB, s string) *x509.Certificate {
 // SANExt is a subjectAltName extension of raw GeneralNames.
 func SANExt(t testing.TB, names ...asn1.RawValue) pkix.Extension {
 	return MustExt(t, asn1.ObjectIdentifier{2, 5, 29, 17}, false, names)
+}
+
+// HostileRSACSR is a PEM CSR whose RSA key has a random modulus of bits
+// bits and public exponent e, with a random signature: nothing anyone
+// could sign with, built to cost a verifier as much as possible.
+func HostileRSACSR(t testing.TB, bits, e int) string {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	pub, err := asn1.Marshal(struct {
+		N *big.Int
+		E int
+	}{n, e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	type info struct {
+		Version    int
+		Subject    asn1.RawValue
+		PublicKey  spki
+		Attributes asn1.RawValue
+	}
+	tbs, err := asn1.Marshal(info{
+		Subject:    asn1.RawValue{FullBytes: []byte{0x30, 0x00}},
+		PublicKey:  spki{Algorithm: pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}, Parameters: asn1.NullRawValue}, PublicKey: asn1.BitString{Bytes: pub, BitLength: 8 * len(pub)}},
+		Attributes: asn1.RawValue{FullBytes: []byte{0xa0, 0x00}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, (bits+7)/8)
+	if _, err := rand.Read(sig); err != nil {
+		t.Fatal(err)
+	}
+	der, err := asn1.Marshal(struct {
+		Info      asn1.RawValue
+		Algorithm pkix.AlgorithmIdentifier
+		Signature asn1.BitString
+	}{asn1.RawValue{FullBytes: tbs}, pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, Parameters: asn1.NullRawValue}, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }
