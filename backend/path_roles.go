@@ -308,7 +308,28 @@ requests neither CA:true nor keyCertSign/cRLSign nor usages beyond the
 role's. The issued certificate gets the role's subject templates, key_usage
 and ext_key_usage (never the CSR's), basicConstraints CA:false (critical),
 an AKI equal to the issuer's SKI, a random 128-bit serial and a validity of
-ttl (or the requested ttl up to max_ttl), capped by the issuer's NotAfter.
+ttl (or the requested ttl up to max_ttl), capped by the earliest NotAfter
+of its CA chain. A subject CN or O longer than 64 characters is refused.
+
+uri_san_pattern must start with spiffe://{{trust_domain}}/{{org_id}}/ so
+that the role issues only inside the org, unless allow_outside_org=true.
+
+DNS, IP and email SANs need both the switch and an allow-list:
+
+  allow_dns_sans + allowed_dns_sans      DNS names or patterns; a "*" label
+                                         matches exactly one label, so
+                                         *.agents.acme.example allows
+                                         a1.agents.acme.example only, not
+                                         agents.acme.example or
+                                         x.a1.agents.acme.example. Case is
+                                         ignored; {{org_id}} and
+                                         {{trust_domain}} are replaced.
+                                         Wildcard names are never issued.
+  allow_ip_sans + allowed_ip_sans        CIDR prefixes or single addresses.
+  allow_email_sans + allowed_email_sans  local@domain or *@domain, the
+                                         domain as in allowed_dns_sans.
+
+Each list holds at most 64 entries.
 
 Every mount starts with two roles:
 
@@ -329,5 +350,9 @@ Example:
     $ vault write mastio-ca/roles/workload \
         uri_san_pattern='spiffe://{{trust_domain}}/{{org_id}}/workload/*' \
         ttl=24h max_ttl=72h
+    $ vault write mastio-ca/roles/svc \
+        uri_san_pattern='spiffe://{{trust_domain}}/{{org_id}}/svc/*' \
+        allow_dns_sans=true allowed_dns_sans='*.svc.{{org_id}}.example' \
+        ext_key_usage=ServerAuth,ClientAuth
     $ vault list mastio-ca/roles
 `

@@ -55,8 +55,12 @@ func TestErrorMapping(t *testing.T) {
 		{"sealed", 503, `{"errors":["Vault is sealed"]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrSealed},
 		{"no CA", 404, `{"errors":[]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrNotFound},
 		{"no role", 404, `{"errors":[]}`, func(c *Client) error { _, err := c.Role(context.Background(), "x"); return err }, ErrNotFound},
+		{"stale intermediate", 422, `{"errors":["the Mastio Intermediate CA was signed by a previous Org CA"]}`, func(c *Client) error {
+			_, err := c.SignCSR(context.Background(), []byte("x"), SignOptions{})
+			return err
+		}, ErrCAState},
 	}
-	sentinels := []error{ErrNotFound, ErrExists, ErrPolicy, ErrInvalidRequest, ErrPermissionDenied, ErrSealed}
+	sentinels := []error{ErrNotFound, ErrExists, ErrPolicy, ErrInvalidRequest, ErrPermissionDenied, ErrSealed, ErrCAState}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call(New(fakeVault(t, tc.status, tc.body), "mastio-ca"))

@@ -23,6 +23,12 @@ var (
 	ErrPolicy = errors.New("mastio-ca: refused by signing policy")
 	// ErrInvalidRequest: any other 400 (bad field, bad PEM, ...).
 	ErrInvalidRequest = errors.New("mastio-ca: invalid request")
+	// ErrCAState: nothing is wrong with the request, but the mount's CAs
+	// cannot serve it now (422): a CA expired or is about to, an Org CA
+	// with pathLen 0 asked for an intermediate, an intermediate left over
+	// from a replaced Org CA, a role written before a rule it breaks. An
+	// operator must act; retrying does not help.
+	ErrCAState = errors.New("mastio-ca: the CA cannot serve this request now")
 	// ErrPermissionDenied: the token may not call this path (403).
 	ErrPermissionDenied = errors.New("mastio-ca: permission denied")
 	// ErrSealed: Vault is sealed (503).
@@ -97,6 +103,8 @@ func kindOf(op string, status int, msgs []string) error {
 		return ErrNotFound
 	case http.StatusConflict:
 		return ErrExists
+	case http.StatusUnprocessableEntity:
+		return ErrCAState
 	case http.StatusForbidden:
 		return ErrPermissionDenied
 	case http.StatusServiceUnavailable:

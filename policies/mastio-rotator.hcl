@@ -9,8 +9,11 @@
 
 # Only cas may be sent: the new intermediate gets the plugin's defaults
 # (5 years capped at the Org CA, P-256, 14 days of grace for the old one),
-# so this token cannot end the old intermediate's grace early
-# (grace_period=0) or choose the new one's lifetime or key.
+# so this token cannot choose the new one's lifetime or key, nor end any
+# old intermediate's grace early: not with grace_period=0 or drop_earlier
+# (refused by this policy), and not by rotating again (every rotated-out
+# intermediate stays published until its own grace ends; once 16 are,
+# a further rotation is refused until one's grace is over).
 path "mastio-ca/intermediate/rotate" {
   capabilities = ["update"]
   allowed_parameters = {

@@ -198,9 +198,10 @@ func (v *verification) run(ctx context.Context, vault *api.Client, mount string,
 		signed, err := proveKey(ctx, c, ca.issuer, "mastio-ca-verify", ca.cert, v.stderr)
 		var mismatch *mismatchError
 		switch {
-		case errors.As(err, &mismatch), errors.Is(err, client.ErrPolicy), errors.Is(err, client.ErrNotFound):
+		case errors.As(err, &mismatch), errors.Is(err, client.ErrPolicy), errors.Is(err, client.ErrNotFound), errors.Is(err, client.ErrCAState):
 			// The proof ran: the plugin signed with another key, or
-			// refused to sign.
+			// refused to sign (a policy, a missing role or CA, or a CA
+			// that cannot sign now, such as an expired one).
 			v.fail("%s: proof of possession: %v", ca.label, err)
 			continue
 		case err != nil:

@@ -153,11 +153,17 @@ func GenerateOrgCA(r OrgCARequest, configuredOrgID string, now time.Time) (*Gene
 	if r.PathLen < -1 || r.PathLen > MaxPathLen {
 		return nil, Inputf("path_len %d is out of range -1..%d", r.PathLen, MaxPathLen)
 	}
-	key, err := GenerateKey(r.KeyType, r.KeyBits)
+	return makeCA(r.KeyType, r.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: now.Add(ttl), PathLen: r.PathLen, Now: now}, nil)
+}
+
+// makeCA generates a key of keyType and keyBits and its CA certificate,
+// signed by parent (nil: self-signed).
+func makeCA(keyType string, keyBits int, p CAParams, parent *Parent) (*GeneratedCA, error) {
+	key, err := GenerateKey(keyType, keyBits)
 	if err != nil {
 		return nil, err
 	}
-	der, err := NewCACertificate(CAParams{CommonName: cn, Organization: orgID, NotAfter: now.Add(ttl), PathLen: r.PathLen, Now: now}, key, nil)
+	der, err := NewCACertificate(p, key, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +171,7 @@ func GenerateOrgCA(r OrgCARequest, configuredOrgID string, now time.Time) (*Gene
 	if err != nil {
 		return nil, fmt.Errorf("encoding key: %w", err)
 	}
-	return &GeneratedCA{OrgID: orgID, KeyPKCS8: keyDER, CertDER: der}, nil
+	return &GeneratedCA{OrgID: p.Organization, KeyPKCS8: keyDER, CertDER: der}, nil
 }
 
 // ImportedCA is a validated import request, ready to store.
@@ -348,10 +354,6 @@ func MintIntermediate(spec IntermediateSpec, org Parent, orgChain []*x509.Certif
 	if notAfter.Sub(now) < MinCATTL {
 		return nil, Statef("the Org CA (or a CA above it) expires at %s, under 24h from now: renew it before minting an intermediate", notAfter.UTC().Format(time.RFC3339))
 	}
-	key, err := GenerateKey(spec.KeyType, spec.KeyBits)
-	if err != nil {
-		return nil, err
-	}
 	cn := spec.CommonName
 	if cn == "" {
 		cn = orgID + " Mastio CA"
@@ -359,15 +361,7 @@ func MintIntermediate(spec IntermediateSpec, org Parent, orgChain []*x509.Certif
 	if err := CheckName("common_name", cn); err != nil {
 		return nil, err
 	}
-	der, err := NewCACertificate(CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: 0, Now: now}, key, &org)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding key: %w", err)
-	}
-	return &GeneratedCA{OrgID: orgID, KeyPKCS8: keyDER, CertDER: der}, nil
+	return makeCA(spec.KeyType, spec.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: 0, Now: now}, &org)
 }
 
 // ChainNotAfter is the earliest NotAfter of ca and every CA above it: no

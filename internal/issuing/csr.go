@@ -46,7 +46,7 @@ const MaxCSRBytes = 64 << 10
 
 // ParseCSR reads exactly one PEM CSR, checks its key type and
 // self-signature and parses the extensions it requests. Every error is a
-// 400-worthy inputError.
+// KindInput error.
 func ParseCSR(text string) (*LeafRequest, error) {
 	if len(text) > MaxCSRBytes {
 		return nil, Inputf("csr is %d bytes; at most %d are accepted", len(text), MaxCSRBytes)

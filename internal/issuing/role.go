@@ -280,7 +280,7 @@ type IssueParams struct {
 }
 
 // LeafTemplate applies the role to a CSR. It returns the certificate
-// template to sign and the SPIFFE ID it carries, or an inputError that says
+// template to sign and the SPIFFE ID it carries, or a refusal that says
 // which rule the CSR broke.
 func (r *Role) LeafTemplate(req *LeafRequest, p IssueParams) (*x509.Certificate, string, error) {
 	if err := r.checkKey(req.pub); err != nil {

@@ -3,6 +3,7 @@ package acceptance
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -192,7 +193,7 @@ func TestACL_RotatorPolicy(t *testing.T) {
 	}
 	// The policy lets it send cas and nothing else: no early end to the
 	// old intermediate's grace, no lifetime or key of its choosing.
-	for _, data := range []map[string]any{{"grace_period": "0s"}, {"ttl": "87600h"}, {"key_type": "rsa"}} {
+	for _, data := range []map[string]any{{"grace_period": "0s"}, {"drop_earlier": true}, {"ttl": "87600h"}, {"key_type": "rsa"}} {
 		_, err := rotator.Logical().WriteWithContext(ctx, mount+"/intermediate/rotate", data)
 		var re *api.ResponseError
 		if !errors.As(err, &re) || re.StatusCode != 403 {
@@ -203,8 +204,14 @@ func TestACL_RotatorPolicy(t *testing.T) {
 	if _, err := rc.RotateIntermediate(ctx, client.IntermediateRequest{CAS: &stale}); !errors.Is(err, client.ErrExists) {
 		t.Errorf("rotator: intermediate/rotate with a stale cas: %v, want a check-and-set conflict", err)
 	}
-	if _, err := rc.RotateIntermediate(ctx, client.IntermediateRequest{CAS: &next.Version}); err != nil {
-		t.Errorf("rotator: intermediate/rotate with cas: %v", err)
+	third, err := rc.RotateIntermediate(ctx, client.IntermediateRequest{CAS: &next.Version})
+	if err != nil {
+		t.Fatalf("rotator: intermediate/rotate with cas: %v", err)
+	}
+	// Two rotations in a row: the first intermediate is still published,
+	// its grace untouched (issue 12, defect 5; the policy's comment).
+	if !slices.ContainsFunc(third.Bundle, inter.Certificate.Equal) || !slices.ContainsFunc(third.Bundle, next.Certificate.Equal) || len(third.Bundle) != 3 {
+		t.Errorf("rotator: after two rotations the bundle holds %d certificates; want the current one and both earlier ones in their grace", len(third.Bundle))
 	}
 	assertDenied(t, rotator, mount, "rotator", append(adminOnlyCalls,
 		deniedCall{"write", "sign-csr", map[string]any{"csr": string(csr)}},

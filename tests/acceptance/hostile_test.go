@@ -207,9 +207,10 @@ func TestHostileInput(t *testing.T) {
 		{"uppercase trust domain", "sign-csr", csr(csrWithSAN("upper", "URI:spiffe://CULLIS.local/acme/x")), "not a valid SPIFFE ID"},
 		{"TTL 0", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": 0}), "not a validity"},
 		{"TTL negative", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": -5}), "negative"},
-		{"TTL overflow", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": "99999999999999999999h"}), "invalid duration"},
+		{"TTL overflow", "sign-csr", jsonBody(t, map[string]any{"csr": good, "ttl": "99999999999999999999h"}), "ttl must be a duration"},
 		{"csr as a number", "sign-csr", jsonBody(t, map[string]any{"csr": 42}), "not PEM"},
-		{"csr as an object", "sign-csr", jsonBody(t, map[string]any{"csr": map[string]any{"pem": good}}), "expected type 'string'"},
+		{"csr as an object", "sign-csr", jsonBody(t, map[string]any{"csr": map[string]any{"pem": good}}), "csr must be a string"},
+		{"cas holding a key (cas=@key.pem)", "generate", jsonBody(t, map[string]any{"org_id": "acme", "cas": "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"}), "cas must be a whole number"},
 		{"unknown field on sign-csr", "sign-csr", jsonBody(t, map[string]any{"csr": good, "issuer": "org-ca"}), "unknown field(s) issuer"},
 		{"unknown field on roles", "roles/agent", jsonBody(t, map[string]any{"allow_any_name": true}), "unknown field(s) allow_any_name"},
 		{"unknown field on config", "config", jsonBody(t, map[string]any{"trust_domains": "evil.example"}), "unknown field(s) trust_domains"},
@@ -238,6 +239,9 @@ func TestHostileInput(t *testing.T) {
 			t.Logf("HTTP %d %.200s", status, body)
 			if !strings.Contains(body, tc.want) {
 				t.Fatalf("HTTP %d: %.300s; want %q", status, body, tc.want)
+			}
+			if strings.Contains(body, "MIGHAgEAMBMG") {
+				t.Fatalf("HTTP %d: the answer quotes the key sent in a field: %.300s", status, body)
 			}
 		})
 	}
