@@ -133,13 +133,14 @@ func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request)
 	if err := b.schemaErr.Load(); err != nil {
 		return nil, *err
 	}
-	if resp := typeGuard(b.Backend, req); resp != nil {
+	target := b.Backend
+	if b.signing != nil && isSigningRequest(req) {
+		target = b.signing
+	}
+	if resp := typeGuard(target, req); resp != nil {
 		return resp, nil
 	}
-	if b.signing != nil && isSigningRequest(req) {
-		return b.signing.HandleRequest(ctx, req)
-	}
-	return b.Backend.HandleRequest(ctx, req)
+	return target.HandleRequest(ctx, req)
 }
 
 // HandleExistenceCheck skips the check for a request the guard refuses:

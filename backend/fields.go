@@ -106,6 +106,9 @@ func typeGuard(b *framework.Backend, req *logical.Request) *logical.Response {
 		if !ok {
 			continue // rejectUnknownFields answers it
 		}
+		if _, isString := req.Data[k].(string); isString && schema.Type == framework.TypeString {
+			continue // the common case, with nothing to convert
+		}
 		if _, _, err := d.GetOkErr(k); err != nil {
 			if strings.Contains(err.Error(), "cannot provide negative value") {
 				// The framework's one message that quotes nothing.
