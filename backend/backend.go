@@ -137,8 +137,8 @@ func (b *mastioBackend) HandleRequest(ctx context.Context, req *logical.Request)
 	if b.signing != nil && isSigningRequest(req) {
 		target = b.signing
 	}
-	if resp := typeGuard(target, req); resp != nil {
-		return resp, nil
+	if err := typeGuard(target, req); err != nil {
+		return respondErr(err)
 	}
 	return target.HandleRequest(ctx, req)
 }

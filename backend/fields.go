@@ -62,10 +62,10 @@ func signFields(own map[string]*framework.FieldSchema) map[string]*framework.Fie
 	return own
 }
 
-// rejectUnknownFields answers 400 when the request body carries a field the
-// path does not define. Vault would only warn, and on a CA a mistyped
-// policy field ("alow_dns_sans") must not be silently ignored.
-func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.Response {
+// checkFields refuses a request body that carries a field the path does
+// not define. Vault would only warn, and on a CA a mistyped policy field
+// ("alow_dns_sans") must not be silently ignored.
+func checkFields(req *logical.Request, d *framework.FieldData) error {
 	var unknown []string
 	for k := range req.Data {
 		if _, ok := d.Schema[k]; !ok {
@@ -81,16 +81,16 @@ func rejectUnknownFields(req *logical.Request, d *framework.FieldData) *logical.
 		known = append(known, k)
 	}
 	sort.Strings(known)
-	return logical.ErrorResponse("unknown field(s) %s; this path accepts %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
+	return issuing.Inputf("unknown field(s) %s; this path accepts %s", strings.Join(unknown, ", "), strings.Join(known, ", "))
 }
 
-// typeGuard answers 400 when a request field has a type its path's schema
+// typeGuard refuses a request field whose type its path's schema
 // cannot take, with a message that names the field and the type it needs.
 // The framework's own error quotes the value, which can be a private key
 // (key_pem) or a file's contents passed by mistake (cas=@key.pem); every
 // field of every path is checked here first, by the framework's own
 // conversion rules.
-func typeGuard(b *framework.Backend, req *logical.Request) *logical.Response {
+func typeGuard(b *framework.Backend, req *logical.Request) error {
 	p := b.Route(req.Path)
 	if p == nil || len(req.Data) == 0 {
 		return nil
@@ -104,7 +104,7 @@ func typeGuard(b *framework.Backend, req *logical.Request) *logical.Response {
 	for _, k := range names {
 		schema, ok := p.Fields[k]
 		if !ok {
-			continue // rejectUnknownFields answers it
+			continue // checkFields refuses it
 		}
 		if _, isString := req.Data[k].(string); isString && schema.Type == framework.TypeString {
 			continue // the common case, with nothing to convert
@@ -112,9 +112,9 @@ func typeGuard(b *framework.Backend, req *logical.Request) *logical.Response {
 		if _, _, err := d.GetOkErr(k); err != nil {
 			if strings.Contains(err.Error(), "cannot provide negative value") {
 				// The framework's one message that quotes nothing.
-				return logical.ErrorResponse("%s: cannot provide negative value", k)
+				return issuing.Inputf("%s: cannot provide negative value", k)
 			}
-			return logical.ErrorResponse("%s", fieldTypeMessage(k, schema.Type))
+			return issuing.Inputf("%s", fieldTypeMessage(k, schema.Type))
 		}
 	}
 	return nil

@@ -108,8 +108,8 @@ func pathImport(b *mastioBackend) *framework.Path {
 }
 
 func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	r := issuing.OrgCARequest{
 		OrgID:      strings.TrimSpace(d.Get("org_id").(string)),
@@ -137,8 +137,8 @@ func (b *mastioBackend) pathImportWrite(ctx context.Context, req *logical.Reques
 
 // handleImport serves import and intermediate/import.
 func (b *mastioBackend) handleImport(ctx context.Context, req *logical.Request, d *framework.FieldData, name caName) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	ir := importRequest{
 		name:     name,

@@ -69,8 +69,8 @@ func (b *mastioBackend) pathConfigRead(ctx context.Context, req *logical.Request
 }
 
 func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	var u configUpdate
 	for field, dst := range map[string]**string{"org_id": &u.orgID, "trust_domain": &u.trustDomain, "default_role": &u.defaultRole, "leaf_not_after": &u.leafNotAfter} {

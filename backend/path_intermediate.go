@@ -182,8 +182,8 @@ func decodeIntermediateSpec(d *framework.FieldData, spec issuing.IntermediateSpe
 }
 
 func (b *mastioBackend) pathIntermediateGenerateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	cas, casSet := d.GetOk("cas")
 	casInt, _ := cas.(int)
@@ -195,8 +195,8 @@ func (b *mastioBackend) pathIntermediateGenerateWrite(ctx context.Context, req *
 }
 
 func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	r := rotateRequest{
 		spec:        func(spec issuing.IntermediateSpec) issuing.IntermediateSpec { return decodeIntermediateSpec(d, spec) },

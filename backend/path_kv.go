@@ -169,8 +169,8 @@ func (b *mastioBackend) pathKVMetadataRead(ctx context.Context, req *logical.Req
 }
 
 func (b *mastioBackend) pathKVDataWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	name := caName(d.Get("name").(string))
 	data, _ := d.Get("data").(map[string]any)
@@ -182,7 +182,7 @@ func (b *mastioBackend) pathKVDataWrite(ctx context.Context, req *logical.Reques
 		case !isKVDataField(k):
 			unknown = append(unknown, k)
 		case !isString:
-			return logical.ErrorResponse("data.%s must be a string of PEM text", k), nil
+			return respondErr(issuing.Inputf("data.%s must be a string of PEM text", k))
 		case k == "key_pem":
 			ir.keyPEM = s
 		case k == "cert_pem":
@@ -193,12 +193,12 @@ func (b *mastioBackend) pathKVDataWrite(ctx context.Context, req *logical.Reques
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return logical.ErrorResponse("data holds unknown field(s) %s; the mirror stores only %s", strings.Join(unknown, ", "), strings.Join(kvDataFields, ", ")), nil
+		return respondErr(issuing.Inputf("data holds unknown field(s) %s; the mirror stores only %s", strings.Join(unknown, ", "), strings.Join(kvDataFields, ", ")))
 	}
 	options, _ := d.Get("options").(map[string]any)
 	for k, v := range options {
 		if k != "cas" {
-			return logical.ErrorResponse("options.%s is not supported; the mirror takes only options.cas", k), nil
+			return respondErr(issuing.Inputf("options.%s is not supported; the mirror takes only options.cas", k))
 		}
 		cas, err := issuing.ParseCAS("options.cas", v)
 		if err != nil {
@@ -231,12 +231,12 @@ func (b *mastioBackend) pathKVExportRead(ctx context.Context, req *logical.Reque
 }
 
 func (b *mastioBackend) pathKVExportWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	v, ok := d.GetOk("kv_export")
 	if !ok {
-		return logical.ErrorResponse("kv_export is required: kv_export=false turns the KV mirror's key export off for good"), nil
+		return respondErr(issuing.Inputf("kv_export is required: kv_export=false turns the KV mirror's key export off for good"))
 	}
 	is, err := b.setKVExport(ctx, req.Storage, caName(d.Get("name").(string)), v.(bool))
 	if err != nil {

@@ -212,8 +212,8 @@ func nonNil(l []string) []string {
 }
 
 func (b *mastioBackend) pathRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return resp, nil
+	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
 	}
 	r, err := b.updateRole(ctx, req.Storage, d.Get("name").(string), func(r *issuing.Role) { applyRoleFields(d, r) })
 	if err != nil {

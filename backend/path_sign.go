@@ -43,13 +43,13 @@ func pathSignCSR(b *mastioBackend) *framework.Path {
 }
 
 func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	sr, resp := decodeSignRequest(req, d, "sign-csr")
-	if resp != nil {
-		return resp, nil
+	sr, err := decodeSignRequest(req, d, "sign-csr")
+	if err != nil {
+		return respondErr(err)
 	}
 	if batch, ok := d.GetOk("csrs"); ok {
 		if _, single := req.Data["csr"]; single {
-			return logical.ErrorResponse("pass csr (one CSR) or csrs (a list), not both"), nil
+			return respondErr(issuing.Inputf("pass csr (one CSR) or csrs (a list), not both"))
 		}
 		return respond(b.signBatch(ctx, req.Storage, sr, batch.([]string)))
 	}
@@ -58,14 +58,13 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 	}))
 }
 
-// decodeSignRequest reads the fields every signing path shares. A non-nil
-// response is the refusal to return as is.
-func decodeSignRequest(req *logical.Request, d *framework.FieldData, path string) (signRequest, *logical.Response) {
+// decodeSignRequest reads the fields every signing path shares.
+func decodeSignRequest(req *logical.Request, d *framework.FieldData, path string) (signRequest, error) {
 	if _, inBody := req.Data["role"]; inBody {
-		return signRequest{}, logical.ErrorResponse("role goes in the path (%s/<role>), not in the body", path)
+		return signRequest{}, issuing.Inputf("role goes in the path (%s/<role>), not in the body", path)
 	}
-	if resp := rejectUnknownFields(req, d); resp != nil {
-		return signRequest{}, resp
+	if err := checkFields(req, d); err != nil {
+		return signRequest{}, err
 	}
 	ttl, ttlSet := d.GetOk("ttl")
 	ttlSeconds, _ := ttl.(int)

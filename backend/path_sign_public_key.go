@@ -46,9 +46,9 @@ func pathSignPublicKey(b *mastioBackend) *framework.Path {
 }
 
 func (b *mastioBackend) pathSignPublicKeyWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	sr, resp := decodeSignRequest(req, d, "sign-public-key")
-	if resp != nil {
-		return resp, nil
+	sr, err := decodeSignRequest(req, d, "sign-public-key")
+	if err != nil {
+		return respondErr(err)
 	}
 	pub, err := issuing.ParsePublicKeyPEM(d.Get("public_key").(string))
 	if err != nil {
@@ -57,9 +57,9 @@ func (b *mastioBackend) pathSignPublicKeyWrite(ctx context.Context, req *logical
 	name, spiffeID := d.Get("name").(string), d.Get("spiffe_id").(string)
 	switch {
 	case name == "" && spiffeID == "":
-		return logical.ErrorResponse("name or spiffe_id is required: whom is this certificate for?"), nil
+		return respondErr(issuing.Inputf("name or spiffe_id is required: whom is this certificate for?"))
 	case name != "" && spiffeID != "":
-		return logical.ErrorResponse("pass name or spiffe_id, not both"), nil
+		return respondErr(issuing.Inputf("pass name or spiffe_id, not both"))
 	}
 	return respond(b.issue(ctx, req.Storage, sr, func(r *issuing.Role, pattern *issuing.URIPattern) (*issuing.LeafRequest, error) {
 		return issuing.PublicKeyRequest(pub, r, pattern, name, spiffeID)
