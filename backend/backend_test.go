@@ -2,14 +2,20 @@ package backend
 
 import (
 	"context"
+	"crypto/elliptic"
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // getTestBackend returns an initialised backend on in-memory storage.
@@ -236,4 +242,38 @@ func putCA(t testing.TB, b *mastioBackend, s logical.Storage, name caName, e *ca
 		t.Fatal(err)
 	}
 	b.invalidate(t.Context(), name.storageKey())
+}
+
+// orgAndIntermediate makes an Org CA and an intermediate under it outside
+// the plugin, valid until orgEnd and interEnd.
+func orgAndIntermediate(t *testing.T, orgEnd, interEnd time.Time, orgPathLenZero bool) (orgKey, orgCert, interKey, interCert string, org *x509.Certificate) {
+	t.Helper()
+	ok := testpki.NewECKey(t, elliptic.P256())
+	org = testpki.MakeCert(t, testpki.CACert{Key: ok, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, Org: "acme", NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: orgEnd, PathLenZero: orgPathLenZero})
+	ik := testpki.NewECKey(t, elliptic.P256())
+	inter := testpki.MakeCert(t, testpki.CACert{Key: ik, IsCA: true, KeyUsage: x509.KeyUsageCertSign, Org: "acme", NotBefore: time.Now().Add(-time.Hour), NotAfter: interEnd, Parent: org, ParentKey: ok})
+	return testpki.PKCS8PEM(t, ok), testpki.CertPEM(org), testpki.PKCS8PEM(t, ik), testpki.CertPEM(inter), org
+}
+
+// mustPKCS8 is the PKCS#8 DER of a PEM private key.
+func mustPKCS8(t *testing.T, keyPEM string) []byte {
+	t.Helper()
+	k, err := issuing.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// newTestRole is a role with one URI SAN matching pattern, built without
+// Validate (as stored by an earlier plugin version).
+func newTestRole(t *testing.T, pattern string) *issuing.Role {
+	t.Helper()
+	r := issuing.NewRole()
+	r.URISANPattern = pattern
+	return r
 }

@@ -294,3 +294,105 @@ func TestIntermediate_MoreBadInput(t *testing.T) {
 			}},
 	})
 }
+
+func TestIntermediate_ImportAndSign(t *testing.T) {
+	b, s := getTestBackend(t)
+	org := testpki.ParseCertPEM(t, generateCA(t, b, s).Data["certificate"].(string))
+	key, cert := intermediateFor(t, b, s)
+	resp := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/import", map[string]any{"key_pem": key, "cert_pem": cert}))
+	if resp.Data["version"] != 1 || resp.Data["unchanged"] != false {
+		t.Fatalf("intermediate import: %v", resp.Data)
+	}
+	ic := mustOK(t, request(t, b, s, logical.ReadOperation, "intermediate/cert", nil))
+	if chain := ic.Data["ca_chain"].([]string); len(chain) != 2 || chain[0] != cert || chain[1] != testpki.CertPEM(org) {
+		t.Fatalf("intermediate ca_chain has %d entries", len(chain))
+	}
+
+	// auto signs with the intermediate; the chain is [intermediate, Org CA].
+	sig := mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}))
+	leaf := testpki.ParseCertPEM(t, sig.Data["certificate"].(string))
+	inter := testpki.ParseCertPEM(t, cert)
+	if err := leaf.CheckSignatureFrom(inter); err != nil || string(leaf.AuthorityKeyId) != string(inter.SubjectKeyId) {
+		t.Fatalf("leaf not issued by the intermediate: %v", err)
+	}
+	roots, mids := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(org)
+	mids.AddCert(inter)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: mids, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("chain does not verify: %v", err)
+	}
+	if chain := sig.Data["ca_chain"].([]string); len(chain) != 2 || sig.Data["issuing_ca"] != cert {
+		t.Fatalf("sign ca_chain %d entries, issuing_ca is the intermediate: %v", len(chain), sig.Data["issuing_ca"] == cert)
+	}
+
+	// A role pinned to org-ca still signs with the Org CA.
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/root-signed", map[string]any{"issuer": "org-ca", "uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*"}))
+	sig = mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/root-signed", map[string]any{"csr": testpki.AgentCSR(t, "a2")}))
+	if err := testpki.ParseCertPEM(t, sig.Data["certificate"].(string)).CheckSignatureFrom(org); err != nil {
+		t.Fatalf("issuer=org-ca role not signed by the Org CA: %v", err)
+	}
+	// The mirror serves the intermediate too, without its key.
+	if data, meta := kvRead(t, b, s, "intermediate-ca"); data["cert_pem"] != cert || data["key_pem"] != nil || meta["version"] != 1 {
+		t.Fatalf("data/intermediate-ca = %v", data)
+	}
+
+	// Replacing the Org CA strands the intermediate: auto refuses to sign.
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "cas": 1}))
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a3")}, http.StatusUnprocessableEntity, "signed by a previous Org CA")
+}
+
+func TestIntermediate_BadInput(t *testing.T) {
+	otherKey, otherCert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
+	strangerRootKey := testpki.NewECKey(t, elliptic.P256())
+	strangerRoot := testpki.MakeCert(t, testpki.CACert{Key: strangerRootKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
+	strangerKey := testpki.NewECKey(t, elliptic.P256())
+	strangerInter := testpki.CertPEM(testpki.MakeCert(t, testpki.CACert{Key: strangerKey, IsCA: true, KeyUsage: x509.KeyUsageCertSign, Org: "acme", Parent: strangerRoot, ParentKey: strangerRootKey}))
+	runBadInputs(t, true, []badInput{
+		{name: "self-signed", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "is self-signed"},
+		{name: "does not chain", path: "intermediate/import", data: map[string]any{"key_pem": testpki.PKCS8PEM(t, strangerKey), "cert_pem": strangerInter}, want: "does not chain to the stored Org CA"},
+		{name: "unknown field", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert, "chain_pem": otherCert}, want: "unknown field(s) chain_pem"},
+		{name: "pinned to a missing intermediate", path: "sign-csr/pinned", data: map[string]any{"csr": testpki.AgentCSR(t, "a1")}, want: "none exists", status: http.StatusNotFound,
+			setup: func(t *testing.T, b *mastioBackend, s logical.Storage) {
+				mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/pinned", map[string]any{"issuer": "intermediate-ca", "uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*"}))
+			}},
+	})
+	runBadInputs(t, false, []badInput{
+		{name: "no Org CA", path: "intermediate/import", data: map[string]any{"key_pem": otherKey, "cert_pem": otherCert}, want: "no Org CA exists yet", status: http.StatusNotFound},
+	})
+}
+
+// Issue 12, defect 2: an intermediate that outlives the Org CA is refused at import,
+// and one already stored (by an earlier plugin) signs no leaf past the Org
+// CA, nor anything once the Org CA has expired.
+func TestIntermediate_LeavesNeverOutliveTheOrgCA(t *testing.T) {
+	orgEnd := time.Now().Add(30 * 24 * time.Hour)
+	orgKey, orgCert, interKey, interCert, org := orgAndIntermediate(t, orgEnd, time.Now().Add(365*24*time.Hour), false)
+	b, s := getTestBackend(t)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": orgKey, "cert_pem": orgCert}))
+	assertRefused(t, b, s, "intermediate/import", map[string]any{"key_pem": interKey, "cert_pem": interCert}, http.StatusBadRequest, "after the CA above it")
+
+	// Stored behind the plugin's back, as an earlier version accepted it.
+	ic := testpki.ParseCertPEM(t, interCert)
+	putCA(t, b, s, intermediateCA, &caEntry{Version: 1, Source: sourceImported, OrgID: "acme", KeyPKCS8: mustPKCS8(t, interKey), CertDER: ic.Raw, ChainDER: [][]byte{org.Raw}})
+	leaf := testpki.ParseCertPEM(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")})).Data["certificate"].(string))
+	if leaf.NotAfter.After(org.NotAfter) {
+		t.Fatalf("the leaf ends %s, after the Org CA (%s)", leaf.NotAfter, org.NotAfter)
+	}
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"leaf_not_after": "error"}))
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}, http.StatusBadRequest, "would outlive its issuer")
+
+	// An expired Org CA above a valid intermediate: nothing is signed.
+	_, _, interKey2, interCert2, expiredOrg := orgAndIntermediate(t, time.Now().Add(-time.Minute), time.Now().Add(24*time.Hour), false)
+	putCA(t, b, s, orgCA, &caEntry{Version: 2, Source: sourceImported, OrgID: "acme", KeyPKCS8: mustPKCS8(t, orgKey), CertDER: expiredOrg.Raw})
+	putCA(t, b, s, intermediateCA, &caEntry{Version: 2, Source: sourceImported, OrgID: "acme", KeyPKCS8: mustPKCS8(t, interKey2), CertDER: testpki.ParseCertPEM(t, interCert2).Raw, ChainDER: [][]byte{expiredOrg.Raw}})
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"leaf_not_after": "truncate"}))
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a1")}, http.StatusUnprocessableEntity, "a CA above the issuing CA, expired at")
+}
+
+// Issue 12, defect 3: an Org CA with pathLen 0 may not have an intermediate.
+func TestIntermediate_ImportRefusedUnderPathLenZero(t *testing.T) {
+	orgKey, orgCert, interKey, interCert, _ := orgAndIntermediate(t, time.Now().Add(365*24*time.Hour), time.Now().Add(30*24*time.Hour), true)
+	b, s := getTestBackend(t)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": orgKey, "cert_pem": orgCert}))
+	assertRefused(t, b, s, "intermediate/import", map[string]any{"key_pem": interKey, "cert_pem": interCert}, http.StatusBadRequest, "pathLen 0")
+}

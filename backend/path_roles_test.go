@@ -1,7 +1,9 @@
 package backend
 
 import (
+	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -84,4 +86,50 @@ func TestRoles_BadInput(t *testing.T) {
 		{name: "unknown field", path: "roles/w", data: map[string]any{"uri_san_pattern": pattern, "alow_dns_sans": true}, want: "unknown field(s) alow_dns_sans"},
 		{name: "update agent to bad skew", path: "roles/agent", data: map[string]any{"not_before_skew": "2h"}, want: "not_before_skew"},
 	})
+}
+
+// Issue 12, defect 4: no common name over 64 characters, at role write when the
+// template alone is too long, and at signing when a name makes it so.
+func TestRoles_CommonNameBounded(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	assertRefused(t, b, s, "roles/long", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*", "subject_common_name": strings.Repeat("x", 65) + "{{name}}"}, http.StatusBadRequest, "X.509 allows at most 64")
+	name := strings.Repeat("a", 60) // "acme::" + 60 = 66 characters
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, name)}, http.StatusBadRequest, "common name", "66 characters")
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, name[:58])}))
+}
+
+// Issue 12, defect 7: a role may not leave the org unless it says so, and DNS, IP
+// and email SANs need an allow-list.
+func TestRoles_StayInTheOrg(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	assertRefused(t, b, s, "roles/wide", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/*/*"}, http.StatusBadRequest, "may name IDs outside this org", "allow_outside_org")
+	assertRefused(t, b, s, "roles/dns", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*", "allow_dns_sans": true}, http.StatusBadRequest, "allow_dns_sans=true needs allowed_dns_sans")
+	assertRefused(t, b, s, "roles/ip", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*", "allow_ip_sans": true, "allowed_ip_sans": "not-an-ip"}, http.StatusBadRequest, "neither a CIDR prefix nor an IP address")
+
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/dns", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*", "allow_dns_sans": true, "allowed_dns_sans": "*.agents.{{org_id}}.example"}))
+	uri := []string{"spiffe://cullis.local/acme/a1"}
+	for _, tc := range []struct{ dns, want string }{
+		{"*.google.com", "wildcard"},
+		{"www.google.com", "matches none of the role's allowed_dns_sans"},
+		{"a.b.agents.acme.example", "matches none"},
+	} {
+		assertRefused(t, b, s, "sign-csr/dns", map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: uri, DNS: []string{tc.dns}})}, http.StatusBadRequest, tc.want)
+	}
+	leaf := testpki.ParseCertPEM(t, mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/dns", map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: uri, DNS: []string{"A1.agents.acme.example"}})})).Data["certificate"].(string))
+	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "A1.agents.acme.example" {
+		t.Fatalf("allowed DNS SAN not issued: %v", leaf.DNSNames)
+	}
+
+	// A role stored before the rule (behind the plugin's back) still
+	// issues nothing outside the org; allow_outside_org makes it explicit.
+	wide := newTestRole(t, "spiffe://{{trust_domain}}/*/*")
+	if err := b.writeRole(t.Context(), s, "wide", wide); err != nil {
+		t.Fatal(err)
+	}
+	other := map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://cullis.local/otherorg/admin"}})}
+	assertRefused(t, b, s, "sign-csr/wide", other, http.StatusUnprocessableEntity, "may name IDs outside this org")
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/wide", map[string]any{"allow_outside_org": true}))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/wide", other))
 }

@@ -399,3 +399,34 @@ func TestSignCSR_Batch(t *testing.T) {
 		{name: "101 CSRs", path: "sign-csr", data: map[string]any{"csrs": many}, want: "csrs holds 101 CSRs; send 1 to 100"},
 	})
 }
+
+// Issue 12, defect 1: sign-csr looks up the role and the CA before it parses the
+// CSR, so a request that cannot be signed anyway costs no parsing.
+func TestSignCSR_NoParsingWithoutRoleOrCA(t *testing.T) {
+	b, s := getTestBackend(t)
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": "not a csr"}, http.StatusNotFound, "no Org CA exists yet")
+	generateCA(t, b, s)
+	assertRefused(t, b, s, "sign-csr/ghost", map[string]any{"csr": "not a csr"}, http.StatusNotFound, `role "ghost" does not exist`)
+}
+
+// Issue 12, defect 1: a batch stops when its request is done (the client gave up).
+func TestSignBatch_StopsWhenRequestDone(t *testing.T) {
+	b, s := getTestBackend(t)
+	generateCA(t, b, s)
+	csrs := make([]string, maxBatch)
+	for i := range csrs {
+		csrs[i] = testpki.AgentCSR(t, "a1")
+	}
+	// Warm the caches: the abandoned request then reads no storage, which
+	// would refuse a done context by itself.
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": csrs[0]}))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	resp, err := b.HandleRequest(ctx, &logical.Request{Operation: logical.UpdateOperation, Path: "sign-csr", Data: map[string]any{"csrs": csrs}, Storage: s, MountPoint: "mastio-ca/"})
+	if err == nil || !strings.Contains(err.Error(), "batch abandoned after 0 of 100") {
+		t.Fatalf("an abandoned batch answered %v, %v; want it stopped before signing", resp, err)
+	}
+	if n := b.signed.Load(); n != 1 {
+		t.Fatalf("an abandoned batch signed %d certificates", n-1)
+	}
+}
