@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -367,12 +366,13 @@ func (m *migration) prove(ctx context.Context, c *client.Client, p *planned) err
 	return nil
 }
 
+// parseCert reads the first certificate of a PEM text, as the plugin does.
 func parseCert(s string) (*x509.Certificate, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("not a PEM certificate")
+	certs, err := issuing.ParseCertificatesPEM("the certificate", s)
+	if err != nil {
+		return nil, err
 	}
-	return x509.ParseCertificate(block.Bytes)
+	return certs[0], nil
 }
 
 func sha256Hex(b []byte) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // TestClient_AgentProfileFieldByField signs an openssl CSR through the Go
@@ -140,7 +141,7 @@ func TestClient_ImportOpenSSLCAs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			caCert := parsePEMCert(t, caPEM)
+			caCert := testpki.ParseCertPEM(t, caPEM)
 			if res.Version != 1 || res.Source != "imported" || res.KeyType != tc.keyType || res.KeyBits != tc.keyBits || res.Unchanged {
 				t.Fatalf("import result: %+v", res)
 			}

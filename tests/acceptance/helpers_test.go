@@ -2,8 +2,6 @@ package acceptance
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,19 +29,6 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func parsePEMCert(t *testing.T, s string) *x509.Certificate {
-	t.Helper()
-	block, _ := pem.Decode([]byte(s))
-	if block == nil || block.Type != "CERTIFICATE" {
-		t.Fatalf("not a PEM certificate: %q", s)
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // opensslMayFail runs openssl and returns its output and error, for checks

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // opensslCA makes an EC P-256 CA key and certificate with openssl in dir.
@@ -176,7 +177,7 @@ func TestKV_MastioProviderSequence(t *testing.T) {
 		t.Fatalf("idempotent store: HTTP %d %v", status, body)
 	}
 	mirror := client.New(server.root, mount)
-	if ca, err := mirror.CA(t.Context()); err != nil || ca.Version != 1 || !ca.Certificate.Equal(parsePEMCert(t, certA)) {
+	if ca, err := mirror.CA(t.Context()); err != nil || ca.Version != 1 || !ca.Certificate.Equal(testpki.ParseCertPEM(t, certA)) {
 		t.Fatalf("after the idempotent store: %+v, %v", ca, err)
 	}
 

@@ -16,6 +16,7 @@ import (
 	_ "modernc.org/sqlite" // driver "sqlite"
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // mastioCAs is an Org CA and a Mastio Intermediate under it, made by openssl
@@ -225,11 +226,11 @@ func assertMigrated(t *testing.T, mount string, c *mastioCAs) {
 	ctx := t.Context()
 	cl := client.New(server.root, mount)
 	org, err := cl.CA(ctx)
-	if err != nil || !org.Certificate.Equal(parsePEMCert(t, c.orgCert)) {
+	if err != nil || !org.Certificate.Equal(testpki.ParseCertPEM(t, c.orgCert)) {
 		t.Fatalf("plugin Org CA: %v", err)
 	}
 	inter, err := cl.Intermediate(ctx)
-	if err != nil || !inter.Certificate.Equal(parsePEMCert(t, c.intCert)) {
+	if err != nil || !inter.Certificate.Equal(testpki.ParseCertPEM(t, c.intCert)) {
 		t.Fatalf("plugin intermediate: %v", err)
 	}
 	signed, err := cl.SignCSR(ctx, []byte(readFile(t, agentCSR(t, c.dir, "migrated-agent"))), client.SignOptions{})
