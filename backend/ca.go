@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"math/big"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -176,13 +177,13 @@ type rotateRequest struct {
 // one signing. Every retired intermediate stays published until its own
 // grace ends; the response carries the retiring key's continuity proof.
 func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storage, r rotateRequest) (*issuer, string, error) {
-	if r.grace < 0 || r.grace > issuing.MaxIntermediateGrace {
-		return nil, "", issuing.Inputf("grace_period %s is out of range 0-90 days (2160h)", r.grace)
+	if err := issuing.CheckGracePeriod(r.grace); err != nil {
+		return nil, "", err
 	}
 	var (
-		org, old *issuer
-		proof    string
-		now      = time.Now()
+		oldSerial *big.Int
+		proof     string
+		now       = time.Now()
 	)
 	is, _, err := b.replaceCA(ctx, s, caChange{
 		name: intermediateCA, mode: casIfGiven, cas: r.cas, casSet: r.casSet, staged: true,
@@ -190,19 +191,25 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			if current == nil {
 				return false, issuing.NotFoundf("no intermediate to rotate: write intermediate/generate or intermediate/import first")
 			}
-			var err error
-			if old, err = newIssuer(intermediateCA, current); err != nil {
-				return false, err
-			}
-			if org, err = b.readOrgIssuer(ctx, s); err == nil && org == nil {
-				err = noOrgCA("the next intermediate needs the Org CA to sign it")
-			}
-			if earlier := inGrace(current.published(), now); err == nil && !r.dropEarlier && len(earlier) >= maxRetired {
-				err = issuing.Statef("%d rotated-out intermediates are still in their grace period; rotating again would stop publishing one early: wait until %s, or pass drop_earlier=true (which ends every earlier grace now)", len(earlier), earliestEnd(earlier).Format(time.RFC3339))
-			}
-			return false, err
+			return false, nil
 		},
+		// After the cas rule, so that a retried rotation gets its 409.
 		next: func(current *caEntry) (*caEntry, error) {
+			old, err := newIssuer(intermediateCA, current)
+			if err != nil {
+				return nil, err
+			}
+			org, err := b.readOrgIssuer(ctx, s)
+			if err != nil {
+				return nil, err
+			}
+			if org == nil {
+				return nil, noOrgCA("the next intermediate needs the Org CA to sign it")
+			}
+			if earlier := inGrace(current.published(), now); !r.dropEarlier && len(earlier) >= maxRetired {
+				return nil, issuing.Statef("%d rotated-out intermediates are still in their grace period; rotating again would stop publishing one early: wait until %s, or pass drop_earlier=true (which ends every earlier grace now)", len(earlier), earliestEnd(earlier).Format(time.RFC3339))
+			}
+			oldSerial = old.cert.SerialNumber
 			spec := issuing.RotationSpec(old.cert)
 			if r.spec != nil {
 				spec = r.spec(spec)
@@ -222,7 +229,7 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 		},
 		event: "rotated Mastio Intermediate CA",
 		logArgs: func() []any {
-			return []any{"previous_serial", issuing.FormatSerial(old.cert.SerialNumber), "grace_until", now.Add(r.grace).UTC().Format(time.RFC3339)}
+			return []any{"previous_serial", issuing.FormatSerial(oldSerial), "grace_until", now.Add(r.grace).UTC().Format(time.RFC3339)}
 		},
 	})
 	return is, proof, err

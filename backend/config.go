@@ -34,13 +34,13 @@ func (b *mastioBackend) updateConfig(ctx context.Context, s logical.Storage, u c
 			return err
 		}
 		if is != nil && is.orgID != cfg.OrgID {
-			return issuing.Inputf("org_id cannot change to %q: the Org CA was made for %q; generate or import a CA for the new org (with cas) instead", cfg.OrgID, is.orgID)
+			return issuing.Inputf("org_id cannot change to %s: the Org CA was made for %q; generate or import a CA for the new org (with cas) instead", issuing.Quote(cfg.OrgID), is.orgID)
 		}
 	}
 	if u.trustDomain != nil {
 		td, err := spiffeid.TrustDomainFromString(*u.trustDomain)
 		if err != nil || strings.Contains(*u.trustDomain, "://") {
-			return issuing.Inputf("trust_domain %q is not a valid SPIFFE trust domain: use lowercase letters, digits, '.', '-' and '_' (e.g. cullis.local)", *u.trustDomain)
+			return issuing.Inputf("trust_domain %s is not a valid SPIFFE trust domain: use lowercase letters, digits, '.', '-' and '_' (e.g. cullis.local)", issuing.Quote(*u.trustDomain))
 		}
 		cfg.TrustDomain = td.Name()
 	}
@@ -50,13 +50,13 @@ func (b *mastioBackend) updateConfig(ctx context.Context, s logical.Storage, u c
 			return err
 		}
 		if r == nil {
-			return issuing.Inputf("default_role %q does not exist; create it under roles/ first", *u.defaultRole)
+			return issuing.Inputf("default_role %s does not exist; create it under roles/ first", issuing.Quote(*u.defaultRole))
 		}
 		cfg.DefaultRole = *u.defaultRole
 	}
 	if u.leafNotAfter != nil {
 		if v := *u.leafNotAfter; v != leafNotAfterTruncate && v != leafNotAfterError {
-			return issuing.Inputf("leaf_not_after %q is not valid; use truncate or error", v)
+			return issuing.Inputf("leaf_not_after %s is not valid; use truncate or error", issuing.Quote(v))
 		}
 		cfg.LeafNotAfter = *u.leafNotAfter
 	}

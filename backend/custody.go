@@ -48,7 +48,7 @@ type caChange struct {
 	// amend keeps current's version (an entry's own flag changes); any
 	// other change stores current's successor (see succeed).
 	amend bool
-	// staged writes the next entry to intermediateStagingKey before the
+	// staged writes the next entry to its staging key before the
 	// switch, so that a failure half way leaves the current CA signing.
 	staged bool
 
@@ -91,6 +91,9 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 		return nil, false, err
 	}
 	if next == nil {
+		if current == nil {
+			return nil, false, fmt.Errorf("%s: nothing to keep and nothing to store", c.name.label())
+		}
 		is, err := newIssuer(c.name, current)
 		return is, true, err
 	}
@@ -104,7 +107,7 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 		return nil, false, err
 	}
 	if c.staged {
-		if err := putEntry(ctx, s, intermediateStagingKey, "the staged "+c.name.label(), next); err != nil {
+		if err := putEntry(ctx, s, c.name.stagingKey(), "the staged "+c.name.label(), next); err != nil {
 			return nil, false, err
 		}
 	}
@@ -112,7 +115,7 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 	if c.staged {
 		// Leave no unused CA key behind; the next rotation overwrites it
 		// anyway should this delete fail.
-		if derr := s.Delete(ctx, intermediateStagingKey); derr != nil {
+		if derr := s.Delete(ctx, c.name.stagingKey()); derr != nil {
 			b.Logger().Warn("could not delete the staged CA; the next rotation overwrites it", "ca", string(c.name), "error", derr)
 		}
 	}
@@ -133,6 +136,16 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 	}
 	b.Logger().Info(c.event, args...)
 	return is, false, nil
+}
+
+// exportedKeyPEM is the one place a private key leaves the plugin: the KV
+// mirror serves an imported key while its kv_export is on. A generated
+// key is never exported.
+func exportedKeyPEM(e *caEntry) (string, bool) {
+	if !e.KVExport || e.Source != sourceImported {
+		return "", false
+	}
+	return issuing.EncodePrivateKeyPEM(e.KeyPKCS8), true
 }
 
 // succeed makes next the successor of current (nil on an empty mount):

@@ -28,6 +28,13 @@ var orgIDField = &framework.FieldSchema{
 	Description: "Organisation ID. Required by generate unless config/org_id is set; must match it when both are given.",
 }
 
+// casOf reads the optional cas field: its value and whether it was sent.
+func casOf(d *framework.FieldData) (int, bool) {
+	v, ok := d.GetOk("cas")
+	n, _ := v.(int)
+	return n, ok
+}
+
 // intermediateKeyFields are the fields of a new intermediate's key and
 // validity (intermediate/generate and intermediate/rotate).
 func intermediateKeyFields() map[string]*framework.FieldSchema {

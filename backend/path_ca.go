@@ -122,9 +122,8 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 	if v, ok := d.GetOk("ttl"); ok {
 		r.TTL = time.Duration(v.(int)) * time.Second
 	}
-	cas, casSet := d.GetOk("cas")
-	casInt, _ := cas.(int)
-	is, err := b.generateOrgCA(ctx, req.Storage, r, casInt, casSet)
+	cas, casSet := casOf(d)
+	is, err := b.generateOrgCA(ctx, req.Storage, r, cas, casSet)
 	if err != nil {
 		return respondErr(err)
 	}
@@ -150,9 +149,7 @@ func (b *mastioBackend) handleImport(ctx context.Context, req *logical.Request, 
 		ir.chainPEM = d.Get("chain_pem").(string)
 		ir.orgID = strings.TrimSpace(d.Get("org_id").(string))
 	}
-	if v, ok := d.GetOk("cas"); ok {
-		ir.cas, ir.casSet = v.(int), true
-	}
+	ir.cas, ir.casSet = casOf(d)
 	is, unchanged, err := b.importCA(ctx, req.Storage, ir)
 	if err != nil {
 		return respondErr(err)

@@ -185,9 +185,8 @@ func (b *mastioBackend) pathIntermediateGenerateWrite(ctx context.Context, req *
 	if err := checkFields(req, d); err != nil {
 		return respondErr(err)
 	}
-	cas, casSet := d.GetOk("cas")
-	casInt, _ := cas.(int)
-	is, err := b.generateIntermediate(ctx, req.Storage, decodeIntermediateSpec(d, issuing.NewIntermediateSpec()), casInt, casSet)
+	cas, casSet := casOf(d)
+	is, err := b.generateIntermediate(ctx, req.Storage, decodeIntermediateSpec(d, issuing.NewIntermediateSpec()), cas, casSet)
 	if err != nil {
 		return respondErr(err)
 	}
@@ -206,9 +205,7 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 	if v, ok := d.GetOk("grace_period"); ok {
 		r.grace = time.Duration(v.(int)) * time.Second
 	}
-	if v, ok := d.GetOk("cas"); ok {
-		r.cas, r.casSet = v.(int), true
-	}
+	r.cas, r.casSet = casOf(d)
 	is, proof, err := b.rotateIntermediate(ctx, req.Storage, r)
 	if err != nil {
 		return respondErr(err)

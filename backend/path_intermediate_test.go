@@ -166,7 +166,12 @@ func TestIntermediate_RotateKeepsEveryGrace(t *testing.T) {
 		t.Fatalf("after %d rotations the bundle holds %d certificates, want %d", maxRetired, n, maxRetired+1)
 	}
 	assertRefused(t, b, s, "intermediate/rotate", map[string]any{}, http.StatusUnprocessableEntity, "still in their grace period", "drop_earlier=true")
-	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"drop_earlier": true}))
+	// A retried rotation (stale cas) still gets its 409 first.
+	assertRefused(t, b, s, "intermediate/rotate", map[string]any{"cas": 1}, http.StatusConflict, "check-and-set failed")
+	dropped := mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", map[string]any{"drop_earlier": true}))
+	if n := len(dropped.Data["bundle"].([]string)); n != 2 {
+		t.Fatalf("after drop_earlier the bundle holds %d certificates, want the current one and the one it just replaced", n)
+	}
 }
 
 func TestIntermediate_RotateFailsHalfWay(t *testing.T) {
@@ -190,7 +195,7 @@ func TestIntermediate_RotateFailsHalfWay(t *testing.T) {
 	}
 	// A retry on healthy storage succeeds and cleans the staging entry.
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "intermediate/rotate", nil))
-	if e, _ := s.Get(t.Context(), intermediateStagingKey); e != nil {
+	if e, _ := s.Get(t.Context(), intermediateCA.stagingKey()); e != nil {
 		t.Fatal("staging entry left behind after a good rotation")
 	}
 }
@@ -249,7 +254,7 @@ func TestIntermediate_UncertainSwitch(t *testing.T) {
 	if sig.Data["issuing_ca"] != stored.Data["certificate"] {
 		t.Fatal("after an uncertain switch this node still signs with the cached old intermediate")
 	}
-	if e, _ := s.Get(t.Context(), intermediateStagingKey); e != nil {
+	if e, _ := s.Get(t.Context(), intermediateCA.stagingKey()); e != nil {
 		t.Fatal("staging entry left behind after a failed switch")
 	}
 }
@@ -394,5 +399,5 @@ func TestIntermediate_ImportRefusedUnderPathLenZero(t *testing.T) {
 	orgKey, orgCert, interKey, interCert, _ := orgAndIntermediate(t, time.Now().Add(365*24*time.Hour), time.Now().Add(30*24*time.Hour), true)
 	b, s := getTestBackend(t)
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "import", map[string]any{"key_pem": orgKey, "cert_pem": orgCert}))
-	assertRefused(t, b, s, "intermediate/import", map[string]any{"key_pem": interKey, "cert_pem": interCert}, http.StatusBadRequest, "pathLen 0")
+	assertRefused(t, b, s, "intermediate/import", map[string]any{"key_pem": interKey, "cert_pem": interCert}, http.StatusUnprocessableEntity, "pathLen 0")
 }

@@ -137,8 +137,8 @@ func (b *mastioBackend) pathKVDataRead(ctx context.Context, req *logical.Request
 		}
 		data["chain_pem"] = chain.String()
 	}
-	if e.KVExport && e.Source == sourceImported {
-		data["key_pem"] = issuing.EncodePrivateKeyPEM(e.KeyPKCS8)
+	if keyPEM, ok := exportedKeyPEM(e); ok {
+		data["key_pem"] = keyPEM
 	}
 	return &logical.Response{Data: map[string]any{
 		"data":     data,

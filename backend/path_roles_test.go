@@ -132,4 +132,12 @@ func TestRoles_StayInTheOrg(t *testing.T) {
 	assertRefused(t, b, s, "sign-csr/wide", other, http.StatusUnprocessableEntity, "may name IDs outside this org")
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "roles/wide", map[string]any{"allow_outside_org": true}))
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr/wide", other))
+
+	// A role stored with allow_dns_sans and no list issues no DNS name.
+	old := newTestRole(t, "spiffe://{{trust_domain}}/{{org_id}}/*")
+	old.AllowDNSSANs = true
+	if err := b.writeRole(t.Context(), s, "old", old); err != nil {
+		t.Fatal(err)
+	}
+	assertRefused(t, b, s, "sign-csr/old", map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: uri, DNS: []string{"www.google.com"}})}, http.StatusUnprocessableEntity, "names none in allowed_dns_sans")
 }

@@ -20,9 +20,6 @@ const (
 	configStorageKey  = "config"
 	rolePrefix        = "roles/"
 	defaultsSeededKey = "meta/default-roles-seeded"
-	// intermediateStagingKey holds a freshly rotated intermediate before
-	// the switch; see replaceCA.
-	intermediateStagingKey = caPrefix + "intermediate-ca-next"
 	// schemaStorageKey records the schema version the mount's storage has.
 	schemaStorageKey = "meta/schema-version"
 )
@@ -51,6 +48,10 @@ const (
 var caNames = []caName{orgCA, intermediateCA}
 
 func (n caName) storageKey() string { return caPrefix + string(n) }
+
+// stagingKey holds a CA's next entry before a staged switch (rotation;
+// see replaceCA): ca/intermediate-ca-next.
+func (n caName) stagingKey() string { return n.storageKey() + "-next" }
 
 // label is the CA's name in messages.
 func (n caName) label() string {
@@ -108,7 +109,7 @@ type publishedCert struct {
 func (n caName) current(e *caEntry) issuing.Current {
 	cur := issuing.Current{Label: n.label()}
 	if e != nil {
-		cur.Version, cur.Fingerprint = e.Version, issuing.FingerprintSHA256(e.CertDER)
+		cur.Exists, cur.Version, cur.Fingerprint = true, e.Version, issuing.FingerprintSHA256(e.CertDER)
 	}
 	return cur
 }

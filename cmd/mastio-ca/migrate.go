@@ -324,14 +324,15 @@ func (m *migration) check(ctx context.Context, c *client.Client, ca *dbCA, missi
 		}
 		return nil, m.fail(exitPrecondition, "the database holds the %s certificate but not its key, and the plugin does not hold that CA", label)
 	}
-	// The plugin's own import checks, so a dry run refuses what it would.
-	if err := issuing.CheckImport(ca.keyPEM, ca.certPEM, "", time.Now()); err != nil {
-		return nil, m.fail(exitPrecondition, "the %s in the database would be refused by the plugin: %v", label, err)
+	// The plugin's own import checks, so a dry run refuses what it would:
+	// for the intermediate also that the Org CA signed it, may have it
+	// (pathLen) and outlives it.
+	ic, err := issuing.ValidateImport(ca.keyPEM, ca.certPEM, "", time.Now())
+	if err == nil && ca.kind == kindIntermediate {
+		err = ic.CheckIntermediateOf(orgCert, nil)
 	}
-	if ca.kind == kindIntermediate {
-		if err := cert.CheckSignatureFrom(orgCert); err != nil {
-			return nil, m.fail(exitPrecondition, "the Mastio Intermediate CA in the database was not signed by the database's Org CA: %v", err)
-		}
+	if err != nil {
+		return nil, m.fail(exitPrecondition, "the %s in the database would be refused by the plugin: %v", label, err)
 	}
 	m.say("%s: %s, %s key, sha256 %s, valid until %s, from %s", label, cert.Subject, keyDescription(cert), p.fp, cert.NotAfter.UTC().Format(time.RFC3339), describeSource(ca))
 	switch {

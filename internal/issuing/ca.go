@@ -31,6 +31,8 @@ const (
 
 	// MaxPathLen bounds a generated Org CA's basicConstraints pathLen.
 	MaxPathLen = 8
+	// MaxChain bounds the CAs above an imported Org CA (chain_pem).
+	MaxChain = 8
 )
 
 // MaxNameLen is RFC 5280's upper bound on a common name and an
@@ -144,6 +146,9 @@ func GenerateOrgCA(r OrgCARequest, configuredOrgID string, now time.Time) (*Gene
 		cn = orgID + " CA"
 	}
 	if err := CheckName("common_name", cn); err != nil {
+		if r.CommonName == "" {
+			return nil, Inputf("the default common_name (<org_id> CA) is %d characters, over X.509's 64: pass common_name", len(cn))
+		}
 		return nil, err
 	}
 	ttl := r.TTL
@@ -231,13 +236,24 @@ func ValidateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*ImportedC
 		if err != nil {
 			return nil, err
 		}
+		if len(chain) > MaxChain {
+			return nil, Inputf("chain_pem holds %d certificates; at most %d are accepted", len(chain), MaxChain)
+		}
 		child := cert
 		for i, c := range chain {
+			// Bound the key before the signature check, whose cost grows
+			// with it (as for a CSR).
+			if err := checkKeyBounds(fmt.Sprintf("chain_pem certificate %d's", i+1), c.PublicKey); err != nil {
+				return nil, err
+			}
 			if err := child.CheckSignatureFrom(c); err != nil {
 				return nil, Inputf("chain_pem certificate %d did not sign the certificate before it: %v", i+1, err)
 			}
 			chainDER = append(chainDER, c.Raw)
 			child = c
+		}
+		if err := checkPathLen(chain, 1); err != nil {
+			return nil, Inputf("chain_pem: %v", err)
 		}
 	}
 
@@ -246,15 +262,6 @@ func ValidateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*ImportedC
 		return nil, fmt.Errorf("encoding key: %w", err)
 	}
 	return &ImportedCA{KeyPKCS8: der, Cert: cert, ChainDER: chainDER}, nil
-}
-
-// CheckImport applies import's checks to a CA key and certificate outside
-// Vault (parsing, key strength, key/certificate match, CA:true with
-// keyCertSign and a SKI, validity now, and the chain), so that a dry run of
-// a migration refuses what the plugin would refuse.
-func CheckImport(keyPEM, certPEM, chainPEM string, now time.Time) error {
-	_, err := ValidateImport(keyPEM, certPEM, chainPEM, now)
-	return err
 }
 
 // Equal reports whether ic is exactly this key, certificate and chain.
@@ -281,8 +288,8 @@ func (ic *ImportedCA) CheckIntermediateOf(org *x509.Certificate, orgChain []*x50
 	if err := ic.Cert.CheckSignatureFrom(org); err != nil {
 		return Inputf("cert_pem does not chain to the stored Org CA (sha256 fingerprint %s): %v", FingerprintSHA256(org.Raw), err)
 	}
-	if org.MaxPathLenZero {
-		return Inputf("the stored Org CA has basicConstraints pathLen 0: it may not sign an intermediate CA, so every leaf this intermediate signed would fail verification")
+	if err := checkPathLen(append([]*x509.Certificate{org}, orgChain...), 1); err != nil {
+		return Statef("the stored Org CA's chain may not have an intermediate below it (%v): every leaf it signed would fail verification", err)
 	}
 	for _, above := range append([]*x509.Certificate{org}, orgChain...) {
 		if ic.Cert.NotAfter.After(above.NotAfter) {
@@ -344,8 +351,8 @@ func MintIntermediate(spec IntermediateSpec, org Parent, orgChain []*x509.Certif
 	if err := CheckChainValid("the Org CA", org.Cert, orgChain, now); err != nil {
 		return nil, err
 	}
-	if org.Cert.MaxPathLenZero {
-		return nil, Statef("the Org CA has basicConstraints pathLen 0: it may not sign an intermediate CA")
+	if err := checkPathLen(append([]*x509.Certificate{org.Cert}, orgChain...), 1); err != nil {
+		return nil, Statef("the Org CA may not sign an intermediate CA: %v", err)
 	}
 	notAfter := now.Add(spec.TTL)
 	if end := ChainNotAfter(org.Cert, orgChain); notAfter.After(end) {
@@ -357,11 +364,31 @@ func MintIntermediate(spec IntermediateSpec, org Parent, orgChain []*x509.Certif
 	cn := spec.CommonName
 	if cn == "" {
 		cn = orgID + " Mastio CA"
-	}
-	if err := CheckName("common_name", cn); err != nil {
-		return nil, err
+		if CheckName("common_name", cn) != nil {
+			return nil, Inputf("the default common_name (<org_id> Mastio CA) is %d characters, over X.509's 64: pass common_name", len(cn))
+		}
 	}
 	return makeCA(spec.KeyType, spec.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: 0, Now: now}, &org)
+}
+
+// checkPathLen refuses when a CA in above (nearest first) does not allow
+// the CAs below it: above[i] has below+i CA certificates under it.
+func checkPathLen(above []*x509.Certificate, below int) error {
+	for i, c := range above {
+		if need := below + i; c.MaxPathLen >= 0 && c.MaxPathLen < need {
+			return fmt.Errorf("%q has basicConstraints pathLen %d but %d CA certificates would sit below it", c.Subject.CommonName, c.MaxPathLen, need)
+		}
+	}
+	return nil
+}
+
+// CheckGracePeriod refuses a rotated-out intermediate's grace outside
+// 0-90 days.
+func CheckGracePeriod(grace time.Duration) error {
+	if grace < 0 || grace > MaxIntermediateGrace {
+		return Inputf("grace_period %s is out of range 0-90 days (2160h)", grace)
+	}
+	return nil
 }
 
 // ChainNotAfter is the earliest NotAfter of ca and every CA above it: no

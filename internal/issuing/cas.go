@@ -6,10 +6,11 @@ import (
 )
 
 // Current describes the stored version of a CA for the check-and-set
-// rules: Version 0 is "none stored".
+// rules.
 type Current struct {
 	Label       string // "Org CA", "Mastio Intermediate CA"
-	Version     int
+	Exists      bool
+	Version     int    // 0 when none exists
 	Fingerprint string // sha256 of the stored certificate, for messages
 }
 
@@ -18,9 +19,9 @@ type Current struct {
 // version. It returns a KindConflict error otherwise.
 func CheckCreateOnly(cur Current, cas int, casSet bool) error {
 	switch {
-	case cur.Version == 0 && (!casSet || cas == 0):
+	case !cur.Exists && (!casSet || cas == 0):
 		return nil
-	case cur.Version == 0:
+	case !cur.Exists:
 		return Conflictf("check-and-set failed: no %s exists (version 0) but cas=%d was given; omit cas or pass cas=0 to create one", cur.Label, cas)
 	case !casSet:
 		return Conflictf("an %s already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", cur.Label, cur.Version, cur.Fingerprint, cur.Version)

@@ -82,7 +82,7 @@ func ParseCSR(text string) (*LeafRequest, error) {
 	// the signature check, whose cost grows with the modulus and exponent:
 	// a 192,000-bit modulus with e = 2^31-1 fits under MaxCSRBytes and
 	// costs seconds of CPU to verify. The role's own limits come later.
-	if err := checkKeyBounds(csr.PublicKey); err != nil {
+	if err := checkKeyBounds("csr", csr.PublicKey); err != nil {
 		return nil, err
 	}
 	if err := csr.CheckSignature(); err != nil {
@@ -129,14 +129,15 @@ func ParseCSR(text string) (*LeafRequest, error) {
 // could cost more than any key this engine accepts: RSA above MaxRSABits
 // or with an exponent other than 65537. (Go parses EC keys on the NIST
 // curves only, each cheap to verify on; the role judges the curve.)
-func checkKeyBounds(pub crypto.PublicKey) error {
+// what names the key's holder in the message.
+func checkKeyBounds(what string, pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if bits := k.N.BitLen(); bits > MaxRSABits {
-			return Inputf("csr RSA key of %d bits is larger than the %d-bit limit", bits, MaxRSABits)
+			return Inputf("%s RSA key of %d bits is larger than the %d-bit limit", what, bits, MaxRSABits)
 		}
 		if k.E != 65537 {
-			return Inputf("csr RSA public exponent %d is not accepted; use 65537", k.E)
+			return Inputf("%s RSA public exponent %d is not accepted; use 65537", what, k.E)
 		}
 	}
 	return nil
@@ -206,7 +207,7 @@ func PublicKeyRequest(pub crypto.PublicKey, r *Role, pattern *URIPattern, name, 
 	if name != "" {
 		u, err = pattern.Expand(name)
 	} else if u, err = url.Parse(spiffeID); err != nil {
-		err = Inputf("spiffe_id %q is not a URI", spiffeID)
+		err = Inputf("spiffe_id %s is not a URI", Quote(spiffeID))
 	}
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package issuing
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // Kind is what went wrong, in the one vocabulary the engine answers with.
@@ -63,3 +65,17 @@ func KindOf(err error) Kind {
 
 // IsInput reports whether err is a KindInput refusal.
 func IsInput(err error) bool { return KindOf(err) == KindInput }
+
+// maxQuoted is the longest request value a message repeats.
+const maxQuoted = 96
+
+// Quote is a request value as a message may show it: quoted when it is
+// short, one line and not PEM; otherwise only its length. A value sent in
+// the wrong field (generate org_id=@key.pem) must not come back in the
+// answer or the audit log.
+func Quote(v string) string {
+	if len(v) > maxQuoted || strings.Contains(v, "-----") || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Sprintf("(a value of %d bytes, not repeated here)", len(v))
+	}
+	return strconv.Quote(v)
+}

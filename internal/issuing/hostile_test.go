@@ -1,8 +1,13 @@
 package issuing
 
 import (
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
@@ -56,5 +61,27 @@ func BenchmarkParseCSR_Hostile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// An imported chain is bounded like a CSR: a chain certificate's RSA key
+// is checked before it verifies the certificate below it (each costs
+// what a hostile CSR did), and the chain's length is capped.
+func TestValidateImport_BoundsChain(t *testing.T) {
+	key := testpki.NewECKey(t, elliptic.P256())
+	keyPEM, certPEM := testpki.ValidCA(t, key)
+	n := new(big.Int).Lsh(big.NewInt(1), 192000-1)
+	n.SetBit(n, 0, 1)
+	huge := testpki.MakeCert(t, testpki.CACert{Key: key, IsCA: true, KeyUsage: x509.KeyUsageCertSign, Org: "acme", SubjectKey: &rsa.PublicKey{N: n, E: 1<<31 - 1}})
+	_, err := ValidateImport(keyPEM, certPEM, testpki.CertPEM(huge), time.Now())
+	if !IsInput(err) || !strings.Contains(err.Error(), "chain_pem certificate 1's RSA key of 192000 bits is larger than the 8192-bit limit") {
+		t.Fatalf("a chain certificate with a 192,000-bit key: %v", err)
+	}
+	long := strings.Repeat(certPEM, MaxChain+1)
+	if _, err := ValidateImport(keyPEM, certPEM, long, time.Now()); !IsInput(err) || !strings.Contains(err.Error(), "at most 8 are accepted") {
+		t.Fatalf("a chain of %d certificates: %v", MaxChain+1, err)
+	}
+	if _, err := ValidateImport(keyPEM, certPEM, strings.Repeat(certPEM, 40), time.Now()); !IsInput(err) || !strings.Contains(err.Error(), "more than 16 certificates") {
+		t.Fatalf("a chain of 40 certificates: %v", err)
 	}
 }

@@ -111,7 +111,7 @@ func GenerateKey(keyType string, bits int) (crypto.Signer, error) {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		return priv, err
 	default:
-		return nil, Inputf("unknown key_type %q; use ec, rsa or ed25519", keyType)
+		return nil, Inputf("unknown key_type %s; use ec, rsa or ed25519", Quote(keyType))
 	}
 }
 
@@ -180,8 +180,12 @@ func ParsePrivateKeyPEM(text string) (crypto.Signer, error) {
 	return signer, nil
 }
 
-// ParseCertificatesPEM reads every CERTIFICATE block in text. field names the
-// request field in error messages.
+// maxPEMCertificates bounds what ParseCertificatesPEM parses, so that a
+// request's cost does not grow with its size.
+const maxPEMCertificates = 16
+
+// ParseCertificatesPEM reads every CERTIFICATE block in text, at most
+// maxPEMCertificates. field names the request field in error messages.
 func ParseCertificatesPEM(field, text string) ([]*x509.Certificate, error) {
 	rest := []byte(strings.TrimSpace(text))
 	var certs []*x509.Certificate
@@ -193,6 +197,9 @@ func ParseCertificatesPEM(field, text string) ([]*x509.Certificate, error) {
 				return nil, Inputf("%s is not PEM: expected -----BEGIN CERTIFICATE----- blocks", field)
 			}
 			return nil, Inputf("%s has trailing data after certificate %d", field, len(certs))
+		}
+		if len(certs) == maxPEMCertificates {
+			return nil, Inputf("%s holds more than %d certificates", field, maxPEMCertificates)
 		}
 		if block.Type != "CERTIFICATE" {
 			return nil, Inputf("%s block %d has type %q; only CERTIFICATE blocks are accepted", field, len(certs)+1, block.Type)

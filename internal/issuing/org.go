@@ -13,7 +13,7 @@ var orgIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // ValidateOrgID refuses an org_id that cannot be a SPIFFE path segment.
 func ValidateOrgID(id string) error {
 	if !orgIDPattern.MatchString(id) || id == "." || id == ".." {
-		return Inputf("org_id %q is not valid: use 1-64 characters from A-Z a-z 0-9 . _ - (it becomes a SPIFFE ID path segment)", id)
+		return Inputf("org_id %s is not valid: use 1-64 characters from A-Z a-z 0-9 . _ - (it becomes a SPIFFE ID path segment)", Quote(id))
 	}
 	return nil
 }
@@ -27,7 +27,7 @@ func ResolveOrgID(requested, configured string) (string, error) {
 	case requested == "":
 		requested = configured
 	case configured != "" && requested != configured:
-		return "", Inputf("org_id %q differs from config org_id %q; change config first or omit org_id", requested, configured)
+		return "", Inputf("org_id %s differs from config org_id %s; change config first or omit org_id", Quote(requested), Quote(configured))
 	}
 	return requested, ValidateOrgID(requested)
 }
@@ -38,7 +38,7 @@ func ImportOrgID(requested, configured string, cert *x509.Certificate) (string, 
 	orgID := requested
 	switch {
 	case requested != "" && configured != "" && requested != configured:
-		return "", Inputf("org_id %q differs from config org_id %q; change config first or omit org_id", requested, configured)
+		return "", Inputf("org_id %s differs from config org_id %s; change config first or omit org_id", Quote(requested), Quote(configured))
 	case requested == "" && configured != "":
 		orgID = configured
 	case requested == "" && len(cert.Subject.Organization) == 1:

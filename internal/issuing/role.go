@@ -148,14 +148,14 @@ var templateVar = regexp.MustCompile(`\{\{[^}]*\}\}`)
 // Validate checks a role as a whole before it is stored.
 func (r *Role) Validate() error {
 	if r.Issuer != IssuerAuto && r.Issuer != IssuerOrgCA && r.Issuer != IssuerIntermediate {
-		return Inputf("issuer %q is not valid; use auto, org-ca or intermediate-ca", r.Issuer)
+		return Inputf("issuer %s is not valid; use auto, org-ca or intermediate-ca", Quote(r.Issuer))
 	}
 	if len(r.AllowedKeyTypes) == 0 {
 		return Inputf("allowed_key_types must name at least one of ec, rsa, ed25519")
 	}
 	for _, t := range r.AllowedKeyTypes {
 		if t != KeyTypeEC && t != KeyTypeRSA && t != KeyTypeEd25519 {
-			return Inputf("allowed_key_types: unknown key type %q; use ec, rsa or ed25519", t)
+			return Inputf("allowed_key_types: unknown key type %s; use ec, rsa or ed25519", Quote(t))
 		}
 	}
 	if slices.Contains(r.AllowedKeyTypes, KeyTypeEC) && len(r.AllowedECCurves) == 0 {
@@ -163,7 +163,7 @@ func (r *Role) Validate() error {
 	}
 	for _, c := range r.AllowedECCurves {
 		if _, ok := curveBits[c]; !ok {
-			return Inputf("allowed_ec_curves: unknown curve %q; use P-256, P-384 or P-521", c)
+			return Inputf("allowed_ec_curves: unknown curve %s; use P-256, P-384 or P-521", Quote(c))
 		}
 	}
 	if r.RSAMinBits < MinRSABits || r.RSAMaxBits > MaxRSABits || r.RSAMinBits > r.RSAMaxBits {
@@ -182,7 +182,7 @@ func (r *Role) Validate() error {
 			return err
 		}
 		if !r.AllowOutsideOrg && !patternWithinOrg(r.URISANPattern) {
-			return Inputf("uri_san_pattern %q may name IDs outside this org: it must start with %s (or be %s) so that every ID stays in the org's namespace; set allow_outside_org=true to issue outside it on purpose", r.URISANPattern, orgPrefix+"/", orgPrefix)
+			return Inputf("uri_san_pattern %s may name IDs outside this org: it must start with %s (or be %s) so that every ID stays in the org's namespace; set allow_outside_org=true to issue outside it on purpose", Quote(r.URISANPattern), orgPrefix+"/", orgPrefix)
 		}
 	}
 	if err := r.checkSANLists(); err != nil {
@@ -232,7 +232,7 @@ func (r *Role) keyUsage() (x509.KeyUsage, error) {
 	for _, n := range r.KeyUsage {
 		v, ok := keyUsageNames[strings.ToLower(n)]
 		if !ok {
-			return 0, Inputf("key_usage: %q is not allowed for leaf certificates; use %s", n, strings.Join(sortedKeys(keyUsageNames), ", "))
+			return 0, Inputf("key_usage: %s is not allowed for leaf certificates; use %s", Quote(n), strings.Join(sortedKeys(keyUsageNames), ", "))
 		}
 		ku |= v
 	}
@@ -244,7 +244,7 @@ func (r *Role) extKeyUsage() ([]x509.ExtKeyUsage, error) {
 	for _, n := range r.ExtKeyUsage {
 		v, ok := extKeyUsageNames[strings.ToLower(n)]
 		if !ok {
-			return nil, Inputf("ext_key_usage: unknown usage %q; use %s", n, strings.Join(sortedKeys(extKeyUsageNames), ", "))
+			return nil, Inputf("ext_key_usage: unknown usage %s; use %s", Quote(n), strings.Join(sortedKeys(extKeyUsageNames), ", "))
 		}
 		out = append(out, v)
 	}

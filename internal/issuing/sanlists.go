@@ -60,12 +60,24 @@ func (r *Role) checkSANLists() error {
 // checkSANs refuses a requested name that no allow-list entry matches.
 func (r *Role) checkSANs(req *LeafRequest, p IssueParams) error {
 	vars := strings.NewReplacer("{{org_id}}", p.OrgID, "{{trust_domain}}", p.TrustDomain)
+	for _, l := range []struct {
+		field     string
+		requested int
+		entries   []string
+	}{{"allowed_dns_sans", len(req.dnsNames), r.AllowedDNSSANs}, {"allowed_ip_sans", len(req.ips), r.AllowedIPSANs}, {"allowed_email_sans", len(req.emails), r.AllowedEmailSANs}} {
+		if l.requested > 0 && len(l.entries) == 0 {
+			return Statef("the role allows these SANs but names none in %s (it was written before allow-lists were required): rewrite it with %s", l.field, l.field)
+		}
+	}
 	for _, name := range req.dnsNames {
 		if strings.Contains(name, "*") {
-			return Inputf("csr requests the wildcard DNS SAN %q; wildcard names are never issued", name)
+			return Inputf("csr requests the wildcard DNS SAN %s; wildcard names are never issued", Quote(name))
+		}
+		if !isHostname(name) {
+			return Inputf("csr requests the DNS SAN %s, which is not a host name (labels of letters, digits and hyphens, 1-63 characters each)", Quote(name))
 		}
 		if !matchesAny(r.AllowedDNSSANs, func(pat string) bool { return matchDNS(vars.Replace(pat), name) }) {
-			return Inputf("csr requests DNS SAN %q, which matches none of the role's allowed_dns_sans %q", name, r.AllowedDNSSANs)
+			return Inputf("csr requests DNS SAN %s, which matches none of the role's allowed_dns_sans %q", Quote(name), r.AllowedDNSSANs)
 		}
 	}
 	for _, ip := range req.ips {
@@ -75,7 +87,7 @@ func (r *Role) checkSANs(req *LeafRequest, p IssueParams) error {
 	}
 	for _, email := range req.emails {
 		if !matchesAny(r.AllowedEmailSANs, func(pat string) bool { return matchEmail(vars.Replace(pat), email) }) {
-			return Inputf("csr requests email SAN %q, which matches none of the role's allowed_email_sans %q", email, r.AllowedEmailSANs)
+			return Inputf("csr requests email SAN %s, which matches none of the role's allowed_email_sans %q", Quote(email), r.AllowedEmailSANs)
 		}
 	}
 	return nil
@@ -93,24 +105,46 @@ func matchesAny(patterns []string, match func(string) bool) bool {
 func checkDNSPattern(p string) error {
 	s := strings.NewReplacer("{{org_id}}", "org", "{{trust_domain}}", "example.org").Replace(p)
 	if s == "" || len(s) > 253 || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") {
-		return Inputf("%q is not a DNS name pattern", p)
+		return Inputf("%s is not a DNS name pattern", Quote(p))
 	}
 	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
-		return Inputf("%q has a single label; name a domain (e.g. *.agents.example.com)", p)
-	}
 	for _, l := range labels {
-		if l == "*" {
-			continue
-		}
-		if l == "" || len(l) > 63 || strings.Trim(strings.ToLower(l), "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-			return Inputf("%q: label %q is neither a DNS label nor *", p, l)
+		if l != "*" && !isLabel(l) {
+			return Inputf("%s: label %s is neither a DNS label nor *", Quote(p), Quote(l))
 		}
 	}
-	if labels[len(labels)-1] == "*" {
-		return Inputf("%q ends in *: the top-level labels must be literal", p)
+	if n := len(labels); n < 2 || labels[n-1] == "*" || labels[n-2] == "*" {
+		return Inputf("%s must end in at least two literal labels (a domain the org holds, e.g. *.agents.example.com)", Quote(p))
 	}
 	return nil
+}
+
+// isLabel reports whether l is a host name label: 1-63 letters, digits
+// and hyphens, not starting or ending with a hyphen.
+func isLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isHostname reports whether name is a host name of at most 253 characters.
+func isHostname(name string) bool {
+	if len(name) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(name, ".") {
+		if !isLabel(l) {
+			return false
+		}
+	}
+	return true
 }
 
 func matchDNS(pattern, name string) bool {
@@ -128,19 +162,20 @@ func matchDNS(pattern, name string) bool {
 
 func checkEmailPattern(p string) error {
 	local, domain, ok := strings.Cut(p, "@")
-	if !ok || local == "" || strings.Contains(domain, "@") || local != "*" && strings.ContainsAny(local, "* ") {
-		return Inputf("%q is not an email pattern: use local@domain or *@domain", p)
+	if !ok || local == "" || strings.Contains(domain, "@") || local != "*" && strings.ContainsAny(local, "* \"\\") {
+		return Inputf("%s is not an email pattern: use local@domain or *@domain", Quote(p))
 	}
 	return checkDNSPattern(domain)
 }
 
+// matchEmail matches an address with exactly one "@" and no quoting
+// against a pattern.
 func matchEmail(pattern, email string) bool {
 	pLocal, pDomain, _ := strings.Cut(pattern, "@")
-	i := strings.LastIndex(email, "@")
-	if i <= 0 {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" || strings.ContainsAny(local, " \"\\") || !isHostname(domain) {
 		return false
 	}
-	local, domain := email[:i], email[i+1:]
 	return (pLocal == "*" || pLocal == local) && matchDNS(pDomain, domain)
 }
 
@@ -151,7 +186,7 @@ func checkIPPattern(p string) error {
 	if _, err := netip.ParseAddr(p); err == nil {
 		return nil
 	}
-	return Inputf("%q is neither a CIDR prefix nor an IP address", p)
+	return Inputf("%s is neither a CIDR prefix nor an IP address", Quote(p))
 }
 
 func matchIP(pattern string, ip net.IP) bool {

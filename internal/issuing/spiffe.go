@@ -29,15 +29,15 @@ func CompileURIPattern(pattern, trustDomain, orgID string) (*URIPattern, error) 
 	}
 	rest, ok := strings.CutPrefix(s, "spiffe://")
 	if !ok {
-		return nil, Inputf("uri_san_pattern %q must start with spiffe://", pattern)
+		return nil, Inputf("uri_san_pattern %s must start with spiffe://", Quote(pattern))
 	}
 	parts := strings.Split(rest, "/")
 	td, err := spiffeid.TrustDomainFromString(parts[0])
 	if err != nil {
-		return nil, Inputf("uri_san_pattern %q: trust domain is not valid: %v", pattern, err)
+		return nil, Inputf("uri_san_pattern %s: trust domain is not valid: %v", Quote(pattern), err)
 	}
 	if len(parts) < 2 {
-		return nil, Inputf("uri_san_pattern %q must have at least one path segment", pattern)
+		return nil, Inputf("uri_san_pattern %s must have at least one path segment", Quote(pattern))
 	}
 	p := &URIPattern{trustDomain: td}
 	for _, seg := range parts[1:] {
@@ -48,13 +48,13 @@ func CompileURIPattern(pattern, trustDomain, orgID string) (*URIPattern, error) 
 			opts := strings.Split(seg[1:len(seg)-1], "|")
 			for _, o := range opts {
 				if err := spiffeid.ValidatePathSegment(o); err != nil {
-					return nil, Inputf("uri_san_pattern %q: alternative %q is not a valid path segment: %v", pattern, o, err)
+					return nil, Inputf("uri_san_pattern %s: alternative %s is not a valid path segment: %v", Quote(pattern), Quote(o), err)
 				}
 			}
 			p.segments = append(p.segments, patternSegment{options: opts})
 		default:
 			if err := spiffeid.ValidatePathSegment(seg); err != nil {
-				return nil, Inputf("uri_san_pattern %q: segment %q is not valid (a literal, * or {a|b}): %v", pattern, seg, err)
+				return nil, Inputf("uri_san_pattern %s: segment %s is not valid (a literal, * or {a|b}): %v", Quote(pattern), Quote(seg), err)
 			}
 			p.segments = append(p.segments, patternSegment{options: []string{seg}})
 		}
@@ -67,7 +67,7 @@ func CompileURIPattern(pattern, trustDomain, orgID string) (*URIPattern, error) 
 func (p *URIPattern) Match(u *url.URL) (string, error) {
 	id, err := spiffeid.FromURI(u)
 	if err != nil {
-		return "", Inputf("URI SAN %q is not a valid SPIFFE ID: %v", u.String(), err)
+		return "", Inputf("URI SAN %s is not a valid SPIFFE ID: %v", Quote(u.String()), err)
 	}
 	if id.Path() == "" {
 		return "", Inputf("URI SAN %q names a trust domain, not a workload: a path is required", u.String())
@@ -95,7 +95,7 @@ func (p *URIPattern) Match(u *url.URL) (string, error) {
 // with alternatives or several "*" segments cannot be expanded from a name.
 func (p *URIPattern) Expand(name string) (*url.URL, error) {
 	if err := spiffeid.ValidatePathSegment(name); err != nil {
-		return nil, Inputf("name %q is not a valid SPIFFE path segment: %v", name, err)
+		return nil, Inputf("name %s is not a valid SPIFFE path segment: %v", Quote(name), err)
 	}
 	segs := make([]string, 0, len(p.segments))
 	stars := 0
@@ -115,7 +115,7 @@ func (p *URIPattern) Expand(name string) (*url.URL, error) {
 	}
 	id, err := spiffeid.FromSegments(p.trustDomain, segs...)
 	if err != nil {
-		return nil, Inputf("name %q makes no valid SPIFFE ID: %v", name, err)
+		return nil, Inputf("name %s makes no valid SPIFFE ID: %v", Quote(name), err)
 	}
 	return id.URL(), nil
 }

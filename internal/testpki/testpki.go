@@ -116,8 +116,13 @@ type CACert struct {
 	Org       string
 	Parent    *x509.Certificate
 	ParentKey crypto.Signer
-	// PathLenZero sets basicConstraints pathLen 0.
+	// PathLenZero sets basicConstraints pathLen 0; PathLen above 0 sets
+	// that pathLen.
 	PathLenZero bool
+	PathLen     int
+	// SubjectKey, when set, is the certified public key instead of Key's
+	// (Key still signs a self-signed certificate).
+	SubjectKey crypto.PublicKey
 }
 
 // MakeCert makes a certificate as spec says, self-signed unless Parent is set.
@@ -139,6 +144,7 @@ func MakeCert(t testing.TB, spec CACert) *x509.Certificate {
 		IsCA:                  spec.IsCA,
 		KeyUsage:              spec.KeyUsage,
 		MaxPathLenZero:        spec.PathLenZero,
+		MaxPathLen:            spec.PathLen,
 	}
 	if spec.Org == "" {
 		tmpl.Subject.Organization = nil
@@ -147,7 +153,11 @@ func MakeCert(t testing.TB, spec CACert) *x509.Certificate {
 	if spec.Parent != nil {
 		parent, parentKey = spec.Parent, spec.ParentKey
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, spec.Key.Public(), parentKey)
+	pub := spec.Key.Public()
+	if spec.SubjectKey != nil {
+		pub = spec.SubjectKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +257,14 @@ func HostileRSACSR(t testing.TB, bits, e int) string {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+// PublicKeyPEM is k's public key as PEM SubjectPublicKeyInfo.
+func PublicKeyPEM(t testing.TB, k crypto.Signer) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
