@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits and defaults of the CAs this engine makes.
@@ -42,7 +43,7 @@ const MaxNameLen = 64
 // CheckName refuses a subject attribute longer than RFC 5280 allows.
 // field names it in the message.
 func CheckName(field, value string) error {
-	if n := len([]rune(value)); n > MaxNameLen {
+	if n := utf8.RuneCountInString(value); n > MaxNameLen {
 		return Inputf("%s is %d characters; X.509 allows at most %d", field, n, MaxNameLen)
 	}
 	return nil
@@ -406,12 +407,15 @@ func ChainNotAfter(ca *x509.Certificate, above []*x509.Certificate) time.Time {
 // CheckChainValid refuses when ca or any CA above it has expired at now.
 // who names ca in the message ("the issuing CA").
 func CheckChainValid(who string, ca *x509.Certificate, above []*x509.Certificate, now time.Time) error {
-	for i, c := range append([]*x509.Certificate{ca}, above...) {
+	expired := func(c *x509.Certificate, who string) error {
+		return Statef("%s expired at %s; it signs nothing more: generate or import a new one (with cas)", who, c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if !now.Before(ca.NotAfter) {
+		return expired(ca, who)
+	}
+	for _, c := range above {
 		if !now.Before(c.NotAfter) {
-			if i > 0 {
-				who = fmt.Sprintf("%q, a CA above %s,", c.Subject.CommonName, who)
-			}
-			return Statef("%s expired at %s; it signs nothing more: generate or import a new one (with cas)", who, c.NotAfter.UTC().Format(time.RFC3339))
+			return expired(c, fmt.Sprintf("%q, a CA above %s,", c.Subject.CommonName, who))
 		}
 	}
 	return nil
