@@ -2,7 +2,7 @@ package backend
 
 import (
 	"context"
-	"math/big"
+	"crypto/x509"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -168,25 +168,34 @@ type rotateRequest struct {
 	// dropEarlier stops publishing every intermediate retired before the
 	// current one now, instead of at the end of its grace.
 	dropEarlier bool
+	// dryRun mints and signs the next intermediate and its continuity
+	// proof, and stores nothing (Mastio's dry_run).
+	dryRun bool
 	cas         int
 	casSet      bool
+}
+
+// rotation is what a rotation did (or, for a dry run, would do).
+type rotation struct {
+	next  *issuer
+	old   *x509.Certificate
+	proof string // the old key's continuity proof over next's certificate
 }
 
 // rotateIntermediate mints the next intermediate and makes it the signer.
 // The new entry is staged first, so a failure half way leaves the current
 // one signing. Every retired intermediate stays published until its own
-// grace ends; the response carries the retiring key's continuity proof.
-func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storage, r rotateRequest) (*issuer, string, error) {
+// grace ends; the result carries the retiring key's continuity proof.
+func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storage, r rotateRequest) (*rotation, error) {
 	if err := issuing.CheckGracePeriod(r.grace); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	var (
-		oldSerial *big.Int
-		proof     string
-		now       = time.Now()
+		rot = &rotation{}
+		now = time.Now()
 	)
 	is, _, err := b.replaceCA(ctx, s, caChange{
-		name: intermediateCA, mode: casIfGiven, cas: r.cas, casSet: r.casSet, staged: true,
+		name: intermediateCA, mode: casIfGiven, cas: r.cas, casSet: r.casSet, staged: true, dryRun: r.dryRun,
 		check: func(current *caEntry) (bool, error) {
 			if current == nil {
 				return false, issuing.NotFoundf("no intermediate to rotate: write intermediate/generate or intermediate/import first")
@@ -209,7 +218,7 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			if earlier := inGrace(current.published(), now); !r.dropEarlier && len(earlier) >= maxRetired {
 				return nil, issuing.Statef("%d rotated-out intermediates are still in their grace period; rotating again would stop publishing one early: wait until %s, or pass drop_earlier=true (which ends every earlier grace now)", len(earlier), earliestEnd(earlier).Format(time.RFC3339))
 			}
-			oldSerial = old.cert.SerialNumber
+			rot.old = old.cert
 			spec := issuing.RotationSpec(old.cert)
 			if r.spec != nil {
 				spec = r.spec(spec)
@@ -218,10 +227,10 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			if err != nil {
 				return nil, err
 			}
-			if proof, err = issuing.ContinuityProof(old.signer, next.CertDER); err != nil {
+			if rot.proof, err = issuing.ContinuityProof(old.signer, next.CertDER); err != nil {
 				return nil, err
 			}
-			next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(r.grace).UTC(), ContinuityProof: proof}
+			next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(r.grace).UTC(), ContinuityProof: rot.proof}
 			if !r.dropEarlier {
 				next.Retired = inGrace(current.published(), now)
 			}
@@ -229,10 +238,14 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 		},
 		event: "rotated Mastio Intermediate CA",
 		logArgs: func() []any {
-			return []any{"previous_serial", issuing.FormatSerial(oldSerial), "grace_until", now.Add(r.grace).UTC().Format(time.RFC3339)}
+			return []any{"previous_serial", issuing.FormatSerial(rot.old.SerialNumber), "grace_until", now.Add(r.grace).UTC().Format(time.RFC3339)}
 		},
 	})
-	return is, proof, err
+	if err != nil {
+		return nil, err
+	}
+	rot.next = is
+	return rot, nil
 }
 
 // inGrace keeps the published certificates whose grace has not ended.

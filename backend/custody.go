@@ -48,6 +48,9 @@ type caChange struct {
 	// amend keeps current's version (an entry's own flag changes); any
 	// other change stores current's successor (see succeed).
 	amend bool
+	// dryRun builds and checks the next entry and stores nothing: the
+	// caller gets what the change would store.
+	dryRun bool
 	// staged writes the next entry to its staging key before the
 	// switch, so that a failure half way leaves the current CA signing.
 	staged bool
@@ -58,8 +61,8 @@ type caChange struct {
 	logArgs func() []any
 }
 
-// replaceCA applies c. It returns the CA as now stored and whether
-// nothing was written (unchanged).
+// replaceCA applies c. It returns the CA as now stored (for a dry run: as
+// it would be) and whether nothing was written.
 func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caChange) (*issuer, bool, error) {
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
@@ -105,6 +108,9 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 	is, err := newIssuer(c.name, next)
 	if err != nil {
 		return nil, false, err
+	}
+	if c.dryRun {
+		return is, true, nil
 	}
 	if c.staged {
 		if err := putEntry(ctx, s, c.name.stagingKey(), "the staged "+c.name.label(), next); err != nil {

@@ -143,6 +143,7 @@ func fieldTypeMessage(k string, t framework.FieldType) string {
 		framework.TypeCommaStringSlice: "a list of strings, or one comma-separated string",
 		framework.TypeStringSlice:      "a list of strings",
 		framework.TypeMap:              "an object",
+		framework.TypeSlice:            "a list",
 	}[t]
 	if want == "" {
 		want = "of type " + t.String()

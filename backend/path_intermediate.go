@@ -141,6 +141,14 @@ func pathIntermediateRotate(b *mastioBackend) *framework.Path {
 		Type:        framework.TypeInt,
 		Description: "Optional: rotate only if the current intermediate's version is this, so a retried request does not rotate twice.",
 	}
+	fields["grace_days"] = &framework.FieldSchema{
+		Type:        framework.TypeInt,
+		Description: "The grace in whole days, 1-90, as Mastio's rotation endpoint takes it (instead of grace_period).",
+	}
+	fields["dry_run"] = &framework.FieldSchema{
+		Type:        framework.TypeBool,
+		Description: "Mint the next intermediate and its continuity proof and return them, storing nothing (Mastio's dry_run). The certificate returned is signed by the Org CA but never used.",
+	}
 	fields["drop_earlier"] = &framework.FieldSchema{
 		Type:        framework.TypeBool,
 		Description: "Stop publishing every intermediate rotated out before the current one now, ending their grace early (after a key compromise). Default false: each stays published until its own grace ends.",
@@ -201,17 +209,33 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 		spec:        func(spec issuing.IntermediateSpec) issuing.IntermediateSpec { return decodeIntermediateSpec(d, spec) },
 		grace:       issuing.DefaultIntermediateGrace,
 		dropEarlier: d.Get("drop_earlier").(bool),
+		dryRun:      d.Get("dry_run").(bool),
 	}
-	if v, ok := d.GetOk("grace_period"); ok {
-		r.grace = time.Duration(v.(int)) * time.Second
+	period, periodSet := d.GetOk("grace_period")
+	days, daysSet := d.GetOk("grace_days")
+	switch {
+	case periodSet && daysSet:
+		return respondErr(issuing.Inputf("pass grace_period or grace_days, not both"))
+	case periodSet:
+		r.grace = time.Duration(period.(int)) * time.Second
+	case daysSet:
+		if n := days.(int); n < 1 || n > 90 {
+			return respondErr(issuing.Inputf("grace_days %d is out of range 1-90", n))
+		}
+		r.grace = time.Duration(days.(int)) * 24 * time.Hour
 	}
 	r.cas, r.casSet = casOf(d)
-	is, proof, err := b.rotateIntermediate(ctx, req.Storage, r)
+	rot, err := b.rotateIntermediate(ctx, req.Storage, r)
 	if err != nil {
 		return respondErr(err)
 	}
-	resp := &logical.Response{Data: intermediateResponseData(is, time.Now())}
-	resp.Data["continuity_proof"] = proof
+	resp := &logical.Response{Data: intermediateResponseData(rot.next, time.Now())}
+	// What Mastio's own rotation endpoint returns, beside the above.
+	resp.Data["continuity_proof"] = rot.proof
+	resp.Data["old_intermediate_cn"] = rot.old.Subject.CommonName
+	resp.Data["new_intermediate_cn"] = rot.next.cert.Subject.CommonName
+	resp.Data["grace_days"] = int(r.grace / (24 * time.Hour))
+	resp.Data["dry_run"] = r.dryRun
 	return resp, nil
 }
 
@@ -297,7 +321,14 @@ cas equal to the current version, a retried request cannot rotate twice.
 The new intermediate is written before the switch; a rotation that fails
 half way leaves the previous intermediate as the signer.
 
+As Mastio's own rotation endpoint: grace_days (1-90) instead of
+grace_period; dry_run=true mints the next intermediate, has the Org CA sign
+it and the current key make the continuity proof, returns them and stores
+nothing. The answer also carries old_intermediate_cn, new_intermediate_cn,
+grace_days and dry_run.
+
 Example:
 
     $ vault write mastio-ca/intermediate/rotate grace_period=336h
+    $ vault write mastio-ca/intermediate/rotate grace_days=14 dry_run=true
 `

@@ -99,7 +99,7 @@ func pathRoles(b *mastioBackend) *framework.Path {
 			},
 			"subject_common_name": {
 				Type:        framework.TypeString,
-				Description: "Template of the issued CN; {{org_id}}, {{trust_domain}}, {{name}} (the last '*' of the URI). Empty: no CN. The CSR's subject is never copied.",
+				Description: "Template of the issued CN; {{org_id}}, {{trust_domain}}, {{name}} (the last '*' of the URI), {{first_san}} (the first DNS or IP SAN). Empty: no CN. The CSR's subject is never copied.",
 			},
 			"subject_organization": {
 				Type:        framework.TypeString,
@@ -330,6 +330,12 @@ DNS, IP and email SANs need both the switch and an allow-list:
                                          domain as in allowed_dns_sans.
 
 Each list holds at most 64 entries.
+
+Subject templates may use {{org_id}}, {{trust_domain}}, {{name}} (the
+value of the pattern's last "*") and {{first_san}} (the CSR's first DNS
+name, else its first IP address; for a server certificate whose CN is its
+first SAN, as Mastio's nginx certificate). Subjects are written CN then O,
+one RDN each, as UTF8String, as Mastio writes them.
 
 Every mount starts with two roles:
 

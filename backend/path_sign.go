@@ -51,7 +51,13 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 		if _, single := req.Data["csr"]; single {
 			return respondErr(issuing.Inputf("pass csr (one CSR) or csrs (a list), not both"))
 		}
-		return respond(b.signBatch(ctx, req.Storage, sr, batch.([]string)))
+		csrs := batch.([]string)
+		if len(csrs) == 0 || len(csrs) > maxBatch {
+			return respondErr(issuing.Inputf("csrs holds %d CSRs; send 1 to %d", len(csrs), maxBatch))
+		}
+		return respond(b.signBatch(ctx, req.Storage, sr, "csrs", len(csrs), func(i int, _ *issuing.Role, _ *issuing.URIPattern) (*issuing.LeafRequest, error) {
+			return issuing.ParseCSR(csrs[i])
+		}))
 	}
 	return respond(b.issue(ctx, req.Storage, sr, func(*issuing.Role, *issuing.URIPattern) (*issuing.LeafRequest, error) {
 		return issuing.ParseCSR(d.Get("csr").(string))

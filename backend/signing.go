@@ -129,35 +129,37 @@ func (b *mastioBackend) issue(ctx context.Context, s logical.Storage, r signRequ
 // maxBatch is how many CSRs one sign-csr request may carry in csrs.
 const maxBatch = 100
 
-// signBatch signs up to maxBatch CSRs under one role. Each is checked on
-// its own: a refused CSR fails only itself, with its index in the error,
-// and the request still succeeds for the others. It stops when ctx is
-// done (the client gave up, or Vault's request timeout passed).
-func (b *mastioBackend) signBatch(ctx context.Context, s logical.Storage, r signRequest, csrs []string) (map[string]any, error) {
-	if len(csrs) == 0 || len(csrs) > maxBatch {
-		return nil, issuing.Inputf("csrs holds %d CSRs; send 1 to %d", len(csrs), maxBatch)
+// signBatch signs up to maxBatch requests under one role; build makes the
+// i-th once the role and pattern are known, and field names the list in
+// messages. Each is checked on its own: a refused one fails only itself,
+// with its index in the error, and the request still succeeds for the
+// others. It stops when ctx is done (the client gave up, or Vault's
+// request timeout passed).
+func (b *mastioBackend) signBatch(ctx context.Context, s logical.Storage, r signRequest, field string, n int, build func(i int, role *issuing.Role, pattern *issuing.URIPattern) (*issuing.LeafRequest, error)) (map[string]any, error) {
+	if n == 0 || n > maxBatch {
+		return nil, issuing.Inputf("%s holds %d requests; send 1 to %d", field, n, maxBatch)
 	}
 	sg, err := b.newLeafSigner(ctx, s, r)
 	if err != nil {
 		return nil, err
 	}
-	results := make([]map[string]any, len(csrs))
+	results := make([]map[string]any, n)
 	failed := 0
-	for i, text := range csrs {
+	for i := range n {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("batch abandoned after %d of %d CSRs: %w", i, len(csrs), err)
+			return nil, fmt.Errorf("batch abandoned after %d of %d requests: %w", i, n, err)
 		}
-		csrReq, err := issuing.ParseCSR(text)
+		leafReq, err := build(i, sg.role, sg.pattern)
 		var data map[string]any
 		if err == nil {
-			data, err = sg.sign(csrReq)
+			data, err = sg.sign(leafReq)
 		}
 		if err != nil {
 			if !issuing.IsInput(err) {
 				return nil, err
 			}
 			failed++
-			data = map[string]any{"error": fmt.Sprintf("csrs[%d]: %v", i, err)}
+			data = map[string]any{"error": fmt.Sprintf("%s[%d]: %v", field, i, err)}
 		}
 		data["index"] = i
 		results[i] = data

@@ -1,9 +1,12 @@
 # mastio-signer: what Mastio (client.KMS) needs to sign, and nothing more.
 # It can read the CA certificate and sign CSRs and bare public keys under
 # any role; it cannot generate, import, rotate, configure, read roles or
-# touch the KV mirror. Narrow sign-csr*/sign-public-key* to one role
-# (e.g. "mastio-ca/sign-csr/agent") where you can. intermediate/cert needs
-# no token at all.
+# touch the KV mirror. Narrow sign-csr*/sign-public-key* to the roles you
+# use where you can: Mastio's are sign-public-key/agent (agents, S10, S11,
+# S14), sign-public-key/mastio-leaf (S6-S8), sign-csr/principal (S12) and
+# sign-csr/mastio-server (S9); policies/mastio-proxy.hcl is that list plus
+# what Mastio's boot and rotation need. intermediate/cert needs no token
+# at all.
 #
 # The mount is mastio-ca/; change the prefix if yours differs.
 

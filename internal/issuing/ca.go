@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
 	"time"
@@ -86,13 +85,13 @@ func NewCACertificate(p CAParams, key crypto.Signer, parent *Parent) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	subject := pkix.Name{CommonName: p.CommonName}
-	if p.Organization != "" {
-		subject.Organization = []string{p.Organization}
+	subject, err := rawSubject(p.CommonName, p.Organization)
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               subject,
+		RawSubject:            subject,
 		NotBefore:             p.Now.Add(-CABackdate).UTC(),
 		NotAfter:              p.NotAfter.UTC(),
 		BasicConstraintsValid: true,

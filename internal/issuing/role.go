@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
 	"math/big"
@@ -197,12 +196,19 @@ func (r *Role) Validate() error {
 		for _, v := range templateVar.FindAllString(tmpl, -1) {
 			switch v {
 			case "{{org_id}}", "{{trust_domain}}":
+			case "{{first_san}}":
+				if !r.AllowDNSSANs && !r.AllowIPSANs {
+					return Inputf("%s uses {{first_san}}, which needs allow_dns_sans or allow_ip_sans", field)
+				}
 			case "{{name}}":
 				if !strings.Contains(r.URISANPattern, "*") {
 					return Inputf("%s uses {{name}}, which needs a * segment in uri_san_pattern", field)
 				}
 			default:
-				return Inputf("%s: unknown placeholder %s; use {{org_id}}, {{trust_domain}} or {{name}}", field, v)
+				if len(v) > maxQuoted {
+					v = Quote(v)
+				}
+				return Inputf("%s: unknown placeholder %s; use {{org_id}}, {{trust_domain}}, {{name}} or {{first_san}}", field, v)
 			}
 		}
 	}
@@ -373,19 +379,20 @@ func (r *Role) LeafTemplate(req *LeafRequest, p IssueParams) (*x509.Certificate,
 		return nil, "", Statef("the CA chain expires at %s, less than %s from now: renew the CA before signing", caEnd.UTC().Format(time.RFC3339), MinLeafLifetime)
 	}
 
-	vars := strings.NewReplacer("{{org_id}}", p.OrgID, "{{trust_domain}}", p.TrustDomain, "{{name}}", name)
-	var subject pkix.Name
-	if r.SubjectCommonName != "" {
-		subject.CommonName = vars.Replace(r.SubjectCommonName)
-		if err := CheckName("the certificate's common name (from subject_common_name)", subject.CommonName); err != nil {
-			return nil, "", err
-		}
+	vars, err := r.templateVars(req, p, name)
+	if err != nil {
+		return nil, "", err
 	}
-	if r.SubjectOrganization != "" {
-		subject.Organization = []string{vars.Replace(r.SubjectOrganization)}
-		if err := CheckName("the certificate's organization (from subject_organization)", subject.Organization[0]); err != nil {
-			return nil, "", err
-		}
+	cn, o := vars.Replace(r.SubjectCommonName), vars.Replace(r.SubjectOrganization)
+	if err := CheckName("the certificate's common name (from subject_common_name)", cn); err != nil {
+		return nil, "", err
+	}
+	if err := CheckName("the certificate's organization (from subject_organization)", o); err != nil {
+		return nil, "", err
+	}
+	subject, err := rawSubject(cn, o)
+	if err != nil {
+		return nil, "", err
 	}
 
 	serial, err := randomSerial()
@@ -398,7 +405,7 @@ func (r *Role) LeafTemplate(req *LeafRequest, p IssueParams) (*x509.Certificate,
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               subject,
+		RawSubject:            subject,
 		NotBefore:             notBefore.UTC(),
 		NotAfter:              notAfter.UTC(),
 		BasicConstraintsValid: true,
@@ -419,6 +426,23 @@ func (r *Role) LeafTemplate(req *LeafRequest, p IssueParams) (*x509.Certificate,
 		tmpl.EmailAddresses = req.emails
 	}
 	return tmpl, spiffeID, nil
+}
+
+// templateVars are the values of the subject templates' placeholders for
+// one request: name is the value of the pattern's last "*"; {{first_san}}
+// is the request's first DNS name, else its first IP address.
+func (r *Role) templateVars(req *LeafRequest, p IssueParams, name string) (*strings.Replacer, error) {
+	firstSAN := ""
+	switch {
+	case len(req.dnsNames) > 0:
+		firstSAN = req.dnsNames[0]
+	case len(req.ips) > 0:
+		firstSAN = req.ips[0].String()
+	}
+	if firstSAN == "" && (strings.Contains(r.SubjectCommonName, "{{first_san}}") || strings.Contains(r.SubjectOrganization, "{{first_san}}")) {
+		return nil, Inputf("the role's subject uses {{first_san}}, and the csr carries no DNS or IP SAN")
+	}
+	return strings.NewReplacer("{{org_id}}", p.OrgID, "{{trust_domain}}", p.TrustDomain, "{{name}}", name, "{{first_san}}", firstSAN), nil
 }
 
 // checkKey applies the role's key rules to the CSR's public key.

@@ -14,6 +14,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ type CSR struct {
 	URIs       []string
 	DNS        []string
 	Emails     []string
+	IPs        []net.IP
 	ExtraExts  []pkix.Extension
 	CorruptSig bool
 }
@@ -70,6 +72,7 @@ func MakeCSR(t testing.TB, spec CSR) string {
 		Subject:         pkix.Name{CommonName: spec.CN},
 		DNSNames:        spec.DNS,
 		EmailAddresses:  spec.Emails,
+		IPAddresses:     spec.IPs,
 		ExtraExtensions: spec.ExtraExts,
 	}
 	for _, u := range spec.URIs {
