@@ -1,4 +1,6 @@
-# mastio-signer: what Mastio (client.KMS) needs to sign, and nothing more.
+# mastio-signer: what a sign-only caller (Mastio through the mastio_ca
+# Python package, or a Go program through client.KMS) needs to sign, and
+# nothing more.
 # It can read the CA certificate and sign CSRs and bare public keys under
 # any role; it cannot generate, import, rotate, configure, read roles or
 # touch the KV mirror. Narrow sign-csr*/sign-public-key* to the roles you
