@@ -1,0 +1,115 @@
+"""policies/mastio-signer.hcl and policies/mastio-proxy.hcl, written into the
+real Vault with the mount prefix replaced: a token with each can make
+exactly Mastio's calls, and is refused (403) on every path that could give
+it a key or change the CA setup it has no business with."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from _pki import ORG, TD, csr_pem, ec_key, public_pem
+from _vault import REPO
+from conftest import NGINX_DNS, client_kwargs, write_mastio_roles
+
+import mastio_ca
+from mastio_ca import Conflict, PermissionDenied, PublicKeyRequest
+
+pytestmark = pytest.mark.asyncio
+
+# Paths no Mastio token may touch: (method, path under the mount, body).
+DENIED_RAW = [
+    ("POST", "import", {"key_pem": "x", "cert_pem": "y"}),
+    ("POST", "intermediate/import", {"key_pem": "x", "cert_pem": "y"}),
+    ("GET", "data/org-ca", None),
+    ("GET", "data/intermediate-ca", None),
+    ("GET", "metadata/org-ca", None),
+    ("POST", "kv-export/org-ca", {"enabled": False}),
+    ("GET", "kv-export/org-ca", None),
+    ("GET", "roles/agent", None),
+    ("LIST", "roles", None),
+    ("POST", "roles/agent", {"ttl": "1h"}),
+    ("DELETE", "roles/agent", None),
+    ("GET", "config", None),
+    ("POST", "config", {"trust_domain": "evil.example"}),
+]
+
+
+def load_policy(vault, mount: str, name: str) -> str:
+    """Write policies/<name>.hcl for this mount; return the Vault policy name."""
+    path = REPO / "policies" / f"{name}.hcl"
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(REPO)} is not in the tree yet (the Go side of issue 13 adds it)")
+    text = path.read_text()
+    assert '"mastio-ca/' in text, f"{path.name} does not use the mastio-ca/ prefix the docs promise"
+    policy = f"{name}-{mount}"
+    vault.call("PUT", f"sys/policies/acl/{policy}", {"policy": text.replace('"mastio-ca/', f'"{mount}/')})
+    return policy
+
+
+def assert_raw_denied(vault, mount: str, token: str, extra=()) -> None:
+    for method, path, body in [*DENIED_RAW, *extra]:
+        r = vault.admin.request(method, f"{mount}/{path}", json=body, headers={"X-Vault-Token": token})
+        assert r.status_code == 403, f"{method} {path} answered {r.status_code}, want 403"
+
+
+def principal_csr() -> str:
+    return csr_pem(ec_key(), sans=[x509.UniformResourceIdentifier(f"spiffe://{TD}/{ORG}/user/alice")])
+
+
+async def mastio_signing_calls(ca: mastio_ca.AsyncMastioCA) -> None:
+    """Every signing and reading call Mastio makes with its token (S6-S12, S14)."""
+    assert (await ca.org_ca()).certificate
+    assert (await ca.intermediate()).bundle
+    await ca.sign_public_key("agent", public_pem(ec_key()), name="agent-1")  # S10, S11
+    await ca.sign_public_key("mastio-leaf", public_pem(ec_key()), spiffe_id=f"spiffe://{TD}/proxy/{ORG}")  # S6-S8
+    await ca.sign_csr("mastio-server", csr_pem(ec_key(), sans=[x509.DNSName(NGINX_DNS[0])]))  # S9
+    await ca.sign_csr("principal", principal_csr())  # S12
+    batch = await ca.sign_public_key_batch("agent", [PublicKeyRequest(public_pem(ec_key()), name="a")])  # S14
+    assert batch.failed == 0
+    assert (await ca.sign_csr_batch("principal", [principal_csr()])).failed == 0
+
+
+async def test_mastio_signer_policy(vault, mastio_mount):
+    token = vault.token_with(load_policy(vault, mastio_mount, "mastio-signer"))
+    async with mastio_ca.AsyncMastioCA(**client_kwargs(vault, mastio_mount, token)) as ca:
+        await mastio_signing_calls(ca)
+        for denied in (
+            lambda: ca.generate(org_id=ORG),
+            lambda: ca.generate(org_id=ORG, cas=1),
+            lambda: ca.generate_intermediate(),
+            lambda: ca.generate_intermediate(cas=1),
+            lambda: ca.rotate_intermediate(grace_days=14),
+            lambda: ca.rotate_intermediate(grace_days=14, dry_run=True),
+        ):
+            with pytest.raises(PermissionDenied):
+                await denied()
+    assert_raw_denied(vault, mastio_mount, token)
+
+
+async def test_mastio_proxy_policy(vault, mount):
+    token = vault.token_with(load_policy(vault, mount, "mastio-proxy"))
+    async with mastio_ca.AsyncMastioCA(**client_kwargs(vault, mount, token)) as ca:
+        # S1 and S3 at first boot: create-only, without cas.
+        root = await ca.generate(org_id=ORG)
+        with pytest.raises(Conflict):  # allowed, but never replaces
+            await ca.generate(org_id=ORG)
+        with pytest.raises(PermissionDenied):  # replacing (S2, S13) is the admin's
+            await ca.generate(org_id=ORG, key_type="rsa", key_bits=4096, cas=root.version)
+        inter = await ca.generate_intermediate()
+        with pytest.raises(Conflict):
+            await ca.generate_intermediate()
+        with pytest.raises(PermissionDenied):
+            await ca.generate_intermediate(cas=inter.version)
+        write_mastio_roles(vault, mount)  # the operator's job, with the admin token
+        await mastio_signing_calls(ca)
+        # S4/S5: rotation as Mastio's admin endpoint and watcher call it.
+        dry = await ca.rotate_intermediate(grace_days=14, dry_run=True)
+        assert dry.dry_run and (await ca.intermediate()).certificate == inter.certificate
+        rot = await ca.rotate_intermediate(grace_days=7, cas=inter.version)
+        assert rot.previous == inter.certificate
+        assert (await ca.health()).org_ca_days_left is not None
+    assert_raw_denied(vault, mount, token, extra=[
+        ("POST", "intermediate/rotate", {"grace_period": "0s"}),  # ending a grace early is the admin's
+        ("POST", "intermediate/rotate", {"drop_earlier": True}),
+    ])
