@@ -19,17 +19,23 @@ FUZZTIME  ?= 60s
 # Debian packages the tests and `make dev` need, as "check:package" pairs:
 # openssl makes and verifies certificates as an outside judge; postgresql
 # serves the migration tests; python3-cryptography makes Mastio's Fernet
-# rows with an implementation independent of ours.
+# rows with an implementation independent of ours; httpx, pytest and
+# pytest-asyncio run the Python package's tests (python/), with Debian's
+# /usr/bin/python3: there is no PyPI here.
+PYTHON    := /usr/bin/python3
 APT_NEEDS := \
   "command -v openssl:openssl" \
   "ls /usr/lib/postgresql/*/bin/initdb:postgresql" \
-  "/usr/bin/python3 -c 'import cryptography':python3-cryptography" \
+  "$(PYTHON) -c 'import cryptography':python3-cryptography" \
+  "$(PYTHON) -c 'import httpx':python3-httpx" \
+  "$(PYTHON) -c 'import pytest':python3-pytest" \
+  "$(PYTHON) -c 'import pytest_asyncio':python3-pytest-asyncio" \
   "command -v script:bsdutils" \
   "command -v curl:curl"
 
 export VAULT_BIN := $(VAULT)
 
-.PHONY: build plugin cli release dev dev-stop test test-compat unit testacc soak fuzz bench fmt lint deps clean
+.PHONY: build plugin cli release dev dev-stop test test-python test-compat unit testacc soak fuzz bench fmt lint deps clean
 
 build: plugin cli
 
@@ -115,6 +121,12 @@ dev-stop:
 test: deps lint $(VAULT)
 	$(GO) test -race -count=1 -timeout 30m ./...
 	cd tools/no-auto-join && $(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory test-python
+
+# The Python package (python/mastio_ca) against a dev Vault of its own with
+# the plugin built from this tree.
+test-python: deps plugin $(VAULT)
+	VAULT_BIN=$(VAULT) MASTIO_CA_PLUGIN=$(PLUGIN) $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
 
 unit:
 	$(GO) test -count=1 -short ./...
