@@ -171,8 +171,8 @@ type rotateRequest struct {
 	// dryRun mints and signs the next intermediate and its continuity
 	// proof, and stores nothing (Mastio's dry_run).
 	dryRun bool
-	cas         int
-	casSet      bool
+	cas    int
+	casSet bool
 }
 
 // rotation is what a rotation did (or, for a dry run, would do).
