@@ -95,6 +95,15 @@ outlives the CA (capped, or refused when config leaf_not_after=error).
 The response carries certificate, issuing_ca, ca_chain, serial_number,
 not_after and spiffe_id. Signing writes nothing to storage.
 
+Audit: Vault's audit devices HMAC every response field unless the mount
+is tuned. Leave exactly the certificate's identifiers readable, and
+nothing key-bearing, so that "mastio-ca audit-report" shows who got which
+certificate:
+
+    $ vault secrets tune -audit-non-hmac-response-keys=serial_number \
+        -audit-non-hmac-response-keys=spiffe_id \
+        -audit-non-hmac-response-keys=not_after mastio-ca/
+
 csrs (a JSON list, instead of csr) signs up to 100 CSRs in one request
 under the same role: certificates holds one result per CSR, in order, each
 with index and either certificate/serial_number/not_after/spiffe_id or an

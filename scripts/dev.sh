@@ -68,6 +68,12 @@ start() {
   "$vault" plugin register -sha256="$sha" -version="$version" -command=vault-plugin-mastio-ca secret mastio-ca >/dev/null
   "$vault" secrets enable mastio-ca >/dev/null
   echo "==> vault secrets enable mastio-ca: mounted at mastio-ca/"
+  # What an audit review needs readable, and nothing key-bearing: the
+  # serial, SPIFFE ID and NotAfter of each certificate issued.
+  "$vault" secrets tune -audit-non-hmac-response-keys=serial_number \
+    -audit-non-hmac-response-keys=spiffe_id -audit-non-hmac-response-keys=not_after mastio-ca/ >/dev/null
+  "$vault" audit enable file file_path="$state/audit.log" >/dev/null
+  echo "==> audit log in $state/audit.log; serial_number, spiffe_id, not_after left readable (vault secrets tune)"
 
   echo "==> vault write mastio-ca/generate org_id=acme"
   "$vault" write mastio-ca/generate org_id=acme | grep -E '^(fingerprint_sha256|key_type|not_after|version) '
@@ -96,6 +102,7 @@ Try next:
     vault path-help mastio-ca/sign-csr
     vault write mastio-ca/sign-csr/principal csr=@.dev/sample/agent.csr   # refused: wrong SPIFFE ID shape
     mastio-ca verify                     # CAs, days left, proof of possession, chain
+    mastio-ca audit-report $state/audit.log   # who signed what, and every flag
 
 The sample key, CSR and certificate are in .dev/sample/. Stop with: make dev-stop
 EOF

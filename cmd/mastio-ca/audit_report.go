@@ -1,206 +1,147 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
-	"text/tabwriter"
+	"time"
 )
 
-const auditReportUsage = `Usage: mastio-ca audit-report [--mount mastio-ca] <audit-log-file>
+const auditReportUsage = `Usage: mastio-ca audit-report [flags] <audit-log>... (or - for stdin)
 
-Reads a Vault file audit device's log and prints one row per call to the
-mount: time, who (display name, accessor when not HMAC'd), operation and
-path, outcome (ok, the HTTP status of a refusal, "denied"), and the
-certificate serial when the mount is tuned to leave it readable
-(vault secrets tune -audit-non-hmac-response-keys=serial_number mastio-ca/).
-A summary counts calls per path and flags denied calls and every call to a
-key-bearing path (import, intermediate/import, the KV mirror data/).
+Reads Vault file audit device logs (gzip-rotated ones too) and reports
+every call to the mount: when, who (display name, policies, entity,
+token type, remote address: the fields Vault leaves readable), what
+(operation, path, role, outcome, and the serial, SPIFFE ID and NotAfter of
+each certificate issued, when the mount is tuned to leave them readable),
+then one section per flag: issuance policy changes, CA changes,
+key-bearing calls, denials, refusals, signings by tokens that are not a
+signer's, and volume outliers.
+
+Tune the mount so the certificate fields are readable, and nothing else:
+
+  vault secrets tune -audit-non-hmac-response-keys=serial_number \
+    -audit-non-hmac-response-keys=spiffe_id \
+    -audit-non-hmac-response-keys=not_after mastio-ca/
+
+On a mount that is not tuned, --serial and --spiffe-id still find a
+certificate: they ask Vault for the HMAC the log holds
+(sys/audit-hash/<device>; VAULT_ADDR and VAULT_TOKEN, a token with
+policies/mastio-auditor.hcl).
 
 Flags:
 `
 
-// auditEntry is the part of a Vault audit log line the report reads.
-type auditEntry struct {
-	Type  string `json:"type"`
-	Time  string `json:"time"`
-	Error string `json:"error"`
-	Auth  struct {
-		Accessor    string `json:"accessor"`
-		DisplayName string `json:"display_name"`
-	} `json:"auth"`
-	Request struct {
-		ID        string `json:"id"`
-		Operation string `json:"operation"`
-		Path      string `json:"path"`
-	} `json:"request"`
-	Response struct {
-		Data map[string]any `json:"data"`
-	} `json:"response"`
-}
+const auditReportAfter = `
+Examples:
 
-// auditRow is one call in the report.
-type auditRow struct {
-	time, who, op, path, outcome, serial string
-	denied, keyBearing                   bool
-}
+  mastio-ca audit-report /var/log/vault/audit.log
+  mastio-ca audit-report --serial 3a:91:... --audit-device file /var/log/vault/audit.log*
+  mastio-ca audit-report --since 2026-11-24T00:00:00Z --format json audit.log | jq 'select(.flags | index("policy_change"))'
+`
 
-// keyBearingPaths are the mount's paths whose requests or responses can
-// carry private key material.
-var keyBearingPaths = []string{"import", "intermediate/import", "data/"}
+// auditOptions are audit-report's flags.
+type auditOptions struct {
+	mount          string
+	format         string
+	since, until   time.Time
+	serial, id     string
+	device         string
+	signerPolicies []string
+	maxSignings    int
+	window         time.Duration
+}
 
 func runAuditReport(args []string, stdout, stderr io.Writer) int {
-	fs := subcommand("audit-report", auditReportUsage, "", stderr)
-	mount := fs.String("mount", "mastio-ca", "path the plugin is mounted at")
+	fs := subcommand("audit-report", auditReportUsage, auditReportAfter, stderr)
+	var o auditOptions
+	var since, until, signers string
+	fs.StringVar(&o.mount, "mount", "mastio-ca", "path the plugin is mounted at")
+	fs.StringVar(&o.format, "format", "table", "table, json (JSON Lines, one object a call) or csv")
+	fs.StringVar(&since, "since", "", "only calls at or after this RFC 3339 time")
+	fs.StringVar(&until, "until", "", "only calls before this RFC 3339 time")
+	fs.StringVar(&o.serial, "serial", "", "only the calls that issued the certificate with this serial (aa:bb:... as the plugin prints it)")
+	fs.StringVar(&o.id, "spiffe-id", "", "only the calls that issued a certificate for this SPIFFE ID")
+	fs.StringVar(&o.device, "audit-device", "file", "the audit device that wrote the log (its path in sys/audit), to look HMAC'd values up with sys/audit-hash")
+	fs.StringVar(&signers, "signer-policies", "mastio-signer,mastio-proxy", "policies a signing token is expected to have; a signing by any other (root included) is flagged")
+	fs.IntVar(&o.maxSignings, "max-signings", 1000, "flag an identity that signs more than this many certificates within --window")
+	fs.DurationVar(&o.window, "window", time.Hour, "the window of --max-signings")
 	if code, stop := parse(fs, args, 1); stop {
 		return code
 	}
-	if fs.NArg() != 1 {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "mastio-ca audit-report: "+format+"\n", a...)
+		return 1
+	}
+	if fs.NArg() == 0 {
 		fs.Usage()
 		return 1
 	}
-	f, err := os.Open(fs.Arg(0))
-	if err != nil {
-		fmt.Fprintf(stderr, "mastio-ca audit-report: %v\n", err)
-		return 1
+	var err error
+	for _, t := range []struct {
+		flag string
+		in   string
+		out  *time.Time
+	}{{"--since", since, &o.since}, {"--until", until, &o.until}} {
+		if t.in == "" {
+			continue
+		}
+		if *t.out, err = time.Parse(time.RFC3339, t.in); err != nil {
+			return fail("%s %q is not an RFC 3339 time such as 2026-12-01T00:00:00Z", t.flag, t.in)
+		}
 	}
-	defer f.Close()
-	rows, err := readAuditLog(f, strings.Trim(*mount, "/")+"/")
-	if err != nil {
-		fmt.Fprintf(stderr, "mastio-ca audit-report: %v\n", err)
-		return 1
+	switch o.format {
+	case "table", "json", "csv":
+	default:
+		return fail("--format %q is not table, json or csv", o.format)
 	}
-	writeAuditReport(stdout, rows)
+	if o.maxSignings < 1 || o.window <= 0 {
+		return fail("--max-signings must be at least 1 and --window positive")
+	}
+	for _, p := range strings.Split(signers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.signerPolicies = append(o.signerPolicies, p)
+		}
+	}
+
+	matcher, err := newAuditMatcher(o, os.Getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	out, err := newAuditWriter(o, stdout)
+	if err != nil {
+		return fail("%v", err)
+	}
+	inputs, closeAll, err := openAuditInputs(fs.Args(), os.Stdin)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer closeAll()
+	cl := newAuditClassifier(o)
+	ar := newAuditReader(o.mount, func(c *auditCall) error {
+		if !o.since.IsZero() && c.Time.Before(o.since) || !o.until.IsZero() && !c.Time.Before(o.until) {
+			return nil
+		}
+		cl.classify(c)
+		if !matcher.match(c) {
+			return nil
+		}
+		return out.call(c)
+	})
+	for i, r := range inputs {
+		if err := ar.read(fs.Arg(i), r); err != nil {
+			return fail("%v", err)
+		}
+	}
+	if err := ar.flush(); err != nil {
+		return fail("%v", err)
+	}
+	if err := matcher.check(); err != nil {
+		return fail("%v", err)
+	}
+	if err := out.finish(); err != nil {
+		return fail("%v", err)
+	}
 	return 0
-}
-
-// readAuditLog returns one row per call to the mount, from the response
-// entries, or the request entry when no response was logged.
-func readAuditLog(r io.Reader, prefix string) ([]auditRow, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 1<<20), 16<<20)
-	var rows []auditRow
-	pending := map[string]int{} // request id -> index in rows, until its response
-	line := 0
-	for sc.Scan() {
-		line++
-		var e auditEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("line %d is not an audit entry: %v", line, err)
-		}
-		if !strings.HasPrefix(e.Request.Path, prefix) {
-			continue
-		}
-		row := auditRow{
-			time: e.Time,
-			who:  e.Auth.DisplayName,
-			op:   e.Request.Operation,
-			path: strings.TrimPrefix(e.Request.Path, prefix),
-		}
-		if row.who == "" {
-			row.who = "(no token)"
-		}
-		if a := e.Auth.Accessor; a != "" && !strings.HasPrefix(a, "hmac-") {
-			row.who += " " + a
-		}
-		for _, k := range keyBearingPaths {
-			if row.path == k || strings.HasSuffix(k, "/") && strings.HasPrefix(row.path, k) {
-				row.keyBearing = true
-			}
-		}
-		switch e.Type {
-		case "request":
-			row.outcome = "no response logged"
-			if e.Error != "" {
-				row.outcome, row.denied = outcomeOf(e.Error, nil)
-			}
-			pending[e.Request.ID] = len(rows)
-			rows = append(rows, row)
-			continue
-		case "response":
-			row.outcome, row.denied = outcomeOf(e.Error, e.Response.Data)
-			if s, ok := e.Response.Data["serial_number"].(string); ok && !strings.HasPrefix(s, "hmac-") {
-				row.serial = s
-			}
-		default:
-			continue
-		}
-		if i, ok := pending[e.Request.ID]; ok {
-			rows[i] = row
-			delete(pending, e.Request.ID)
-		} else {
-			rows = append(rows, row)
-		}
-	}
-	return rows, sc.Err()
-}
-
-// outcomeOf reads a response: Vault's error, or the status of a raw
-// response (the plugin answers 404 and 409 that way), or ok.
-func outcomeOf(errText string, data map[string]any) (string, bool) {
-	if errText != "" {
-		if strings.Contains(errText, "permission denied") {
-			return "denied", true
-		}
-		msg := strings.TrimSpace(errText)
-		if _, rest, ok := strings.Cut(msg, "error occurred:"); ok {
-			msg = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), "*"))
-		}
-		if len(msg) > 60 {
-			msg = msg[:57] + "..."
-		}
-		return "error: " + msg, false
-	}
-	if code, ok := data["http_status_code"].(float64); ok && code >= 400 {
-		return fmt.Sprintf("HTTP %d", int(code)), false
-	}
-	// A plugin's refusal (400) carries its message in data.error, which
-	// audit devices HMAC like any response field.
-	if msg, ok := data["error"].(string); ok {
-		if strings.HasPrefix(msg, "hmac-") {
-			return "refused (message HMAC'd)", false
-		}
-		return "refused: " + msg, false
-	}
-	return "ok", false
-}
-
-func writeAuditReport(w io.Writer, rows []auditRow) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tWHO\tOPERATION\tPATH\tOUTCOME\tSERIAL")
-	perPath := map[string]int{}
-	var denied, keyBearing []auditRow
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.time, r.who, r.op, r.path, r.outcome, r.serial)
-		perPath[r.path]++
-		if r.denied {
-			denied = append(denied, r)
-		}
-		if r.keyBearing {
-			keyBearing = append(keyBearing, r)
-		}
-	}
-	tw.Flush()
-
-	fmt.Fprintf(w, "\nSummary: %d calls\n", len(rows))
-	paths := make([]string, 0, len(perPath))
-	for p := range perPath {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		fmt.Fprintf(w, "  %6d  %s\n", perPath[p], p)
-	}
-	fmt.Fprintf(w, "DENIED calls: %d\n", len(denied))
-	for _, r := range denied {
-		fmt.Fprintf(w, "  ! %s %s %s %s\n", r.time, r.who, r.op, r.path)
-	}
-	fmt.Fprintf(w, "Calls to key-bearing paths (import, intermediate/import, data/): %d\n", len(keyBearing))
-	for _, r := range keyBearing {
-		fmt.Fprintf(w, "  ! %s %s %s %s (%s)\n", r.time, r.who, r.op, r.path, r.outcome)
-	}
 }
