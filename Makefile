@@ -148,7 +148,7 @@ fuzz:
 # written into BENCHMARKS.md between its bench markers.
 bench: deps plugin cli $(VAULT)
 	$(GO) test -run '^$$' -bench . -benchmem ./backend/ ./internal/issuing/
-	@DEV_STATE=.bench DEV_PORT=8400 VERSION=$(VERSION) scripts/dev.sh start >/dev/null
+	@DEV_STATE=.bench DEV_PORT=8400 DEV_AUDIT=0 VERSION=$(VERSION) scripts/dev.sh start >/dev/null
 	@VAULT_ADDR=$$(cat .bench/addr) VAULT_TOKEN=root $(BIN)/mastio-ca bench --out BENCHMARKS.md; \
 	  rc=$$?; DEV_STATE=.bench scripts/dev.sh stop >/dev/null; exit $$rc
 

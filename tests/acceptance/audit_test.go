@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,18 +136,36 @@ func TestAudit_FullSession(t *testing.T) {
 		}
 	}
 
-	// The operator CLI's report.
-	cmd := exec.CommandContext(ctx, server.cli, "audit-report", "--mount", mount, auditPath)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("audit-report: %v\n%s", err, out)
-	}
-	report := string(out)
+	// The operator CLI's report: the table, and the same calls as JSON
+	// Lines to count them. The mount's tune above is in the log too, as an
+	// issuance policy change.
+	env := []string{"HOME=" + dir}
+	report := mustReport(t, env, nil, "--mount", mount, auditPath)
 	t.Logf("mastio-ca audit-report (last lines):\n%s", tailLines(report, 16))
-	for _, want := range []string{
-		"Summary: 105 calls", "   100  sign-csr", "DENIED calls: 1", "read config",
-		"Calls to key-bearing paths (import, intermediate/import, data/): 2", serials[0], "import (refused (message HMAC'd))",
-	} {
+	rows := reportRows(t, mustReport(t, env, nil, "--mount", mount, "--format", "json", auditPath))
+	perPath, perFlag := map[string]int{}, map[string]int{}
+	for _, r := range rows {
+		p := r.Path
+		if strings.HasSuffix(p, "/tune") {
+			p = "tune"
+		}
+		perPath[p]++
+		for _, f := range r.Flags {
+			perFlag[f]++
+		}
+	}
+	for p, want := range map[string]int{"import": 2, "intermediate/generate": 1, "intermediate/rotate": 1, "sign-csr": 100, "config": 1, "tune": 1} {
+		if perPath[p] != want {
+			t.Errorf("audit-report has %d calls to %s, want %d (all: %v)", perPath[p], p, want, perPath)
+		}
+	}
+	// The 100 signings are root's: not a signer's token.
+	for f, want := range map[string]int{"key_bearing": 2, "denied": 1, "refused": 1, "ca_change": 4, "policy_change": 1, "non_signer": 100, "volume": 0} {
+		if perFlag[f] != want {
+			t.Errorf("audit-report flags %d calls %s, want %d", perFlag[f], f, want)
+		}
+	}
+	for _, want := range []string{fmt.Sprintf("Summary: %d calls, ", len(rows)), serials[0], "Key-bearing calls", "Denials", "Refusals"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("audit-report lacks %q", want)
 		}

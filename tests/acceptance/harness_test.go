@@ -206,13 +206,21 @@ func newCA(t *testing.T, withIntermediate bool) (string, *client.Client, *client
 // the rest of the test and returns the log's path.
 func enableFileAudit(t *testing.T, dir string) string {
 	t.Helper()
-	path := filepath.Join(dir, "audit.log")
-	device := "file-" + randomHex(4)
+	path, _ := enableFileAuditDevice(t, dir)
+	return path
+}
+
+// enableFileAuditDevice is enableFileAudit that also returns the device's
+// path in sys/audit (for sys/audit-hash/<device>).
+func enableFileAuditDevice(t *testing.T, dir string) (logPath, device string) {
+	t.Helper()
+	logPath = filepath.Join(dir, "audit.log")
+	device = "file-" + randomHex(4)
 	if err := server.root.Sys().EnableAuditWithOptionsWithContext(t.Context(), device, &api.EnableAuditOptions{
-		Type: "file", Options: map[string]string{"file_path": path},
+		Type: "file", Options: map[string]string{"file_path": logPath},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = server.root.Sys().DisableAuditWithContext(context.Background(), device) })
-	return path
+	return logPath, device
 }
