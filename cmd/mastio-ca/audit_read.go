@@ -61,7 +61,7 @@ type auditCall struct {
 	Role          string     `json:"role"`
 	Outcome       string     `json:"outcome"`
 	Status        int        `json:"status"`
-	Message       string     `json:"message,omitempty"`
+	Message       string     `json:"message"`
 	Certificates  []certSeen `json:"certificates"`
 	Flags         []string   `json:"flags"`
 }
