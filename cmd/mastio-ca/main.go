@@ -2,7 +2,7 @@
 //
 //	mastio-ca migrate [flags]        move Mastio's CAs from its database into the plugin
 //	mastio-ca verify [flags]         check a mount's CAs, keys and chain
-//	mastio-ca audit-report <file>    tabulate a Vault audit log's calls to the mount
+//	mastio-ca audit-report <file>... review a Vault audit log's calls to the mount
 //
 // Run `mastio-ca migrate -h` for the flags and exit codes.
 package main
@@ -30,8 +30,10 @@ Commands:
   verify        check a mount: each CA certificate (validity, days left,
                 chain) and, by a test signing, that the plugin holds its key;
                 exit codes 0 OK, 1 warning, 2 critical, 3 could not check
-  audit-report  tabulate every call to the mount in a Vault file audit log,
-                flagging denied calls and calls to key-bearing paths
+  audit-report  who signed what, from Vault file audit logs: every call to
+                the mount, and sections for policy and CA changes, key-bearing
+                calls, denials, refusals, non-signer signings, volume outliers;
+                --serial/--spiffe-id find one certificate
   bench         measure sign-csr against Vault's builtin PKI and the
                 in-process floor, side by side, on a running Vault
   version       print the version (the plugin's RunningVersion is the same)
