@@ -234,7 +234,11 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 	resp.Data["continuity_proof"] = rot.proof
 	resp.Data["old_intermediate_cn"] = rot.old.Subject.CommonName
 	resp.Data["new_intermediate_cn"] = rot.next.cert.Subject.CommonName
-	resp.Data["grace_days"] = int(r.grace / (24 * time.Hour))
+	graceDays := int((r.grace + 24*time.Hour - 1) / (24 * time.Hour)) // days the previous one stays, rounded up
+	if daysSet {
+		graceDays = days.(int)
+	}
+	resp.Data["grace_days"] = graceDays
 	resp.Data["dry_run"] = r.dryRun
 	return resp, nil
 }

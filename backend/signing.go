@@ -135,10 +135,8 @@ const maxBatch = 100
 // with its index in the error, and the request still succeeds for the
 // others. It stops when ctx is done (the client gave up, or Vault's
 // request timeout passed).
+// Callers have checked that n is 1 to maxBatch.
 func (b *mastioBackend) signBatch(ctx context.Context, s logical.Storage, r signRequest, field string, n int, build func(i int, role *issuing.Role, pattern *issuing.URIPattern) (*issuing.LeafRequest, error)) (map[string]any, error) {
-	if n == 0 || n > maxBatch {
-		return nil, issuing.Inputf("%s holds %d requests; send 1 to %d", field, n, maxBatch)
-	}
 	sg, err := b.newLeafSigner(ctx, s, r)
 	if err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ func (cl *auditClassifier) classify(c *auditCall) {
 	switch {
 	case isWrite(c.Operation) && (strings.HasPrefix(p, "roles/") || p == "config" || strings.HasPrefix(p, "kv-export/") || strings.HasPrefix(p, "sys/mounts/")):
 		add(flagPolicyChange)
-	case isWrite(c.Operation) && slices.Contains([]string{"generate", "import", "intermediate/generate", "intermediate/import", "intermediate/rotate", "intermediate/set-signed"}, p):
+	case isWrite(c.Operation) && (strings.HasPrefix(p, "data/") || slices.Contains([]string{"generate", "import", "intermediate/generate", "intermediate/import", "intermediate/rotate", "intermediate/set-signed"}, p)):
 		add(flagCAChange)
 	}
 	if p == "import" || p == "intermediate/import" || strings.HasPrefix(p, "data/") {
@@ -150,7 +150,12 @@ func (m *auditMatcher) match(c *auditCall) bool {
 		if m.idHash != "" && cert.idHMAC == m.idHash {
 			cert.SPIFFEID = m.id
 		}
-		hit = hit || m.serial != "" && cert.Serial == m.serial || m.id != "" && cert.SPIFFEID == m.id
+		if m.serial != "" && cert.Serial == m.serial || m.id != "" && cert.SPIFFEID == m.id {
+			if !hit { // the table shows the first certificate: show this one
+				c.Certificates[0], c.Certificates[i] = c.Certificates[i], c.Certificates[0]
+			}
+			hit = true
+		}
 	}
 	if hit {
 		m.found++

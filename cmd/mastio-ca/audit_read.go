@@ -88,10 +88,19 @@ func readable(s string) string {
 	return s
 }
 
+// auditInput is one opened log.
+type auditInput struct {
+	name  string
+	r     io.Reader
+	first time.Time // the time of its first entry; zero when unknown
+}
+
 // openAuditInputs opens the named logs ("-" is stdin), each read through
-// gzip when it starts with gzip's magic bytes.
-func openAuditInputs(names []string, stdin io.Reader) ([]io.Reader, func(), error) {
-	var readers []io.Reader
+// gzip when it starts with gzip's magic bytes, and orders them by the time
+// of their first entry: a shell expands audit.log* newest first, and a
+// call's request and response may sit in two files.
+func openAuditInputs(names []string, stdin io.Reader) ([]auditInput, func(), error) {
+	var inputs []auditInput
 	var closers []io.Closer
 	closeAll := func() {
 		for _, c := range closers {
@@ -117,12 +126,23 @@ func openAuditInputs(names []string, stdin io.Reader) ([]io.Reader, func(), erro
 				return nil, nil, fmt.Errorf("%s: %v", name, err)
 			}
 			closers = append(closers, gz)
-			readers = append(readers, gz)
-			continue
+			br = bufio.NewReaderSize(gz, 1<<20)
 		}
-		readers = append(readers, br)
+		// Read the first line for its time, then put it back in front.
+		line, err := br.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			closeAll()
+			return nil, nil, fmt.Errorf("%s: %v", name, err)
+		}
+		var head struct {
+			Time string `json:"time"`
+		}
+		_ = json.Unmarshal(line, &head)
+		first, _ := time.Parse(time.RFC3339Nano, head.Time)
+		inputs = append(inputs, auditInput{name: name, r: io.MultiReader(bytes.NewReader(line), br), first: first})
 	}
-	return readers, closeAll, nil
+	sort.SliceStable(inputs, func(i, j int) bool { return inputs[i].first.Before(inputs[j].first) })
+	return inputs, closeAll, nil
 }
 
 // auditReader turns audit entries for one mount into calls.
@@ -193,6 +213,16 @@ func (ar *auditReader) entry(e *auditEntry) error {
 			c.Certificates = certificatesOf(e.Response.Data)
 		}
 		delete(ar.pending, c.RequestID)
+		// Keep the arrival order as small as what is pending.
+		if len(ar.order) > 2*len(ar.pending)+1024 {
+			kept := ar.order[:0]
+			for _, id := range ar.order {
+				if _, ok := ar.pending[id]; ok {
+					kept = append(kept, id)
+				}
+			}
+			ar.order = kept
+		}
 		return ar.emit(c)
 	}
 	return nil

@@ -38,6 +38,9 @@ Examples:
 
   mastio-ca audit-report /var/log/vault/audit.log
   mastio-ca audit-report --serial 3a:91:... --audit-device file /var/log/vault/audit.log*
+
+Several logs are read oldest first, whatever their order on the command
+line (by the time of each one's first entry).
   mastio-ca audit-report --since 2026-11-24T00:00:00Z --format json audit.log | jq 'select(.flags | index("policy_change"))'
 `
 
@@ -120,17 +123,17 @@ func runAuditReport(args []string, stdout, stderr io.Writer) int {
 	defer closeAll()
 	cl := newAuditClassifier(o)
 	ar := newAuditReader(o.mount, func(c *auditCall) error {
+		cl.classify(c) // every call, so that volume counts are whole
 		if !o.since.IsZero() && c.Time.Before(o.since) || !o.until.IsZero() && !c.Time.Before(o.until) {
 			return nil
 		}
-		cl.classify(c)
 		if !matcher.match(c) {
 			return nil
 		}
 		return out.call(c)
 	})
-	for i, r := range inputs {
-		if err := ar.read(fs.Arg(i), r); err != nil {
+	for _, in := range inputs {
+		if err := ar.read(in.name, in.r); err != nil {
 			return fail("%v", err)
 		}
 	}

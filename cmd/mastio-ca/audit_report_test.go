@@ -213,3 +213,53 @@ func BenchmarkAuditReport(b *testing.B) {
 		})
 	}
 }
+
+// Rotated logs given newest first (as audit.log* expands) are read oldest
+// first: a call split across two files is one call, and signings days
+// apart are no volume outlier.
+func TestAuditReport_RotatedLogsAnyOrder(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	signer := []string{"m-mastio-signer"}
+	var older, newer strings.Builder
+	call(&older, "a1", "update", "m/sign-csr", t0, signer, map[string]any{"serial_number": "01"}, "")
+	call(&older, "a2", "update", "m/sign-csr", t0.Add(time.Hour), signer, map[string]any{"serial_number": "02"}, "")
+	older.WriteString(auditLine("request", "split", "update", "m/sign-csr", t0.Add(5*24*time.Hour), signer, nil, ""))
+	newer.WriteString(auditLine("response", "split", "update", "m/sign-csr", t0.Add(5*24*time.Hour), signer, map[string]any{"serial_number": "03"}, ""))
+	call(&newer, "b1", "update", "m/data/org-ca", t0.Add(5*24*time.Hour+time.Minute), []string{"root"}, nil, "")
+	dir := t.TempDir()
+	oldFile, newFile := filepath.Join(dir, "audit.log.1"), filepath.Join(dir, "audit.log")
+	os.WriteFile(oldFile, []byte(older.String()), 0o600)
+	os.WriteFile(newFile, []byte(newer.String()), 0o600)
+	out, errOut, code := runReport(t, "", "--mount", "m", "--format", "json", "--max-signings", "2", "--window", "24h", newFile, oldFile)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if n := strings.Count(out, "\n"); n != 4 || strings.Contains(out, "no response logged") {
+		t.Fatalf("%d calls; the split call must be one: %s", n, out)
+	}
+	if strings.Contains(out, `"volume"`) {
+		t.Error("signings days apart were flagged as a volume outlier")
+	}
+	if !strings.Contains(out, `"flags":["ca_change","key_bearing"]`) {
+		t.Errorf("a write through the KV mirror is a CA change: %s", out)
+	}
+}
+
+// The reader holds what awaits a response, not every request it has seen.
+func TestAuditReader_Bounded(t *testing.T) {
+	n := 0
+	ar := newAuditReader("m", func(*auditCall) error { n++; return nil })
+	for i := range 50000 {
+		id := fmt.Sprint("r", i)
+		for _, typ := range []string{"request", "response"} {
+			e := auditEntry{Type: typ}
+			e.Request.ID, e.Request.Path, e.Request.Operation = id, "m/sign-csr", "update"
+			if err := ar.entry(&e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n != 50000 || len(ar.pending) != 0 || len(ar.order) > 1024 {
+		t.Fatalf("emitted %d, pending %d, order %d", n, len(ar.pending), len(ar.order))
+	}
+}
