@@ -85,7 +85,7 @@ func newBackend() *mastioBackend {
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{caPrefix},
-			Unauthenticated: []string{"cert", "cert/pem", "intermediate/cert"},
+			Unauthenticated: []string{"cert", "cert/pem", "intermediate/cert", "bundle"},
 		},
 		Paths: []*framework.Path{
 			pathConfig(b),
@@ -94,6 +94,12 @@ func newBackend() *mastioBackend {
 			pathIntermediateImport(b),
 			pathIntermediateGenerate(b),
 			pathIntermediateRotate(b),
+			pathIntermediateGenerateCSR(b),
+			pathIntermediatePending(b),
+			pathIntermediateSetSigned(b),
+			pathRootSignIntermediate(b),
+			pathRootProfile(b),
+			pathBundle(b),
 			pathCertPEM(b),
 			pathCert(b),
 			pathIntermediateCert(b),

@@ -56,14 +56,20 @@ func request(t testing.TB, b *mastioBackend, s logical.Storage, op logical.Opera
 	return resp
 }
 
+// requestErr runs one request; every SPIFFE leaf it issues must pass
+// go-spiffe's X.509-SVID verification (checkSVIDs).
 func requestErr(b *mastioBackend, s logical.Storage, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
-	return b.HandleRequest(context.Background(), &logical.Request{
+	resp, err := b.HandleRequest(context.Background(), &logical.Request{
 		Operation:  op,
 		Path:       path,
 		Data:       data,
 		Storage:    s,
 		MountPoint: "mastio-ca/",
 	})
+	if err == nil {
+		err = checkSVIDs(resp)
+	}
+	return resp, err
 }
 
 // mustOK fails unless resp is a success.
@@ -127,7 +133,7 @@ func TestBackend_RunningVersionAndPaths(t *testing.T) {
 	if !strings.HasPrefix(orgCA.storageKey(), special.SealWrapStorage[0]) {
 		t.Fatalf("CA key %q is not under a seal-wrapped prefix", orgCA.storageKey())
 	}
-	if !reflect.DeepEqual(special.Unauthenticated, []string{"cert", "cert/pem", "intermediate/cert"}) {
+	if !reflect.DeepEqual(special.Unauthenticated, []string{"cert", "cert/pem", "intermediate/cert", "bundle"}) {
 		t.Fatalf("Unauthenticated = %v", special.Unauthenticated)
 	}
 }

@@ -149,6 +149,9 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 
 // mintIntermediateEntry has org sign a new intermediate.
 func mintIntermediateEntry(spec issuing.IntermediateSpec, org *issuer, now time.Time) (*caEntry, error) {
+	if org.signer == nil {
+		return nil, noKeyHere("make the intermediate's key here with intermediate/generate-csr, have the root mount sign the CSR (root/sign-intermediate), then activate it with intermediate/set-signed")
+	}
 	m, err := issuing.MintIntermediate(spec, issuing.Parent{Cert: org.cert, Signer: org.signer}, org.chain, org.orgID, now)
 	if err != nil {
 		return nil, err
@@ -215,10 +218,9 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			if org == nil {
 				return nil, noOrgCA("the next intermediate needs the Org CA to sign it")
 			}
-			if earlier := inGrace(current.published(), now); !r.dropEarlier && len(earlier) >= maxRetired {
-				return nil, issuing.Statef("%d rotated-out intermediates are still in their grace period; rotating again would stop publishing one early: wait until %s, or pass drop_earlier=true (which ends every earlier grace now)", len(earlier), earliestEnd(earlier).Format(time.RFC3339))
+			if err := checkRetireRoom(current, r.dropEarlier, now); err != nil {
+				return nil, err
 			}
-			rot.old = old.cert
 			spec := issuing.RotationSpec(old.cert)
 			if r.spec != nil {
 				spec = r.spec(spec)
@@ -227,14 +229,7 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			if err != nil {
 				return nil, err
 			}
-			if rot.proof, err = issuing.ContinuityProof(old.signer, next.CertDER); err != nil {
-				return nil, err
-			}
-			next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(r.grace).UTC(), ContinuityProof: rot.proof}
-			if !r.dropEarlier {
-				next.Retired = inGrace(current.published(), now)
-			}
-			return next, nil
+			return next, retireInto(rot, next, current, old, r.grace, r.dropEarlier, now)
 		},
 		event: "rotated Mastio Intermediate CA",
 		logArgs: func() []any {
@@ -246,6 +241,32 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 	}
 	rot.next = is
 	return rot, nil
+}
+
+// checkRetireRoom refuses a rotation that would stop publishing an earlier
+// intermediate before its grace ends (unless dropEarlier).
+func checkRetireRoom(current *caEntry, dropEarlier bool, now time.Time) error {
+	if earlier := inGrace(current.published(), now); !dropEarlier && len(earlier) >= maxRetired {
+		return issuing.Statef("%d rotated-out intermediates are still in their grace period; rotating again would stop publishing one early: wait until %s, or pass drop_earlier=true (which ends every earlier grace now)", len(earlier), earliestEnd(earlier).Format(time.RFC3339))
+	}
+	return nil
+}
+
+// retireInto makes next the rotation successor of current, whose parsed
+// form is old: old's key signs the continuity proof over next's
+// certificate, and current stays published for grace, with every earlier
+// intermediate still in its own grace unless dropEarlier. rot records it.
+func retireInto(rot *rotation, next, current *caEntry, old *issuer, grace time.Duration, dropEarlier bool, now time.Time) error {
+	proof, err := issuing.ContinuityProof(old.signer, next.CertDER)
+	if err != nil {
+		return err
+	}
+	rot.old, rot.proof = old.cert, proof
+	next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(grace).UTC(), ContinuityProof: proof}
+	if !dropEarlier {
+		next.Retired = inGrace(current.published(), now)
+	}
+	return nil
 }
 
 // inGrace keeps the published certificates whose grace has not ended.

@@ -73,7 +73,7 @@ type issuer struct {
 	orgID     string
 	cert      *x509.Certificate
 	chain     []*x509.Certificate // the CAs above cert, nearest first
-	signer    crypto.Signer
+	signer    crypto.Signer       // nil for an anchor: the key is elsewhere
 	certPEM   string
 	chainPEMs []string // the issuer certificate first, then its chain
 	// retired are the rotated-out intermediates, newest first: the one
@@ -90,13 +90,16 @@ type retiredCert struct {
 
 // newIssuer parses a stored entry.
 func newIssuer(name caName, e *caEntry) (*issuer, error) {
-	key, err := x509.ParsePKCS8PrivateKey(e.KeyPKCS8)
-	if err != nil {
-		return nil, fmt.Errorf("stored CA key does not parse")
-	}
-	signer, ok := key.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("stored CA key of type %T cannot sign", key)
+	var signer crypto.Signer
+	if e.Source != sourceAnchor {
+		key, err := x509.ParsePKCS8PrivateKey(e.KeyPKCS8)
+		if err != nil {
+			return nil, fmt.Errorf("stored CA key does not parse")
+		}
+		var ok bool
+		if signer, ok = key.(crypto.Signer); !ok {
+			return nil, fmt.Errorf("stored CA key of type %T cannot sign", key)
+		}
 	}
 	cert, err := x509.ParseCertificate(e.CertDER)
 	if err != nil {
@@ -130,6 +133,12 @@ func newIssuer(name caName, e *caEntry) (*issuer, error) {
 		is.chainPEMs = append(is.chainPEMs, issuing.EncodeCertPEM(der))
 	}
 	return is, nil
+}
+
+// noKeyHere is the refusal of an operation that needs the Org CA's key on
+// a mount that holds only its certificate; then says what to do instead.
+func noKeyHere(then string) error {
+	return issuing.Statef("this mount holds only the Org CA's certificate (source anchor); its key is on the root mount: %s", then)
 }
 
 // published lists e's retired certificates, newest first.

@@ -11,10 +11,12 @@ import (
 
 // Custody: the one place a CA entry is replaced. generate, import, the KV
 // mirror's write, intermediate/generate, intermediate/import,
-// intermediate/rotate and kv-export/<name> each describe their change as a
-// caChange; replaceCA applies it under caLock: read the current entry,
-// apply the check-and-set rule, build the next entry, store it, refresh
-// the signing cache, log.
+// intermediate/rotate, intermediate/set-signed and kv-export/<name> each
+// describe their change as a caChange; replaceCA applies it under caLock:
+// read the current entry, apply the check-and-set rule, build the next
+// entry, store it, refresh the signing cache, log. The one key that is not
+// yet a CA, the pending intermediate of intermediate/generate-csr, is
+// written by replacePending under the same lock and rule.
 
 // casMode is the check-and-set rule of a change.
 type casMode int
@@ -54,6 +56,11 @@ type caChange struct {
 	// staged writes the next entry to its staging key before the
 	// switch, so that a failure half way leaves the current CA signing.
 	staged bool
+
+	// cleanup, when set, runs under the lock once next is stored
+	// (set-signed drops the pending key it activated); its failure is
+	// logged, not returned: the change itself succeeded.
+	cleanup func() error
 
 	// event is the log message of a successful change, logArgs its
 	// attributes beyond name, version, serial and fingerprint.
@@ -136,6 +143,11 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 		return nil, false, err
 	}
 	b.issuers[c.name].Store(&issuerSlot{is: is, known: true})
+	if c.cleanup != nil {
+		if err := c.cleanup(); err != nil {
+			b.Logger().Warn("the CA was stored, tidying up after it failed", "ca", string(c.name), "error", err)
+		}
+	}
 	args := []any{"ca", string(c.name), "version", is.version, "serial", issuing.FormatSerial(is.cert.SerialNumber), "sha256", issuing.FingerprintSHA256(is.cert.Raw)}
 	if c.logArgs != nil {
 		args = append(args, c.logArgs()...)
@@ -168,4 +180,49 @@ func succeed(name caName, current, next *caEntry) error {
 		return issuing.Inputf("kv_export of the %s was turned off for good on this mount: a replacement cannot turn it on again", name.label())
 	}
 	return nil
+}
+
+// pendingLabel names the pending intermediate in messages.
+const pendingLabel = "pending intermediate key"
+
+// replacePending stores next as the pending intermediate under the
+// create-only rule: no cas creates one only when none is pending; cas equal
+// to the pending one's version replaces it (dropping its key).
+func (b *mastioBackend) replacePending(ctx context.Context, s logical.Storage, cas int, casSet bool, next *pendingEntry) error {
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	current, err := readPending(ctx, s)
+	if err != nil {
+		return err
+	}
+	cur := issuing.Current{Label: pendingLabel}
+	next.Version = 1
+	if current != nil {
+		cur.Exists, cur.Version, cur.Fingerprint = true, current.Version, issuing.PublicKeySHA256(current.KeyPKCS8)
+		next.Version = current.Version + 1
+	}
+	if err := issuing.CheckCreateOnly(cur, cas, casSet); err != nil {
+		return err
+	}
+	if err := putEntry(ctx, s, pendingStorageKey, "the "+pendingLabel, next); err != nil {
+		return err
+	}
+	b.Logger().Info("made a pending intermediate key; its CSR awaits the root mount's signature", "version", next.Version, "public_key_sha256", issuing.PublicKeySHA256(next.KeyPKCS8))
+	return nil
+}
+
+// dropPending deletes the pending intermediate key; false when there was
+// none.
+func (b *mastioBackend) dropPending(ctx context.Context, s logical.Storage) (bool, error) {
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	current, err := readPending(ctx, s)
+	if err != nil || current == nil {
+		return false, err
+	}
+	if err := s.Delete(ctx, pendingStorageKey); err != nil {
+		return false, fmt.Errorf("deleting the %s: %w", pendingLabel, err)
+	}
+	b.Logger().Info("dropped the pending intermediate key", "version", current.Version)
+	return true, nil
 }

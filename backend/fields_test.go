@@ -19,7 +19,7 @@ func TestFields_WrongTypeNeverEchoed(t *testing.T) {
 	b, s := getTestBackend(t)
 	generateCA(t, b, s)
 	const secret = "-----BEGIN PRIVATE KEY-----MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"
-	concrete := map[string]string{"roles/" + framework.GenericNameRegex("name"): "roles/x", "data/" + caNamePattern: "data/org-ca", "kv-export/" + caNamePattern: "kv-export/org-ca"}
+	concrete := map[string]string{"roles/" + framework.GenericNameRegex("name"): "roles/x", "data/" + caNamePattern: "data/org-ca", "kv-export/" + caNamePattern: "kv-export/org-ca", "sign/" + framework.GenericNameRegex("role"): "sign/agent"}
 	checked := 0
 	for _, p := range b.Backend.Paths {
 		pattern := strings.TrimSuffix(strings.TrimPrefix(p.Pattern, "^"), "$")

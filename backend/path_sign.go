@@ -59,7 +59,7 @@ func (b *mastioBackend) pathSignCSRWrite(ctx context.Context, req *logical.Reque
 			return issuing.ParseCSR(csrs[i])
 		}))
 	}
-	return respond(b.issue(ctx, req.Storage, sr, func(*issuing.Role, *issuing.URIPattern) (*issuing.LeafRequest, error) {
+	return respondWarn(b.issue(ctx, req.Storage, sr, func(*issuing.Role, *issuing.URIPattern) (*issuing.LeafRequest, error) {
 		return issuing.ParseCSR(d.Get("csr").(string))
 	}))
 }

@@ -79,7 +79,7 @@ func (b *mastioBackend) pathSignPublicKeyWrite(ctx context.Context, req *logical
 	case name != "" && spiffeID != "":
 		return respondErr(issuing.Inputf("pass name or spiffe_id, not both"))
 	}
-	return respond(b.issue(ctx, req.Storage, sr, func(r *issuing.Role, pattern *issuing.URIPattern) (*issuing.LeafRequest, error) {
+	return respondWarn(b.issue(ctx, req.Storage, sr, func(r *issuing.Role, pattern *issuing.URIPattern) (*issuing.LeafRequest, error) {
 		return issuing.PublicKeyRequest(pub, r, pattern, name, spiffeID)
 	}))
 }

@@ -57,3 +57,14 @@ func respond(data map[string]any, err error) (*logical.Response, error) {
 	}
 	return &logical.Response{Data: data}, nil
 }
+
+// respondWarn is respond with warnings for the caller.
+func respondWarn(data map[string]any, warnings []string, err error) (*logical.Response, error) {
+	resp, rerr := respond(data, err)
+	if err == nil {
+		for _, w := range warnings {
+			resp.AddWarning(w)
+		}
+	}
+	return resp, rerr
+}

@@ -21,6 +21,9 @@ type signRequest struct {
 	role   string        // "" is config default_role
 	ttl    time.Duration // 0 is the role's
 	ttlSet bool
+	// capTTL lowers a ttl above the role's max_ttl to it, with a warning,
+	// as Vault PKI does (sign/<role>); otherwise such a ttl is refused.
+	capTTL bool
 }
 
 // leafSigner is everything a signing needs that does not depend on the
@@ -32,6 +35,7 @@ type leafSigner struct {
 	issuer   *issuer
 	pattern  *issuing.URIPattern
 	params   issuing.IssueParams
+	warnings []string
 }
 
 // newLeafSigner resolves config, role, signing CA and pattern for a
@@ -65,13 +69,18 @@ func (b *mastioBackend) newLeafSigner(ctx context.Context, s logical.Storage, r 
 	if r.ttlSet && r.ttl <= 0 {
 		return nil, issuing.Inputf("ttl %ds is not a validity: give a positive duration, or omit ttl for the role's (%s)", int64(r.ttl/time.Second), role.TTL)
 	}
+	var warnings []string
+	if r.capTTL && r.ttl > role.MaxTTL {
+		warnings = append(warnings, fmt.Sprintf("ttl %s is above the role's max_ttl %s: the certificate is valid for %s", r.ttl, role.MaxTTL, role.MaxTTL))
+		r.ttl = role.MaxTTL
+	}
 	var pattern *issuing.URIPattern
 	if role.URISANPattern != "" {
 		if pattern, err = issuing.CompileURIPattern(role.URISANPattern, cfg.TrustDomain, is.orgID); err != nil {
 			return nil, err
 		}
 	}
-	return &leafSigner{b: b, roleName: roleName, role: role, issuer: is, pattern: pattern, params: issuing.IssueParams{
+	return &leafSigner{b: b, roleName: roleName, role: role, issuer: is, pattern: pattern, warnings: warnings, params: issuing.IssueParams{
 		TrustDomain:  cfg.TrustDomain,
 		OrgID:        is.orgID,
 		TTL:          r.ttl,
@@ -107,23 +116,24 @@ func (sg *leafSigner) sign(req *issuing.LeafRequest) (map[string]any, error) {
 // the request that build returns once the role and its URI pattern for
 // this mount are known. It serves sign-csr and sign-public-key. build runs
 // only when the role and a CA exist, so a request that cannot be signed
-// anyway costs no parsing.
-func (b *mastioBackend) issue(ctx context.Context, s logical.Storage, r signRequest, build func(*issuing.Role, *issuing.URIPattern) (*issuing.LeafRequest, error)) (map[string]any, error) {
+// anyway costs no parsing. It returns the response data and the warnings
+// for the caller.
+func (b *mastioBackend) issue(ctx context.Context, s logical.Storage, r signRequest, build func(*issuing.Role, *issuing.URIPattern) (*issuing.LeafRequest, error)) (map[string]any, []string, error) {
 	sg, err := b.newLeafSigner(ctx, s, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	leafReq, err := build(sg.role, sg.pattern)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := sg.sign(leafReq)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data["issuing_ca"] = sg.issuer.certPEM
 	data["ca_chain"] = sg.issuer.chainPEMs
-	return data, nil
+	return data, sg.warnings, nil
 }
 
 // maxBatch is how many CSRs one sign-csr request may carry in csrs.
@@ -174,8 +184,15 @@ func (b *mastioBackend) signBatch(ctx context.Context, s logical.Storage, r sign
 // An intermediate signed by an Org CA that has since been replaced does not
 // sign: its leaves would not chain to the current trust root.
 func (b *mastioBackend) signingIssuer(ctx context.Context, s logical.Storage, r *issuing.Role) (*issuer, error) {
+	orgSigner := func() (*issuer, error) {
+		org, err := b.loadIssuer(ctx, s, orgCA)
+		if err == nil && org != nil && org.signer == nil {
+			err = noKeyHere("roles sign with this mount's intermediate: activate one (intermediate/generate-csr, then intermediate/set-signed), and sign under a role with issuer auto or intermediate-ca")
+		}
+		return org, err
+	}
 	if r.Issuer == issuing.IssuerOrgCA {
-		return b.loadIssuer(ctx, s, orgCA)
+		return orgSigner()
 	}
 	inter, err := b.loadIssuer(ctx, s, intermediateCA)
 	if err != nil {
@@ -185,7 +202,7 @@ func (b *mastioBackend) signingIssuer(ctx context.Context, s logical.Storage, r 
 		if r.Issuer == issuing.IssuerIntermediate {
 			return nil, nil
 		}
-		return b.loadIssuer(ctx, s, orgCA)
+		return orgSigner()
 	}
 	org, err := b.loadIssuer(ctx, s, orgCA)
 	if err != nil {

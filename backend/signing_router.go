@@ -28,7 +28,7 @@ import (
 // signingPaths are the paths the signing router serves; their update
 // operations must set no forwarding flag (TestSigningPathsDoNotForward).
 func signingPaths(b *mastioBackend) []*framework.Path {
-	return []*framework.Path{pathSignCSR(b), pathSignPublicKey(b)}
+	return []*framework.Path{pathSignCSR(b), pathSignPublicKey(b), pathSignPKI(b)}
 }
 
 // isSigningRequest reports whether req is a signing operation for the
@@ -43,7 +43,7 @@ func isSigningRequest(req *logical.Request) bool {
 			return true
 		}
 	}
-	return false
+	return strings.HasPrefix(req.Path, "sign/")
 }
 
 // newSigningRouter is the framework backend for signing requests.

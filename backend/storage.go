@@ -33,6 +33,10 @@ const schemaVersion = 1
 const (
 	sourceGenerated = "generated"
 	sourceImported  = "imported"
+	// sourceAnchor is an Org CA of which this mount holds the certificate
+	// only: an issuing mount whose intermediate the root mount signed
+	// (intermediate/set-signed). It signs nothing here.
+	sourceAnchor = "anchor"
 )
 
 // caName names one of the CAs the engine keeps; it is also the last
@@ -48,6 +52,36 @@ const (
 var caNames = []caName{orgCA, intermediateCA}
 
 func (n caName) storageKey() string { return caPrefix + string(n) }
+
+// pendingStorageKey holds the intermediate key intermediate/generate-csr
+// made, with its CSR, until intermediate/set-signed activates it. Under
+// caPrefix: it is a private key.
+const pendingStorageKey = caPrefix + "intermediate-ca-pending"
+
+// pendingEntry is a key waiting for its certificate.
+type pendingEntry struct {
+	Version   int       `json:"version"`
+	KeyPKCS8  []byte    `json:"key_pkcs8"`
+	CSRDER    []byte    `json:"csr_der"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func readPending(ctx context.Context, s logical.Storage) (*pendingEntry, error) {
+	return readEntry[pendingEntry](ctx, s, pendingStorageKey, "the pending intermediate")
+}
+
+// profileStorageKey holds root/profile, how this mount's Org CA signs
+// other CAs (root/sign-intermediate).
+const profileStorageKey = "intermediate-profile"
+
+// readProfile returns the stored intermediate profile, or the default.
+func readProfile(ctx context.Context, s logical.Storage) (*issuing.IntermediateProfile, error) {
+	p, err := readEntry[issuing.IntermediateProfile](ctx, s, profileStorageKey, "root/profile")
+	if err != nil || p != nil {
+		return p, err
+	}
+	return issuing.DefaultIntermediateProfile(), nil
+}
 
 // stagingKey holds a CA's next entry before a staged switch (rotation;
 // see replaceCA): ca/intermediate-ca-next.

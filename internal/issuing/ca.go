@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"time"
 	"unicode/utf8"
 )
@@ -64,6 +65,13 @@ type CAParams struct {
 	NotAfter     time.Time
 	PathLen      int // -1: no limit
 	Now          time.Time
+	// URIs are the certificate's URI SANs (a signed CA's spiffe://<td>).
+	URIs []*url.URL
+	// PermittedURIDomains, when set, is a critical nameConstraints
+	// extension permitting URI SANs with these hosts only.
+	PermittedURIDomains []string
+	// DigitalSignature adds that key usage to keyCertSign+cRLSign.
+	DigitalSignature bool
 }
 
 // Parent is the CA that signs a new CA certificate.
@@ -77,11 +85,17 @@ type Parent struct {
 // serial. parent nil makes it self-signed; otherwise parent signs it (AKI =
 // parent SKI) and its validity starts no earlier than the parent's.
 func NewCACertificate(p CAParams, key crypto.Signer, parent *Parent) ([]byte, error) {
+	return newCACertificate(p, key.Public(), parent, key)
+}
+
+// newCACertificate certifies pub as NewCACertificate does; parent nil
+// makes it self-signed by key (pub's private half).
+func newCACertificate(p CAParams, pub crypto.PublicKey, parent *Parent, key crypto.Signer) ([]byte, error) {
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, err
 	}
-	ski, err := subjectKeyID(key.Public())
+	ski, err := subjectKeyID(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +112,14 @@ func NewCACertificate(p CAParams, key crypto.Signer, parent *Parent) ([]byte, er
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		SubjectKeyId:          ski,
+		URIs:                  p.URIs,
+	}
+	if p.DigitalSignature {
+		tmpl.KeyUsage |= x509.KeyUsageDigitalSignature
+	}
+	if len(p.PermittedURIDomains) > 0 {
+		tmpl.PermittedURIDomains = p.PermittedURIDomains
+		tmpl.PermittedDNSDomainsCritical = true // marks the whole extension critical
 	}
 	switch {
 	case p.PathLen < 0:
@@ -108,13 +130,13 @@ func NewCACertificate(p CAParams, key crypto.Signer, parent *Parent) ([]byte, er
 		tmpl.MaxPathLen = p.PathLen
 	}
 	if parent == nil {
-		return x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		return x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
 	}
 	if tmpl.NotBefore.Before(parent.Cert.NotBefore) {
 		tmpl.NotBefore = parent.Cert.NotBefore
 	}
 	tmpl.AuthorityKeyId = parent.Cert.SubjectKeyId
-	return x509.CreateCertificate(rand.Reader, tmpl, parent.Cert, key.Public(), parent.Signer)
+	return x509.CreateCertificate(rand.Reader, tmpl, parent.Cert, pub, parent.Signer)
 }
 
 // OrgCARequest is a generate request, before defaults.

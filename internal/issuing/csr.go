@@ -38,6 +38,10 @@ type LeafRequest struct {
 	dnsNames    []string
 	ips         []net.IP
 	emails      []string
+	commonName  string // the CSR subject's; only a request's own check reads it
+	// requiredCN, when set, is a common name the request asked for beside
+	// the CSR (sign/<role>): the role must put exactly it in the subject.
+	requiredCN string
 }
 
 // MaxCSRBytes bounds a PEM CSR. An agent CSR is under 1 KiB and RSA-8192
@@ -88,7 +92,7 @@ func ParseCSR(text string) (*LeafRequest, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, Inputf("csr signature does not verify: the CSR was altered or not signed by the key it carries")
 	}
-	req := &LeafRequest{pub: csr.PublicKey, uris: csr.URIs, dnsNames: csr.DNSNames, ips: csr.IPAddresses, emails: csr.EmailAddresses}
+	req := &LeafRequest{pub: csr.PublicKey, uris: csr.URIs, dnsNames: csr.DNSNames, ips: csr.IPAddresses, emails: csr.EmailAddresses, commonName: csr.Subject.CommonName}
 	for _, ext := range csr.Extensions {
 		switch {
 		case ext.Id.Equal(OIDExtBasicConstraints):

@@ -390,6 +390,13 @@ func (r *Role) LeafTemplate(req *LeafRequest, p IssueParams) (*x509.Certificate,
 	if err := CheckName("the certificate's organization (from subject_organization)", o); err != nil {
 		return nil, "", err
 	}
+	if req.requiredCN != "" && cn != req.requiredCN {
+		made := "none"
+		if cn != "" {
+			made = Quote(cn)
+		}
+		return nil, "", Inputf("common_name %s is not what this role puts in the subject (its subject_common_name makes %s): drop common_name from the request, or sign under a role whose subject names it", Quote(req.requiredCN), made)
+	}
 	subject, err := rawSubject(cn, o)
 	if err != nil {
 		return nil, "", err

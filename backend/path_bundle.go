@@ -1,0 +1,103 @@
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// bundleRefreshHint is the spiffe_refresh_hint of the bundle, in seconds:
+// it changes only when the Org CA is replaced.
+const bundleRefreshHint = 300
+
+func pathBundle(b *mastioBackend) *framework.Path {
+	return &framework.Path{
+		Pattern:      "bundle",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathBundleRead,
+				Summary:      "The trust domain's SPIFFE bundle (JWKS, use x509-svid): the Org CA. No token needed.",
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "spiffe-bundle"},
+			},
+		},
+		HelpSynopsis:    pathBundleHelpSyn,
+		HelpDescription: pathBundleHelpDesc,
+	}
+}
+
+// spiffeBundle is the SPIFFE bundle format (SPIFFE Trust Domain and
+// Bundle, section 4): a JWK Set with the SPIFFE members.
+type spiffeBundle struct {
+	Keys        []jose.JSONWebKey `json:"keys"`
+	Sequence    uint64            `json:"spiffe_sequence"`
+	RefreshHint int64             `json:"spiffe_refresh_hint"`
+}
+
+// bundleJSON is the bundle of the trust anchor org: one x509-svid key,
+// the Org CA, so it stays the same while intermediates rotate.
+func bundleJSON(org *issuer) ([]byte, error) {
+	key := jose.JSONWebKey{Key: org.cert.PublicKey, Certificates: []*x509.Certificate{org.cert}, Use: "x509-svid"}
+	body, err := json.Marshal(spiffeBundle{Keys: []jose.JSONWebKey{key}, Sequence: uint64(org.version), RefreshHint: bundleRefreshHint})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the SPIFFE bundle: %w", err)
+	}
+	return body, nil
+}
+
+func (b *mastioBackend) pathBundleRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	org, err := b.loadIssuer(ctx, req.Storage, orgCA)
+	if err != nil || org == nil {
+		return nil, err
+	}
+	body, err := bundleJSON(org)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	status := http.StatusOK
+	for _, v := range req.Headers["If-None-Match"] {
+		if v == etag || v == "*" {
+			status, body = http.StatusNotModified, nil
+		}
+	}
+	return &logical.Response{
+		Data: map[string]any{
+			logical.HTTPContentType:        "application/json",
+			logical.HTTPRawBody:            body,
+			logical.HTTPStatusCode:         status,
+			logical.HTTPCacheControlHeader: fmt.Sprintf("max-age=%d", bundleRefreshHint),
+		},
+		// Vault passes these on only for a mount tuned with
+		// -allowed-response-headers=ETag (and reads If-None-Match with
+		// -passthrough-request-headers=If-None-Match).
+		Headers: map[string][]string{"ETag": {etag}},
+	}, nil
+}
+
+const pathBundleHelpSyn = `The trust domain's SPIFFE trust bundle. Readable without a token.`
+
+const pathBundleHelpDesc = `
+The SPIFFE bundle (JWK Set, one key with use=x509-svid and the Org CA
+certificate in x5c; spiffe_sequence is the Org CA's version) for
+go-spiffe's spiffebundle, SPIRE's federation and any relying party. It
+holds the trust anchor only, so it does not change while intermediates
+rotate, and an issuing mount that holds the Org CA as anchor serves the
+same bundle as the root mount.
+
+An ETag (a hash of the body) comes with it, and a request with a matching
+If-None-Match gets 304, once the mount is tuned to let the headers through:
+
+    $ vault secrets tune -allowed-response-headers=ETag \
+        -passthrough-request-headers=If-None-Match mastio-ca/
+    $ curl -i $VAULT_ADDR/v1/mastio-ca/bundle
+`
