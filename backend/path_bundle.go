@@ -70,13 +70,17 @@ func (b *mastioBackend) pathBundleRead(ctx context.Context, req *logical.Request
 			status, body = http.StatusNotModified, nil
 		}
 	}
+	data := map[string]any{
+		logical.HTTPContentType:        "application/json",
+		logical.HTTPStatusCode:         status,
+		logical.HTTPCacheControlHeader: fmt.Sprintf("max-age=%d", bundleRefreshHint),
+	}
+	if body != nil {
+		// A nil body reaches Vault as JSON null, which it cannot write.
+		data[logical.HTTPRawBody] = body
+	}
 	return &logical.Response{
-		Data: map[string]any{
-			logical.HTTPContentType:        "application/json",
-			logical.HTTPRawBody:            body,
-			logical.HTTPStatusCode:         status,
-			logical.HTTPCacheControlHeader: fmt.Sprintf("max-age=%d", bundleRefreshHint),
-		},
+		Data: data,
 		// Vault passes these on only for a mount tuned with
 		// -allowed-response-headers=ETag (and reads If-None-Match with
 		// -passthrough-request-headers=If-None-Match).

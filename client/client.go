@@ -113,7 +113,7 @@ type CA struct {
 	NotAfter          time.Time
 	KeyType           string
 	KeyBits           int
-	Source            string // "generated" or "imported"
+	Source            string // "generated", "imported", or "anchor" (the certificate only; the key is on a root mount)
 	Version           int    // the value cas must carry to replace it
 	KVExport          bool   // whether the KV mirror serves the key
 }

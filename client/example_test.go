@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log"
 	"net/url"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -74,4 +75,43 @@ func ExampleVerifyContinuity() {
 	}
 	fmt.Println("continuity proven")
 	// Output: continuity proven
+}
+
+// The two-tier setup: the root mount (mastio-ca/, which holds the Org CA
+// key; in production another, locked-down Vault) signs the intermediate of
+// an issuing mount, whose key never leaves it. The issuing mount then
+// holds the Org CA's certificate only, and signs agents on its own.
+func ExampleClient_SetSignedIntermediate() {
+	ctx := context.Background()
+	vault, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := vault.Sys().Mount("mastio-issuing", &api.MountInput{Type: "mastio-ca"}); err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = vault.Sys().Unmount("mastio-issuing") }()
+	root, issuing := client.New(vault, "mastio-ca"), client.New(vault, "mastio-issuing")
+	if _, err := issuing.WriteConfig(ctx, client.Config{OrgID: "acme"}); err != nil {
+		log.Fatal(err)
+	}
+
+	pending, err := issuing.GenerateIntermediateCSR(ctx, client.IntermediateCSRRequest{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	signed, err := root.SignIntermediate(ctx, []byte(pending.CSRPEM), 365*24*time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	inter, err := issuing.SetSignedIntermediate(ctx, signed.CertificatePEM, signed.ChainPEM[1:], client.SetSignedOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	org, err := issuing.CA(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(org.Source, inter.Certificate.MaxPathLen, inter.Certificate.URIs[0])
+	// Output: anchor 0 spiffe://cullis.local
 }

@@ -71,7 +71,8 @@ start() {
   # What an audit review needs readable, and nothing key-bearing: the
   # serial, SPIFFE ID and NotAfter of each certificate issued.
   "$vault" secrets tune -audit-non-hmac-response-keys=serial_number \
-    -audit-non-hmac-response-keys=spiffe_id -audit-non-hmac-response-keys=not_after mastio-ca/ >/dev/null
+    -audit-non-hmac-response-keys=spiffe_id -audit-non-hmac-response-keys=not_after \
+    -allowed-response-headers=ETag -passthrough-request-headers=If-None-Match mastio-ca/ >/dev/null # the bundle's ETag
   if [ "${DEV_AUDIT:-1}" = 1 ]; then # make bench sets DEV_AUDIT=0: an audit device costs throughput
     "$vault" audit enable file file_path="$state/audit.log" >/dev/null
     echo "==> audit log in $state/audit.log; serial_number, spiffe_id, not_after left readable (vault secrets tune)"
@@ -105,6 +106,8 @@ Try next:
     vault write mastio-ca/sign-csr/principal csr=@.dev/sample/agent.csr   # refused: wrong SPIFFE ID shape
     mastio-ca verify                     # CAs, days left, proof of possession, chain
     mastio-ca audit-report $state/audit.log   # who signed what, and every flag
+    curl -si \$VAULT_ADDR/v1/mastio-ca/bundle   # the SPIFFE trust bundle, with its ETag
+    vault path-help mastio-ca/root/sign-intermediate   # cold root + issuing Vaults, SPIRE: docs/spiffe.md
 
 The sample key, CSR and certificate are in .dev/sample/. Stop with: make dev-stop
 EOF

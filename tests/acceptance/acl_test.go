@@ -117,6 +117,12 @@ var adminOnlyCalls = []deniedCall{
 	{"read", "metadata/intermediate-ca", nil},
 	{"read", "kv-export/intermediate-ca", nil},
 	{"write", "kv-export/intermediate-ca", map[string]any{"kv_export": false}},
+	{"write", "intermediate/generate-csr", map[string]any{"cas": 1}},
+	{"read", "intermediate/pending", nil},
+	{"delete", "intermediate/pending", nil},
+	{"write", "intermediate/set-signed", map[string]any{"certificate": "x"}},
+	{"read", "root/profile", nil},
+	{"write", "root/profile", map[string]any{"max_path_length": 1}},
 }
 
 // assertDenied makes each call with token and wants a 403. Vault answers

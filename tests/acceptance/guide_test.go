@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testvault"
 )
 
 // runnableBlock matches the fenced blocks of a doc marked `sh runnable`.
@@ -50,5 +52,55 @@ func TestOperatorGuide(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "agent.pem: OK") || !strings.Contains(string(out), "Summary:") {
 		t.Fatal("the guide's run lacks the chain verification or the audit report")
+	}
+}
+
+// TestSPIFFEGuide runs the `sh runnable` blocks of docs/spiffe.md, in
+// order, as one script against two fresh dev Vaults: a root and an
+// issuing one.
+func TestSPIFFEGuide(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := readFile(t, filepath.Join(root, "docs", "spiffe.md"))
+	blocks := runnableBlock.FindAllStringSubmatch(doc, -1)
+	if len(blocks) < 7 {
+		t.Fatalf("docs/spiffe.md has %d runnable blocks", len(blocks))
+	}
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	for _, b := range blocks {
+		script.WriteString(b[1] + "\n")
+	}
+	vaults := map[string]*testvault.Server{}
+	for _, name := range []string{"ROOT", "ISSUING"} {
+		vs, err := testvault.Start(testvault.Options{PluginVersion: pluginVersion, Race: raceEnabled})
+		if err != nil {
+			t.Fatalf("starting the %s Vault: %v", name, err)
+		}
+		t.Cleanup(vs.Stop)
+		vaults[name] = vs
+	}
+	work := t.TempDir()
+	if err := os.CopyFS(filepath.Join(work, "policies"), os.DirFS(filepath.Join(root, "policies"))); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), "bash", "-c", script.String())
+	cmd.Dir = work
+	cmd.Env = append(cleanEnv(),
+		"PATH="+filepath.Dir(server.cli)+":"+filepath.Dir(server.vaultBin)+":"+os.Getenv("PATH"),
+		"HOME="+work,
+		"ROOT_VAULT_ADDR="+vaults["ROOT"].Addr, "ROOT_VAULT_TOKEN="+vaults["ROOT"].Token,
+		"ISSUING_VAULT_ADDR="+vaults["ISSUING"].Addr, "ISSUING_VAULT_TOKEN="+vaults["ISSUING"].Token)
+	out, err := cmd.CombinedOutput()
+	t.Logf("docs/spiffe.md, %d runnable blocks:\n%s", len(blocks), out)
+	if err != nil {
+		t.Fatalf("a runnable command of docs/spiffe.md failed: %v", err)
+	}
+	for _, want := range []string{"agent.pem: OK", "anchor", "ETag: \""} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("the run of docs/spiffe.md lacks %q", want)
+		}
 	}
 }
