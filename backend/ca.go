@@ -134,8 +134,13 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 		name: intermediateCA, mode: casCreateOnly, cas: cas, casSet: casSet,
 		check: func(*caEntry) (bool, error) {
 			var err error
-			if org, err = b.readOrgIssuer(ctx, s); err == nil && org == nil {
+			switch org, err = b.readOrgIssuer(ctx, s); {
+			case err != nil:
+			case org == nil:
 				err = noOrgCA("generate or import the Org CA before its intermediate")
+			case org.signer == nil:
+				// Before the cas rule: no cas makes this possible here.
+				err = noKeyHere(mintHere)
 			}
 			return false, err
 		},
@@ -147,10 +152,14 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 	return is, err
 }
 
+// mintHere is what to do instead of minting an intermediate on a mount
+// that holds only the Org CA's certificate.
+const mintHere = "make the intermediate's key here with intermediate/generate-csr, have the root mount sign the CSR (root/sign-intermediate), then activate it with intermediate/set-signed"
+
 // mintIntermediateEntry has org sign a new intermediate.
 func mintIntermediateEntry(spec issuing.IntermediateSpec, org *issuer, now time.Time) (*caEntry, error) {
 	if org.signer == nil {
-		return nil, noKeyHere("make the intermediate's key here with intermediate/generate-csr, have the root mount sign the CSR (root/sign-intermediate), then activate it with intermediate/set-signed")
+		return nil, noKeyHere(mintHere)
 	}
 	m, err := issuing.MintIntermediate(spec, issuing.Parent{Cert: org.cert, Signer: org.signer}, org.chain, org.orgID, now)
 	if err != nil {

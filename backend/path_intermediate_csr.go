@@ -189,7 +189,7 @@ operator match the CSR to the certificate that comes back.
 
 Example:
 
-    $ vault write -field=csr mastio-ca/intermediate/generate-csr > issuing.csr
+    $ vault write -f -field=csr mastio-ca/intermediate/generate-csr > issuing.csr
     $ VAULT_ADDR=$ROOT vault write -format=json root-ca/root/sign-intermediate csr=@issuing.csr ttl=43800h > signed.json
     $ vault write mastio-ca/intermediate/set-signed \
         certificate="$(jq -r .data.certificate signed.json)" \

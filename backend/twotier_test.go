@@ -112,6 +112,8 @@ func TestTwoTier_IssuingMountHoldsNoOrgCAKey(t *testing.T) {
 
 	// What needs the Org CA key is refused, 422, and names the way.
 	assertRefused(t, iss.b, iss.s, "intermediate/rotate", nil, http.StatusUnprocessableEntity, "intermediate/generate-csr")
+	assertRefused(t, iss.b, iss.s, "intermediate/generate", nil, http.StatusUnprocessableEntity, "intermediate/generate-csr")
+	assertRefused(t, iss.b, iss.s, "intermediate/generate", map[string]any{"cas": 1}, http.StatusUnprocessableEntity, "intermediate/generate-csr")
 	assertRefused(t, iss.b, iss.s, "root/sign-intermediate", map[string]any{"csr": csrPEM}, http.StatusUnprocessableEntity, "root mount")
 	assertRefused(t, iss.b, iss.s, "generate", map[string]any{"org_id": "acme"}, http.StatusConflict, "create-only")
 	iss.write(t, "roles/by-org", map[string]any{"issuer": "org-ca", "uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*"})

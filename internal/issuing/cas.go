@@ -3,6 +3,7 @@ package issuing
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // Current describes the stored version of a CA for the check-and-set
@@ -24,7 +25,7 @@ func CheckCreateOnly(cur Current, cas int, casSet bool) error {
 	case !cur.Exists:
 		return Conflictf("check-and-set failed: no %s exists (version 0) but cas=%d was given; omit cas or pass cas=0 to create one", cur.Label, cas)
 	case !casSet:
-		return Conflictf("an %s already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", cur.Label, cur.Version, cur.Fingerprint, cur.Version)
+		return Conflictf("%s %s already exists (version %d, sha256 fingerprint %s); this path is create-only: pass cas=%d to replace it", article(cur.Label), cur.Label, cur.Version, cur.Fingerprint, cur.Version)
 	}
 	return CheckIfVersion(cur, cas, casSet)
 }
@@ -65,4 +66,12 @@ func ParseCAS(field string, v any) (int, error) {
 		return 0, Inputf("%s must be a non-negative whole number", field)
 	}
 	return int(n), nil
+}
+
+// article is "an" before a label that starts with a vowel, else "a".
+func article(label string) string {
+	if label != "" && strings.ContainsRune("AEIOUaeiou", rune(label[0])) {
+		return "an"
+	}
+	return "a"
 }
