@@ -139,7 +139,7 @@ soak: deps $(VAULT)
 	MASTIO_SOAK=1 $(GO) test -count=1 -v -timeout 60m -run 'TestSoak' ./tests/acceptance/
 
 fuzz:
-	@for f in FuzzParseCSR FuzzParsePrivateKeyPEM FuzzParsePublicKeyPEM FuzzURIPattern FuzzLeafTemplate; do \
+	@for f in FuzzParseCSR FuzzParsePrivateKeyPEM FuzzParsePublicKeyPEM FuzzURIPattern FuzzLeafTemplate FuzzValidateSignedIntermediate; do \
 	  $(GO) test ./internal/issuing -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 

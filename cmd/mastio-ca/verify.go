@@ -36,7 +36,9 @@ holds the keys of the certificates it publishes:
   - proof of possession of each CA's key: the plugin signs a throw-away CSR
     through a temporary role pinned to that CA (a one-minute certificate,
     role deleted afterwards) and the certificate must verify under the
-    published CA certificate
+    published CA certificate. On an issuing mount (docs/spiffe.md) the
+    Org CA is held as a certificate only (source anchor) and its key is
+    proved by verify on the root mount
   - the chain: that certificate verifies to the Org CA as the root,
     through the intermediate, as agents' peers verify it
 
