@@ -150,3 +150,15 @@ func fieldTypeMessage(k string, t framework.FieldType) string {
 	}
 	return k + " must be " + want + "; the value sent cannot be read as one (it is not repeated here, as it may be a secret)"
 }
+
+// checkPEMOnly refuses the Vault PKI fields this engine does not serve:
+// format other than pem, and not_after (ttl sets the validity).
+func checkPEMOnly(d *framework.FieldData) error {
+	if f := d.Get("format").(string); f != "" && f != "pem" {
+		return issuing.Inputf("format %s is not supported: the answer is PEM (format=pem)", issuing.Quote(f))
+	}
+	if d.Get("not_after").(string) != "" {
+		return issuing.Inputf("not_after is not supported: pass ttl")
+	}
+	return nil
+}

@@ -65,11 +65,8 @@ func (b *mastioBackend) pathRootSignIntermediateWrite(ctx context.Context, req *
 	if err := checkFields(req, d); err != nil {
 		return respondErr(err)
 	}
-	if f := d.Get("format").(string); f != "" && f != "pem" {
-		return respondErr(issuing.Inputf("format %s is not supported: the answer is PEM (format=pem)", issuing.Quote(f)))
-	}
-	if d.Get("not_after").(string) != "" {
-		return respondErr(issuing.Inputf("not_after is not supported: pass ttl"))
+	if err := checkPEMOnly(d); err != nil {
+		return respondErr(err)
 	}
 	if d.Get("use_csr_values").(bool) {
 		return respondErr(issuing.Inputf("use_csr_values=true is refused: a signed CA's subject, names and extensions come from root/profile, never from the CSR"))

@@ -54,11 +54,8 @@ func (b *mastioBackend) pathSignPKIWrite(ctx context.Context, req *logical.Reque
 		return respondErr(err)
 	}
 	sr.capTTL = true
-	if f := d.Get("format").(string); f != "" && f != "pem" {
-		return respondErr(issuing.Inputf("format %s is not supported: the answer is PEM (format=pem)", issuing.Quote(f)))
-	}
-	if d.Get("not_after").(string) != "" {
-		return respondErr(issuing.Inputf("not_after is not supported: pass ttl"))
+	if err := checkPEMOnly(d); err != nil {
+		return respondErr(err)
 	}
 	names := issuing.RequestedNames{
 		CommonName: d.Get("common_name").(string),

@@ -261,18 +261,11 @@ func ValidateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*ImportedC
 		if len(chain) > MaxChain {
 			return nil, Inputf("chain_pem holds %d certificates; at most %d are accepted", len(chain), MaxChain)
 		}
-		child := cert
-		for i, c := range chain {
-			// Bound the key before the signature check, whose cost grows
-			// with it (as for a CSR).
-			if err := checkKeyBounds(fmt.Sprintf("chain_pem certificate %d's", i+1), c.PublicKey); err != nil {
-				return nil, err
-			}
-			if err := child.CheckSignatureFrom(c); err != nil {
-				return nil, Inputf("chain_pem certificate %d did not sign the certificate before it: %v", i+1, err)
-			}
+		if err := checkIssuers("chain_pem certificate", cert, chain); err != nil {
+			return nil, err
+		}
+		for _, c := range chain {
 			chainDER = append(chainDER, c.Raw)
-			child = c
 		}
 		if err := checkPathLen(chain, 1); err != nil {
 			return nil, Inputf("chain_pem: %v", err)
@@ -284,6 +277,25 @@ func ValidateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*ImportedC
 		return nil, fmt.Errorf("encoding key: %w", err)
 	}
 	return &ImportedCA{KeyPKCS8: der, Cert: cert, ChainDER: chainDER}, nil
+}
+
+// checkIssuers checks that each certificate of chain signed the one
+// before it, cert first; what names chain's entries in messages
+// ("chain_pem certificate" 1, 2, ...).
+func checkIssuers(what string, cert *x509.Certificate, chain []*x509.Certificate) error {
+	child := cert
+	for i, c := range chain {
+		// Bound the key before the signature check, whose cost grows with
+		// it (as for a CSR).
+		if err := checkKeyBounds(fmt.Sprintf("%s %d's", what, i+1), c.PublicKey); err != nil {
+			return err
+		}
+		if err := child.CheckSignatureFrom(c); err != nil {
+			return Inputf("%s %d did not sign the certificate before it: %v", what, i+1, err)
+		}
+		child = c
+	}
+	return nil
 }
 
 // Equal reports whether ic is exactly this key, certificate and chain.

@@ -139,15 +139,8 @@ func ValidateSignedIntermediate(keyPKCS8 []byte, certPEM, chainPEM string, now t
 	case now.Add(CABackdate).Before(cert.NotBefore):
 		return nil, Inputf("certificate is not valid until %s", cert.NotBefore.UTC().Format(time.RFC3339))
 	}
-	child := cert
-	for i, c := range parents {
-		if err := checkKeyBounds(fmt.Sprintf("issuer %d's", i+1), c.PublicKey); err != nil {
-			return nil, err
-		}
-		if err := child.CheckSignatureFrom(c); err != nil {
-			return nil, Inputf("issuer %d after the certificate did not sign the certificate before it: %v", i+1, err)
-		}
-		child = c
+	if err := checkIssuers("issuer", cert, parents); err != nil {
+		return nil, err
 	}
 	si := &SignedIntermediate{CA: &ImportedCA{KeyPKCS8: keyPKCS8, Cert: cert}}
 	if len(parents) > 0 {

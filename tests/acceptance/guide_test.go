@@ -14,6 +14,23 @@ import (
 // runnableBlock matches the fenced blocks of a doc marked `sh runnable`.
 var runnableBlock = regexp.MustCompile("(?s)```sh runnable\n(.*?)\n```")
 
+// runnableScript joins the `sh runnable` blocks of the doc at path, in
+// order, into one bash script that stops at the first failure; the doc
+// must have at least atLeast of them.
+func runnableScript(t *testing.T, path string, atLeast int) (string, int) {
+	t.Helper()
+	blocks := runnableBlock.FindAllStringSubmatch(readFile(t, path), -1)
+	if len(blocks) < atLeast {
+		t.Fatalf("%s has %d runnable blocks, fewer than %d", path, len(blocks), atLeast)
+	}
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	for _, b := range blocks {
+		script.WriteString(b[1] + "\n")
+	}
+	return script.String(), len(blocks)
+}
+
 // TestOperatorGuide runs every `sh runnable` block of
 // docs/operator-guide.md, in order, as one script against a fresh Vault
 // server, so that the guide cannot drift from the product.
@@ -22,16 +39,7 @@ func TestOperatorGuide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guide := readFile(t, filepath.Join(root, "docs", "operator-guide.md"))
-	blocks := runnableBlock.FindAllStringSubmatch(guide, -1)
-	if len(blocks) < 6 {
-		t.Fatalf("the guide has %d runnable blocks", len(blocks))
-	}
-	var script strings.Builder
-	script.WriteString("set -euo pipefail\n")
-	for _, b := range blocks {
-		script.WriteString(b[1] + "\n")
-	}
+	script, blocks := runnableScript(t, filepath.Join(root, "docs", "operator-guide.md"), 6)
 
 	n := newVaultNode(t, "guide", nil)
 	n.initialize()
@@ -39,14 +47,14 @@ func TestOperatorGuide(t *testing.T) {
 	if err := os.CopyFS(filepath.Join(work, "policies"), os.DirFS(filepath.Join(root, "policies"))); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), "bash", "-c", script.String())
+	cmd := exec.CommandContext(t.Context(), "bash", "-c", script)
 	cmd.Dir = work
 	cmd.Env = append(cleanEnv(),
 		"PATH="+filepath.Dir(server.cli)+":"+filepath.Dir(server.vaultBin)+":"+os.Getenv("PATH"), // the CLI built for the tests, never a stale bin/mastio-ca
 		"VAULT_ADDR="+n.addr, "VAULT_TOKEN="+n.token, "HOME="+work,
 		"PLUGIN_SHA256="+server.pluginSHA, "PLUGIN_VERSION="+pluginVersion)
 	out, err := cmd.CombinedOutput()
-	t.Logf("docs/operator-guide.md, %d runnable blocks:\n%s", len(blocks), out)
+	t.Logf("docs/operator-guide.md, %d runnable blocks:\n%s", blocks, out)
 	if err != nil {
 		t.Fatalf("a runnable command of the guide failed: %v", err)
 	}
@@ -63,16 +71,7 @@ func TestSPIFFEGuide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := readFile(t, filepath.Join(root, "docs", "spiffe.md"))
-	blocks := runnableBlock.FindAllStringSubmatch(doc, -1)
-	if len(blocks) < 7 {
-		t.Fatalf("docs/spiffe.md has %d runnable blocks", len(blocks))
-	}
-	var script strings.Builder
-	script.WriteString("set -euo pipefail\n")
-	for _, b := range blocks {
-		script.WriteString(b[1] + "\n")
-	}
+	script, blocks := runnableScript(t, filepath.Join(root, "docs", "spiffe.md"), 7)
 	vaults := map[string]*testvault.Server{}
 	for _, name := range []string{"ROOT", "ISSUING"} {
 		vs, err := testvault.Start(testvault.Options{PluginVersion: pluginVersion, Race: raceEnabled})
@@ -86,7 +85,7 @@ func TestSPIFFEGuide(t *testing.T) {
 	if err := os.CopyFS(filepath.Join(work, "policies"), os.DirFS(filepath.Join(root, "policies"))); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), "bash", "-c", script.String())
+	cmd := exec.CommandContext(t.Context(), "bash", "-c", script)
 	cmd.Dir = work
 	cmd.Env = append(cleanEnv(),
 		"PATH="+filepath.Dir(server.cli)+":"+filepath.Dir(server.vaultBin)+":"+os.Getenv("PATH"),
@@ -94,7 +93,7 @@ func TestSPIFFEGuide(t *testing.T) {
 		"ROOT_VAULT_ADDR="+vaults["ROOT"].Addr, "ROOT_VAULT_TOKEN="+vaults["ROOT"].Token,
 		"ISSUING_VAULT_ADDR="+vaults["ISSUING"].Addr, "ISSUING_VAULT_TOKEN="+vaults["ISSUING"].Token)
 	out, err := cmd.CombinedOutput()
-	t.Logf("docs/spiffe.md, %d runnable blocks:\n%s", len(blocks), out)
+	t.Logf("docs/spiffe.md, %d runnable blocks:\n%s", blocks, out)
 	if err != nil {
 		t.Fatalf("a runnable command of docs/spiffe.md failed: %v", err)
 	}
