@@ -1,8 +1,10 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -198,8 +200,10 @@ func (b *mastioBackend) replacePending(ctx context.Context, s logical.Storage, c
 	cur := issuing.Current{Label: pendingLabel}
 	next.Version = 1
 	if current != nil {
-		cur.Exists, cur.Version, cur.Fingerprint = true, current.Version, issuing.PublicKeySHA256(current.KeyPKCS8)
 		next.Version = current.Version + 1
+	}
+	if current.live() {
+		cur.Exists, cur.Version, cur.Fingerprint = true, current.Version, issuing.PublicKeySHA256(current.KeyPKCS8)
 	}
 	if err := issuing.CheckCreateOnly(cur, cas, casSet); err != nil {
 		return err
@@ -211,18 +215,38 @@ func (b *mastioBackend) replacePending(ctx context.Context, s logical.Storage, c
 	return nil
 }
 
-// dropPending deletes the pending intermediate key; false when there was
+// dropPending drops the pending intermediate key; false when there was
 // none.
 func (b *mastioBackend) dropPending(ctx context.Context, s logical.Storage) (bool, error) {
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
 	current, err := readPending(ctx, s)
-	if err != nil || current == nil {
+	if err != nil || !current.live() {
 		return false, err
 	}
-	if err := s.Delete(ctx, pendingStorageKey); err != nil {
-		return false, fmt.Errorf("deleting the %s: %w", pendingLabel, err)
+	if err := consumePending(ctx, s, current); err != nil {
+		return false, err
 	}
 	b.Logger().Info("dropped the pending intermediate key", "version", current.Version)
 	return true, nil
+}
+
+// dropPendingKey drops the pending key if it still is key, logging a
+// failure: for a tidy-up that an activation left undone.
+func (b *mastioBackend) dropPendingKey(ctx context.Context, s logical.Storage, key []byte) {
+	b.caLock.Lock()
+	defer b.caLock.Unlock()
+	current, err := readPending(ctx, s)
+	if err == nil && current.live() && bytes.Equal(current.KeyPKCS8, key) {
+		err = consumePending(ctx, s, current)
+	}
+	if err != nil {
+		b.Logger().Warn("could not drop the pending intermediate key, which is already active", "error", err)
+	}
+}
+
+// consumePending replaces the pending entry p with one that keeps only its
+// version. Callers hold caLock (replaceCA's cleanup does).
+func consumePending(ctx context.Context, s logical.Storage, p *pendingEntry) error {
+	return putEntry(ctx, s, pendingStorageKey, "the "+pendingLabel, &pendingEntry{Version: p.Version, CreatedAt: time.Now().UTC()})
 }

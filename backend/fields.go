@@ -162,3 +162,15 @@ func checkPEMOnly(d *framework.FieldData) error {
 	}
 	return nil
 }
+
+// commaList is a comma-list field without its empty entries, as Vault
+// PKI reads "a,,b" and "a,".
+func commaList(d *framework.FieldData, k string) []string {
+	var out []string
+	for _, v := range d.Get(k).([]string) {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

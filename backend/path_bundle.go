@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/hashicorp/vault/sdk/framework"
@@ -46,7 +47,10 @@ type spiffeBundle struct {
 // the Org CA, so it stays the same while intermediates rotate.
 func bundleJSON(org *issuer) ([]byte, error) {
 	key := jose.JSONWebKey{Key: org.cert.PublicKey, Certificates: []*x509.Certificate{org.cert}, Use: "x509-svid"}
-	body, err := json.Marshal(spiffeBundle{Keys: []jose.JSONWebKey{key}, Sequence: uint64(org.version), RefreshHint: bundleRefreshHint})
+	// The Org CA's NotBefore, in seconds: it rises when the Org CA is
+	// replaced, and a root mount and its issuing mounts agree on it (their
+	// entries' versions need not).
+	body, err := json.Marshal(spiffeBundle{Keys: []jose.JSONWebKey{key}, Sequence: uint64(org.cert.NotBefore.Unix()), RefreshHint: bundleRefreshHint})
 	if err != nil {
 		return nil, fmt.Errorf("encoding the SPIFFE bundle: %w", err)
 	}
@@ -65,10 +69,8 @@ func (b *mastioBackend) pathBundleRead(ctx context.Context, req *logical.Request
 	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	status := http.StatusOK
-	for _, v := range req.Headers["If-None-Match"] {
-		if v == etag || v == "*" {
-			status, body = http.StatusNotModified, nil
-		}
+	if etagMatches(req.Headers["If-None-Match"], etag) {
+		status, body = http.StatusNotModified, nil
 	}
 	data := map[string]any{
 		logical.HTTPContentType:        "application/json",
@@ -92,8 +94,9 @@ const pathBundleHelpSyn = `The trust domain's SPIFFE trust bundle. Readable with
 
 const pathBundleHelpDesc = `
 The SPIFFE bundle (JWK Set, one key with use=x509-svid and the Org CA
-certificate in x5c; spiffe_sequence is the Org CA's version) for
-go-spiffe's spiffebundle, SPIRE's federation and any relying party. It
+certificate in x5c) for
+go-spiffe's spiffebundle, SPIRE's federation and any relying party;
+spiffe_sequence is the Org CA's NotBefore in Unix seconds. It
 holds the trust anchor only, so it does not change while intermediates
 rotate, and an issuing mount that holds the Org CA as anchor serves the
 same bundle as the root mount.
@@ -105,3 +108,17 @@ If-None-Match gets 304, once the mount is tuned to let the headers through:
         -passthrough-request-headers=If-None-Match mastio-ca/
     $ curl -i $VAULT_ADDR/v1/mastio-ca/bundle
 `
+
+// etagMatches reports whether an If-None-Match header (RFC 9110 13.1.2:
+// "*", or a comma list of tags, weak ones with W/) names etag.
+func etagMatches(header []string, etag string) bool {
+	for _, h := range header {
+		for _, tag := range strings.Split(h, ",") {
+			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+			if tag == etag || tag == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}

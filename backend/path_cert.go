@@ -101,7 +101,9 @@ const pathCertHelpSyn = `The Org CA certificate and its metadata. Readable witho
 const pathCertHelpDesc = `
 Returns the Org CA certificate (certificate), the chain from it upwards
 (ca_chain), its SHA-256 fingerprint, serial, validity, key type and size,
-whether it was generated here or imported (source) and its version, which
+whether it was generated here or imported (source; anchor on an issuing
+mount, which holds the certificate only, its key being on the root mount:
+docs/spiffe.md) and its version, which
 is the value cas must carry to replace it, and whether the KV mirror may
 serve its key (kv_export). 404 when no CA exists.
 

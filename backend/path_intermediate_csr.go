@@ -83,7 +83,7 @@ func pathIntermediatePending(b *mastioBackend) *framework.Path {
 
 func (b *mastioBackend) pathIntermediatePendingRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	p, err := readPending(ctx, req.Storage)
-	if err != nil || p == nil {
+	if err != nil || !p.live() {
 		return nil, err
 	}
 	return &logical.Response{Data: pendingResponseData(p)}, nil
@@ -123,7 +123,11 @@ func pathIntermediateSetSigned(b *mastioBackend) *framework.Path {
 			},
 			"cas": {
 				Type:        framework.TypeInt,
-				Description: "Optional: activate only if the current intermediate's version is this (0: none is active).",
+				Description: "Create-only, as generate: none activates the first intermediate; replacing an active one (a rotation) takes its version.",
+			},
+			"org_ca_cas": {
+				Type:        framework.TypeInt,
+				Description: "Replace this mount's Org CA certificate (source anchor) of this version with the one in ca_chain, after the root replaced its Org CA.",
 			},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
@@ -154,6 +158,9 @@ func (b *mastioBackend) pathIntermediateSetSignedWrite(ctx context.Context, req 
 		r.grace = time.Duration(v.(int)) * time.Second
 	}
 	r.cas, r.casSet = casOf(d)
+	if v, ok := d.GetOk("org_ca_cas"); ok {
+		r.orgCAS, r.orgCASSet = v.(int), true
+	}
 	act, err := b.setSignedIntermediate(ctx, req.Storage, r)
 	if err != nil {
 		return respondErr(err)
@@ -223,10 +230,14 @@ intermediate/generate and intermediate/rotate do not (they need the key).
 On a mount that has an Org CA, ca_chain may be omitted and, if given, must
 be that Org CA.
 
-With an intermediate active this is a rotation: the current one is
-rotated out with grace_period (default 14 days) and its key signs the
-continuity proof over the new certificate, exactly as intermediate/rotate.
-A retry after success answers unchanged=true.
+Create-only like generate: with an intermediate active, this is a
+rotation and takes cas equal to its version. The current one is rotated
+out with grace_period (default 14 days) and its key signs the continuity
+proof over the new certificate, exactly as intermediate/rotate. A retry
+after success answers unchanged=true.
+
+After the root replaced its Org CA, org_ca_cas (the version of this
+mount's anchor, as cert shows it) lets ca_chain bring the new one.
 
 Example:
 

@@ -26,7 +26,7 @@ func pathRootSignIntermediate(b *mastioBackend) *framework.Path {
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix},
 		Fields: map[string]*framework.FieldSchema{
 			"csr":                  {Type: framework.TypeString, Description: "The PEM CSR of the CA to sign (a SPIRE server's, an issuing mount's intermediate/generate-csr)."},
-			"common_name":          {Type: framework.TypeString, Description: "Ignored unless root/profile allow_requested_common_name: the subject comes from root/profile."},
+			"common_name":          {Type: framework.TypeString, Description: "The CN asked for (else the CSR's): used when root/profile allowed_common_names admits it, else the profile's common_name."},
 			"organization":         commaField("Ignored: O is always the mount's org_id."),
 			"ou":                   commaField("Ignored: the subject comes from root/profile."),
 			"country":              commaField("Ignored: the subject comes from root/profile."),
@@ -36,9 +36,9 @@ func pathRootSignIntermediate(b *mastioBackend) *framework.Path {
 			"postal_code":          commaField("Ignored: the subject comes from root/profile."),
 			"serial_number":        {Type: framework.TypeString, Description: "Ignored (a subject serialNumber): the subject comes from root/profile."},
 			"uri_sans":             commaField("Empty, or exactly spiffe://<trust domain>: the only URI SAN a signed CA carries (always)."),
-			"alt_names":            commaField("Must be empty: a signed CA gets no DNS names."),
-			"ip_sans":              commaField("Must be empty: a signed CA gets no IP addresses."),
-			"other_sans":           commaField("Must be empty."),
+			"alt_names":            commaField("Not copied (with a warning): a signed CA gets no DNS names."),
+			"ip_sans":              commaField("Not copied (with a warning): a signed CA gets no IP addresses."),
+			"other_sans":           commaField("Not copied (with a warning)."),
 			"ttl":                  {Type: framework.TypeDurationSecond, Description: "Validity: integer seconds or a duration. Default root/profile ttl; capped at its max_ttl and at the Org CA's NotAfter (with a warning)."},
 			"not_after":            {Type: framework.TypeString, Description: "Not supported: pass ttl."},
 			"format":               {Type: framework.TypeString, Description: "pem (the default) only."},
@@ -48,8 +48,8 @@ func pathRootSignIntermediate(b *mastioBackend) *framework.Path {
 			"key_usage":            commaField("CertSign and CRLSign always; DigitalSignature only when root/profile allow_digital_signature."),
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
-			// Signing writes nothing, but not on the signing router: a
-			// CA is signed rarely, and its forwarding follows generate's.
+			// Signing writes nothing, so it is not forwarded; not on the
+			// signing router either: a CA is signed rarely.
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:     b.pathRootSignIntermediateWrite,
 				Summary:      "Sign another CA's CSR with the Org CA under root/profile (Vault PKI's request and response shape).",
@@ -71,20 +71,15 @@ func (b *mastioBackend) pathRootSignIntermediateWrite(ctx context.Context, req *
 	if d.Get("use_csr_values").(bool) {
 		return respondErr(issuing.Inputf("use_csr_values=true is refused: a signed CA's subject, names and extensions come from root/profile, never from the CSR"))
 	}
-	csr, err := issuing.ParseCSR(d.Get("csr").(string))
-	if err != nil {
-		return respondErr(err)
-	}
-	signed, org, err := b.signIntermediate(ctx, req.Storage, issuing.IntermediateRequest{
-		CSR:        csr,
+	signed, org, err := b.signIntermediate(ctx, req.Storage, d.Get("csr").(string), issuing.IntermediateRequest{
 		CommonName: d.Get("common_name").(string),
-		URISANs:    d.Get("uri_sans").([]string),
-		AltNames:   d.Get("alt_names").([]string),
-		IPSANs:     d.Get("ip_sans").([]string),
-		OtherSANs:  d.Get("other_sans").([]string),
+		URISANs:    commaList(d, "uri_sans"),
+		AltNames:   commaList(d, "alt_names"),
+		IPSANs:     commaList(d, "ip_sans"),
+		OtherSANs:  commaList(d, "other_sans"),
 		TTL:        time.Duration(d.Get("ttl").(int)) * time.Second,
 		PathLen:    d.Get("max_path_length").(int),
-		KeyUsage:   d.Get("key_usage").([]string),
+		KeyUsage:   commaList(d, "key_usage"),
 	})
 	if err != nil {
 		return respondErr(err)
@@ -111,13 +106,13 @@ func pathRootProfile(b *mastioBackend) *framework.Path {
 		Pattern:      "root/profile",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix},
 		Fields: map[string]*framework.FieldSchema{
-			"common_name":                 {Type: framework.TypeString, Description: "CN template of signed CAs ({{org_id}}, {{trust_domain}}). Default '{{org_id}} Intermediate CA'."},
-			"allow_requested_common_name": {Type: framework.TypeBool, Description: "Use the request's common_name (else the CSR's) when one is given. Default false."},
-			"ttl":                         {Type: framework.TypeDurationSecond, Description: "Validity when a request gives none. Default 8760h (1 year); at least 1h."},
-			"max_ttl":                     {Type: framework.TypeDurationSecond, Description: "Longest validity; longer requests are capped with a warning. Default 43800h (5 years)."},
-			"max_path_length":             {Type: framework.TypeInt, Description: "The signed CA's pathLen (a request may ask for less). Default 0, at most 3, and below the Org CA's."},
-			"allow_digital_signature":     {Type: framework.TypeBool, Description: "Let a request add keyUsage digitalSignature (key_usage=DigitalSignature). Default false."},
-			"uri_name_constraint":         {Type: framework.TypeBool, Description: "Add a critical nameConstraints extension permitting URI SANs in the trust domain only. Default false."},
+			"common_name":             {Type: framework.TypeString, Description: "CN template of signed CAs ({{org_id}}, {{trust_domain}}). Default '{{org_id}} Intermediate CA'."},
+			"allowed_common_names":    commaField("CNs a request may ask for instead (its common_name, else the CSR's): exact, or a prefix ending in *; {{org_id}}, {{trust_domain}}. Default '{{org_id}} Mastio CA' (what an issuing mount's generate-csr asks for)."),
+			"ttl":                     {Type: framework.TypeDurationSecond, Description: "Validity when a request gives none. Default 8760h (1 year); at least 1h."},
+			"max_ttl":                 {Type: framework.TypeDurationSecond, Description: "Longest validity; longer requests are capped with a warning. Default 43800h (5 years)."},
+			"max_path_length":         {Type: framework.TypeInt, Description: "The signed CA's pathLen (a request may ask for less). Default 0, at most 3, and below the Org CA's."},
+			"allow_digital_signature": {Type: framework.TypeBool, Description: "Let a request add keyUsage digitalSignature (key_usage=DigitalSignature). Default false."},
+			"uri_name_constraint":     {Type: framework.TypeBool, Description: "Add a critical nameConstraints extension permitting URI SANs in the trust domain only. Default false."},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -140,13 +135,13 @@ func pathRootProfile(b *mastioBackend) *framework.Path {
 
 func profileResponseData(p *issuing.IntermediateProfile) map[string]any {
 	return map[string]any{
-		"common_name":                 p.CommonName,
-		"allow_requested_common_name": p.AllowRequestedCommonName,
-		"ttl":                         int64(p.TTL / time.Second),
-		"max_ttl":                     int64(p.MaxTTL / time.Second),
-		"max_path_length":             p.MaxPathLength,
-		"allow_digital_signature":     p.AllowDigitalSignature,
-		"uri_name_constraint":         p.URINameConstraint,
+		"common_name":             p.CommonName,
+		"allowed_common_names":    p.AllowedCommonNames,
+		"ttl":                     int64(p.TTL / time.Second),
+		"max_ttl":                 int64(p.MaxTTL / time.Second),
+		"max_path_length":         p.MaxPathLength,
+		"allow_digital_signature": p.AllowDigitalSignature,
+		"uri_name_constraint":     p.URINameConstraint,
 	}
 }
 
@@ -166,8 +161,8 @@ func (b *mastioBackend) pathRootProfileWrite(ctx context.Context, req *logical.R
 		if v, ok := d.GetOk("common_name"); ok {
 			p.CommonName = v.(string)
 		}
-		if v, ok := d.GetOk("allow_requested_common_name"); ok {
-			p.AllowRequestedCommonName = v.(bool)
+		if _, ok := d.GetOk("allowed_common_names"); ok {
+			p.AllowedCommonNames = commaList(d, "allowed_common_names")
 		}
 		if v, ok := d.GetOk("ttl"); ok {
 			p.TTL = time.Duration(v.(int)) * time.Second
@@ -202,17 +197,21 @@ key (EC P-256/384/521, RSA 2048-8192, Ed25519). The certificate is always:
     max_path_length (default 0), which must stay below the Org CA's;
   - keyUsage keyCertSign + cRLSign (critical), + digitalSignature only when
     asked (key_usage) and allowed (allow_digital_signature);
-  - subject CN from root/profile, O=<org_id>;
+  - subject CN from root/profile: the CN asked for (common_name, else the
+    CSR's) when allowed_common_names admits it, else its common_name
+    template; O=<org_id>;
   - one URI SAN, spiffe://<trust domain>, and, with uri_name_constraint, a
     critical name constraint permitting URIs in that trust domain only;
   - valid for ttl (integer seconds or a duration; default root/profile
     ttl), capped at max_ttl and at the Org CA's NotAfter with a warning.
 
 The request is Vault PKI's, as SPIRE's UpstreamAuthority "vault" and
-cert-manager's Vault issuer (isCA) send it. Subject fields are ignored;
-alt_names, ip_sans, other_sans, a URI other than the trust domain's (in
+cert-manager's Vault issuer (isCA) send it. The other subject fields are
+ignored, and names in alt_names, ip_sans, other_sans or the CSR are not
+copied (a warning says so); a URI other than the trust domain's (in
 uri_sans or in the CSR), use_csr_values=true, not_after and format other
-than pem are refused with a 400.
+than pem are refused with a 400. Vault PKI fields neither client sends
+(signature_bits, permitted_uri_domains, ...) are refused as unknown.
 
 The answer: certificate (one PEM block), issuing_ca (the Org CA),
 ca_chain = [certificate, Org CA, ...], serial_number, expiration (unix
@@ -228,7 +227,8 @@ Example:
 const pathRootProfileHelpSyn = `How this mount's Org CA signs other CAs (root/sign-intermediate).`
 
 const pathRootProfileHelpDesc = `
-The intermediate profile: the CN template of signed CAs, their ttl and
+The intermediate profile: the CN template of signed CAs and the CNs a
+request may ask for instead, their ttl and
 max_ttl, the pathLen they get (max_path_length, default 0), whether a
 request may add digitalSignature, and whether they carry a URI name
 constraint to the trust domain. Read returns the defaults until written.

@@ -73,6 +73,9 @@ func decodeSignRequest(req *logical.Request, d *framework.FieldData, path string
 		return signRequest{}, err
 	}
 	ttl, ttlSet := d.GetOk("ttl")
+	if raw, isString := req.Data["ttl"].(string); isString && raw == "" {
+		ttlSet = false // "ttl": "" is no ttl, as Vault PKI reads it
+	}
 	ttlSeconds, _ := ttl.(int)
 	return signRequest{mount: req.MountPoint, role: d.Get("role").(string), ttl: time.Duration(ttlSeconds) * time.Second, ttlSet: ttlSet}, nil
 }

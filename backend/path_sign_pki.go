@@ -1,9 +1,7 @@
 package backend
 
 import (
-	"bytes"
 	"context"
-	"crypto/x509"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -59,10 +57,10 @@ func (b *mastioBackend) pathSignPKIWrite(ctx context.Context, req *logical.Reque
 	}
 	names := issuing.RequestedNames{
 		CommonName: d.Get("common_name").(string),
-		AltNames:   d.Get("alt_names").([]string),
-		IPSANs:     d.Get("ip_sans").([]string),
-		URISANs:    d.Get("uri_sans").([]string),
-		OtherSANs:  d.Get("other_sans").([]string),
+		AltNames:   commaList(d, "alt_names"),
+		IPSANs:     commaList(d, "ip_sans"),
+		URISANs:    commaList(d, "uri_sans"),
+		OtherSANs:  commaList(d, "other_sans"),
 	}
 	data, warnings, err := b.issue(ctx, req.Storage, sr, func(*issuing.Role, *issuing.URIPattern) (*issuing.LeafRequest, error) {
 		lr, err := issuing.ParseCSR(d.Get("csr").(string))
@@ -80,7 +78,11 @@ func (b *mastioBackend) pathSignPKIWrite(ctx context.Context, req *logical.Reque
 		data["expiration"] = notAfter.Unix()
 	}
 	if d.Get("remove_roots_from_chain").(bool) {
-		data["ca_chain"] = withoutRoots(data["ca_chain"].([]string))
+		if chain := withoutRoots(data["ca_chain"].([]string)); len(chain) > 0 {
+			data["ca_chain"] = chain
+		} else {
+			delete(data, "ca_chain") // as Vault PKI: omitted, never null
+		}
 	}
 	resp := &logical.Response{Data: data}
 	for _, w := range warnings {
@@ -94,16 +96,12 @@ func withoutRoots(chain []string) []string {
 	var out []string
 	for _, p := range chain {
 		certs, err := issuing.ParseCertificatesPEM("ca_chain", p)
-		if err == nil && len(certs) == 1 && isSelfSigned(certs[0]) {
+		if err == nil && len(certs) == 1 && issuing.IsSelfSigned(certs[0]) {
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
-}
-
-func isSelfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil
 }
 
 const pathSignPKIHelpSyn = `Sign a CSR under a role, in Vault PKI's sign/<role> shape (for cert-manager's Vault issuer).`

@@ -58,13 +58,18 @@ func (n caName) storageKey() string { return caPrefix + string(n) }
 // caPrefix: it is a private key.
 const pendingStorageKey = caPrefix + "intermediate-ca-pending"
 
-// pendingEntry is a key waiting for its certificate.
+// pendingEntry is a key waiting for its certificate. Once activated or
+// dropped, the entry stays without key or CSR, keeping its version, so
+// that versions only rise and a stale cas never matches a newer key.
 type pendingEntry struct {
 	Version   int       `json:"version"`
-	KeyPKCS8  []byte    `json:"key_pkcs8"`
-	CSRDER    []byte    `json:"csr_der"`
+	KeyPKCS8  []byte    `json:"key_pkcs8,omitempty"`
+	CSRDER    []byte    `json:"csr_der,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// live reports whether p holds a pending key (p may be nil).
+func (p *pendingEntry) live() bool { return p != nil && len(p.KeyPKCS8) > 0 }
 
 func readPending(ctx context.Context, s logical.Storage) (*pendingEntry, error) {
 	return readEntry[pendingEntry](ctx, s, pendingStorageKey, "the pending intermediate")
@@ -137,6 +142,15 @@ type publishedCert struct {
 	// certificate that replaced it, kept so it can be fetched again during
 	// the grace.
 	ContinuityProof string `json:"continuity_proof"`
+}
+
+// currentOf is current for a parsed CA (nil: none).
+func (n caName) currentOf(is *issuer) issuing.Current {
+	cur := issuing.Current{Label: n.label()}
+	if is != nil {
+		cur.Exists, cur.Version, cur.Fingerprint = true, is.version, issuing.FingerprintSHA256(is.cert.Raw)
+	}
+	return cur
 }
 
 // current is what the check-and-set rules need to know of e (nil: none).

@@ -49,11 +49,18 @@ func (b *mastioBackend) generateIntermediateCSR(ctx context.Context, s logical.S
 // setSignedRequest is intermediate/set-signed's input.
 type setSignedRequest struct {
 	certPEM, chainPEM string
-	// For a rotation (an intermediate is active): as rotateRequest.
+	// cas is the create-only rule on the intermediate: none activates the
+	// first one; replacing an active one (a rotation) takes its version.
+	cas    int
+	casSet bool
+	// For a rotation: as rotateRequest.
 	grace       time.Duration
 	dropEarlier bool
-	cas         int
-	casSet      bool
+	// orgCAS, when set, lets the request replace this mount's anchor (the
+	// Org CA certificate) whose version it is, after the root replaced its
+	// Org CA.
+	orgCAS    int
+	orgCASSet bool
 }
 
 // activation is what set-signed did.
@@ -69,60 +76,97 @@ type activation struct {
 
 // setSignedIntermediate activates the certificate a root mount signed for
 // the pending key. When an intermediate is active it is rotated out, with
-// grace and continuity proof, as intermediate/rotate does.
+// grace and continuity proof, as intermediate/rotate does. On a mount with
+// no Org CA (or with orgCAS, another one) the Org CA certificate is stored
+// first, as the anchor; every check that can refuse the request runs
+// before that write.
 func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Storage, r setSignedRequest) (*activation, error) {
 	if err := issuing.CheckGracePeriod(r.grace); err != nil {
 		return nil, err
 	}
 	now := time.Now()
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	current, err := b.loadIssuer(ctx, s, intermediateCA)
+	if err != nil {
+		return nil, err
+	}
 	pending, err := readPending(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	if pending == nil {
+	if !pending.live() {
 		// A retry of a set-signed that succeeded finds its certificate
 		// active and nothing pending.
-		if cur, err := b.loadIssuer(ctx, s, intermediateCA); err != nil {
-			return nil, err
-		} else if cur != nil && firstCertIs(r.certPEM, cur.cert) {
-			return &activation{is: cur, unchanged: true}, nil
+		if current != nil && firstCertIs(r.certPEM, current.cert) {
+			return &activation{is: current, unchanged: true}, nil
 		}
 		return nil, issuing.NotFoundf("no intermediate key is pending: write intermediate/generate-csr first, and have the root mount sign that CSR")
 	}
-	si, err := issuing.ValidateSignedIntermediate(pending.KeyPKCS8, r.certPEM, r.chainPEM, now)
+	si, err := issuing.ValidateSignedIntermediate(pending.KeyPKCS8, r.certPEM, r.chainPEM, cfg.TrustDomain, now)
 	if err != nil {
 		return nil, err
 	}
-	act := &activation{}
+	if current != nil && bytes.Equal(current.cert.RawSubjectPublicKeyInfo, si.CA.Cert.RawSubjectPublicKeyInfo) {
+		// The pending key is already the active one (its tidy-up after
+		// an activation did not land): never rotate a key out for itself.
+		if !current.cert.Equal(si.CA.Cert) {
+			return nil, issuing.Conflictf("the pending key is already the active intermediate's, with another certificate: start a new round with intermediate/generate-csr")
+		}
+		b.dropPendingKey(ctx, s, pending.KeyPKCS8)
+		return &activation{is: current, unchanged: true}, nil
+	}
+	// The cas rule and the rotation bound, before anything is written;
+	// replaceCA applies both again under the lock.
+	cur := intermediateCA.currentOf(current)
+	if err := issuing.CheckCreateOnly(cur, r.cas, r.casSet); err != nil {
+		return nil, err
+	}
 	org, err := b.loadIssuer(ctx, s, orgCA)
 	if err != nil {
 		return nil, err
 	}
+	act := &activation{}
 	switch {
 	case org == nil && si.OrgCA == nil:
 		return nil, issuing.Inputf("this mount has no Org CA: pass the Org CA certificate (the root mount's cert/pem) in ca_chain, or after the certificate")
-	case org == nil:
-		if act.anchorInstalled, err = b.installAnchor(ctx, s, si.OrgCA, si.OrgCAChain); err != nil {
+	case org != nil && (si.OrgCA == nil || si.OrgCA.Equal(org.cert)):
+		// The mount's own Org CA: checked against it under the lock.
+	case org != nil && org.signer != nil:
+		return nil, issuing.Inputf("the certificate comes with the Org CA sha256 %s, and this mount holds the key of another Org CA (sha256 %s): set-signed serves issuing mounts", issuing.FingerprintSHA256(si.OrgCA.Raw), issuing.FingerprintSHA256(org.cert.Raw))
+	case org != nil && !r.orgCASSet:
+		return nil, issuing.Inputf("the certificate comes with the Org CA sha256 %s, not this mount's (sha256 %s, version %d): after the root replaced its Org CA, pass org_ca_cas=%d to replace it here", issuing.FingerprintSHA256(si.OrgCA.Raw), issuing.FingerprintSHA256(org.cert.Raw), org.version, org.version)
+	default:
+		if current != nil {
+			// A rotation under a replaced Org CA: the rotation bound too.
+			e, err := readCA(ctx, s, intermediateCA)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkRetireRoom(e, r.dropEarlier, now); err != nil {
+				return nil, err
+			}
+		}
+		if act.anchorInstalled, err = b.installAnchor(ctx, s, si.OrgCA, si.OrgCAChain, r.orgCAS, r.orgCASSet); err != nil {
 			return nil, err
 		}
-	case si.OrgCA != nil && !si.OrgCA.Equal(org.cert):
-		return nil, issuing.Inputf("the certificate comes with the Org CA sha256 %s, not this mount's Org CA (sha256 %s)", issuing.FingerprintSHA256(si.OrgCA.Raw), issuing.FingerprintSHA256(org.cert.Raw))
 	}
 	rot := &rotation{}
 	is, _, err := b.replaceCA(ctx, s, caChange{
-		name: intermediateCA, mode: casIfGiven, cas: r.cas, casSet: r.casSet, staged: true,
-		check: func(current *caEntry) (bool, error) {
+		name: intermediateCA, mode: casCreateOnly, cas: r.cas, casSet: r.casSet, staged: true,
+		check: func(*caEntry) (bool, error) {
 			// Under caLock: neither the pending key nor the Org CA can
 			// change now.
 			p, err := readPending(ctx, s)
 			if err != nil {
 				return false, err
 			}
-			if p == nil || !bytes.Equal(p.KeyPKCS8, pending.KeyPKCS8) {
+			if !p.live() || !bytes.Equal(p.KeyPKCS8, pending.KeyPKCS8) {
 				return false, issuing.Conflictf("the pending intermediate key changed while this request ran (another generate-csr or set-signed); read intermediate/pending and retry")
 			}
-			org, err := b.readOrgIssuer(ctx, s)
-			if err != nil {
+			if org, err = b.readOrgIssuer(ctx, s); err != nil {
 				return false, err
 			}
 			if org == nil {
@@ -131,12 +175,7 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 			return false, si.CA.CheckIntermediateOf(org.cert, org.chain)
 		},
 		next: func(current *caEntry) (*caEntry, error) {
-			next := &caEntry{Source: sourceGenerated, KeyPKCS8: pending.KeyPKCS8, CertDER: si.CA.Cert.Raw, ChainDER: si.CA.ChainDER, CreatedAt: now.UTC()}
-			org, err := b.readOrgIssuer(ctx, s)
-			if err != nil {
-				return nil, err
-			}
-			next.OrgID = org.orgID
+			next := &caEntry{Source: sourceGenerated, OrgID: org.orgID, KeyPKCS8: pending.KeyPKCS8, CertDER: si.CA.Cert.Raw, ChainDER: issuerChainDER(org), CreatedAt: now.UTC()}
 			if current == nil {
 				return next, nil
 			}
@@ -150,7 +189,7 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 			act.rot = rot
 			return next, retireInto(rot, next, current, old, r.grace, r.dropEarlier, now)
 		},
-		cleanup: func() error { return s.Delete(ctx, pendingStorageKey) },
+		cleanup: func() error { return consumePending(ctx, s, pending) },
 		event:   "activated the Mastio Intermediate CA signed by the root mount",
 		logArgs: func() []any {
 			if act.rot == nil {
@@ -166,10 +205,20 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 	return act, nil
 }
 
+// issuerChainDER is the chain of a CA org signs: org, then the CAs above it.
+func issuerChainDER(org *issuer) [][]byte {
+	chain := [][]byte{org.cert.Raw}
+	for _, c := range org.chain {
+		chain = append(chain, c.Raw)
+	}
+	return chain
+}
+
 // installAnchor stores org, whose chain upwards is chain, as this mount's
-// Org CA: its certificate only (create-only; the same certificate again
-// is a success). It reports whether it wrote.
-func (b *mastioBackend) installAnchor(ctx context.Context, s logical.Storage, org *x509.Certificate, chain []*x509.Certificate) (bool, error) {
+// Org CA: its certificate only. Create-only: the same certificate again is
+// a success; cas replaces an anchor of that version. It reports whether it
+// wrote.
+func (b *mastioBackend) installAnchor(ctx context.Context, s logical.Storage, org *x509.Certificate, chain []*x509.Certificate, cas int, casSet bool) (bool, error) {
 	cfg, err := readConfig(ctx, s)
 	if err != nil {
 		return false, err
@@ -183,8 +232,11 @@ func (b *mastioBackend) installAnchor(ctx context.Context, s logical.Storage, or
 		chainDER = append(chainDER, c.Raw)
 	}
 	_, unchanged, err := b.replaceCA(ctx, s, caChange{
-		name: orgCA, mode: casCreateOnly,
+		name: orgCA, mode: casCreateOnly, cas: cas, casSet: casSet,
 		check: func(current *caEntry) (bool, error) {
+			if current != nil && current.Source != sourceAnchor && !bytes.Equal(current.CertDER, org.Raw) {
+				return false, issuing.Inputf("this mount holds the key of its Org CA: an anchor cannot replace it")
+			}
 			return current != nil && bytes.Equal(current.CertDER, org.Raw), nil
 		},
 		next: func(*caEntry) (*caEntry, error) {
@@ -204,7 +256,7 @@ func firstCertIs(text string, c *x509.Certificate) bool {
 // signIntermediate has this mount's Org CA sign another CA's CSR under the
 // mount's intermediate profile (root/sign-intermediate). It writes
 // nothing.
-func (b *mastioBackend) signIntermediate(ctx context.Context, s logical.Storage, r issuing.IntermediateRequest) (*issuing.SignedCA, *issuer, error) {
+func (b *mastioBackend) signIntermediate(ctx context.Context, s logical.Storage, csrPEM string, r issuing.IntermediateRequest) (*issuing.SignedCA, *issuer, error) {
 	cfg, err := b.cachedConfig(ctx, s)
 	if err != nil {
 		return nil, nil, err
@@ -221,6 +273,11 @@ func (b *mastioBackend) signIntermediate(ctx context.Context, s logical.Storage,
 	}
 	profile, err := readProfile(ctx, s)
 	if err != nil {
+		return nil, nil, err
+	}
+	// Parsed only now that the mount can sign: a refused request costs no
+	// signature check.
+	if r.CSR, err = issuing.ParseCSR(csrPEM); err != nil {
 		return nil, nil, err
 	}
 	signed, err := issuing.SignIntermediate(profile, r, issuing.Parent{Cert: org.cert, Signer: org.signer}, org.chain, org.orgID, cfg.TrustDomain, time.Now())

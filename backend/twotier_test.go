@@ -225,8 +225,9 @@ func TestTwoTier_SetSignedRefusals(t *testing.T) {
 	iss.write(t, "intermediate/set-signed", map[string]any{"certificate": good.Data["certificate"], "ca_chain": rootPEM})
 	csr2 := iss.write(t, "intermediate/generate-csr", nil).Data["csr"].(string)
 	foreign := root2.write(t, "root/sign-intermediate", map[string]any{"csr": csr2})
-	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": foreign.Data["certificate"], "ca_chain": root2.read(t, "cert").Data["certificate"]}, http.StatusBadRequest, "not this mount's Org CA")
-	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": foreign.Data["certificate"]}, http.StatusBadRequest, "does not chain to the stored Org CA")
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": foreign.Data["certificate"]}, http.StatusConflict, "create-only: pass cas=1")
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": foreign.Data["certificate"], "ca_chain": root2.read(t, "cert").Data["certificate"], "cas": 1}, http.StatusBadRequest, "pass org_ca_cas=1")
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": foreign.Data["certificate"], "cas": 1}, http.StatusBadRequest, "does not chain to the stored Org CA")
 	// cas replaces the pending key; delete drops it.
 	iss.write(t, "intermediate/generate-csr", map[string]any{"cas": 1})
 	mustOK(t, request(t, iss.b, iss.s, logical.DeleteOperation, "intermediate/pending", nil))
@@ -275,13 +276,16 @@ func TestRootSignIntermediate_SPIREShape(t *testing.T) {
 	}
 
 	root.write(t, "root/profile", map[string]any{"allow_digital_signature": false})
+	// cert-manager's isCA request lists the CSR's names: not copied, a warning.
+	named := root.write(t, "root/sign-intermediate", map[string]any{"csr": csr, "alt_names": "spire.example,", "ip_sans": "10.0.0.1"})
+	if c := testpki.ParseCertPEM(t, named.Data["certificate"].(string)); len(c.DNSNames)+len(c.IPAddresses) != 0 || len(named.Warnings) == 0 || !strings.Contains(named.Warnings[0], "not copied") {
+		t.Fatalf("alt_names/ip_sans on a CA: DNS %v IP %v, warnings %v", c.DNSNames, c.IPAddresses, named.Warnings)
+	}
 	before := snapshot(t, root.s)
 	for _, bad := range []struct {
 		data map[string]any
 		want string
 	}{
-		{map[string]any{"csr": csr, "alt_names": "spire.example"}, "alt_names asks for 1 names"},
-		{map[string]any{"csr": csr, "ip_sans": "10.0.0.1"}, "ip_sans"},
 		{map[string]any{"csr": csr, "uri_sans": "spiffe://other.example"}, "exactly spiffe://cullis.local"},
 		{map[string]any{"csr": testpki.MakeCSR(t, testpki.CSR{URIs: []string{"spiffe://other.example"}})}, "this mount's trust domain is cullis.local"},
 		{map[string]any{"csr": csr, "use_csr_values": "true"}, "use_csr_values"},
@@ -385,7 +389,7 @@ func TestBundle_SPIFFEFormatAndETag(t *testing.T) {
 	if auth := b.X509Authorities(); len(auth) != 1 || !auth[0].Equal(org) {
 		t.Fatalf("bundle authorities: %d", len(auth))
 	}
-	if seq, ok := b.SequenceNumber(); !ok || seq != 1 {
+	if seq, ok := b.SequenceNumber(); !ok || seq != uint64(org.NotBefore.Unix()) {
 		t.Fatalf("spiffe_sequence %d %v", seq, ok)
 	}
 	etag := resp.Headers["ETag"][0]
@@ -402,5 +406,108 @@ func TestBundle_SPIFFEFormatAndETag(t *testing.T) {
 	m.write(t, "generate", map[string]any{"org_id": "acme", "cas": 1})
 	if changed := m.read(t, "bundle"); changed.Headers["ETag"][0] == etag {
 		t.Fatalf("a new Org CA kept the ETag")
+	}
+}
+
+// The review's cases: nothing is written by a refused set-signed, a key is
+// never rotated out for itself, rotations take cas, versions only rise,
+// and an issuing mount follows its root to a new Org CA.
+func TestTwoTier_SetSignedCustody(t *testing.T) {
+	root, iss := newTestMount(t), newTestMount(t)
+	root.write(t, "generate", map[string]any{"org_id": "acme"})
+	iss.write(t, "config", map[string]any{"org_id": "acme"})
+	rootPEM := root.read(t, "cert").Data["certificate"].(string)
+	csr := iss.write(t, "intermediate/generate-csr", nil).Data["csr"].(string)
+	signed := root.write(t, "root/sign-intermediate", map[string]any{"csr": csr})
+	before := snapshot(t, iss.s)
+	// A refusal after the anchor would have been stored writes nothing.
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"], "ca_chain": rootPEM, "cas": 5}, http.StatusConflict, "check-and-set failed")
+	assertUnchanged(t, before, iss.s)
+
+	first := iss.write(t, "intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"], "ca_chain": rootPEM})
+	// The pending key's tidy-up did not land: a retry, even with another
+	// certificate for the same key, never rotates the key out for itself.
+	e, _ := iss.s.Get(t.Context(), caPrefix+"intermediate-ca")
+	var active caEntry
+	_ = e.DecodeJSON(&active)
+	_ = putEntry(t.Context(), iss.s, pendingStorageKey, "pending", &pendingEntry{Version: 1, KeyPKCS8: active.KeyPKCS8, CSRDER: []byte("x")})
+	again := iss.write(t, "intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"]})
+	if again.Data["unchanged"] != true || again.Data["version"] != first.Data["version"] {
+		t.Fatalf("retry with the pending key active: unchanged %v, version %v", again.Data["unchanged"], again.Data["version"])
+	}
+	if resp := request(t, iss.b, iss.s, logical.ReadOperation, "intermediate/pending", nil); resp != nil {
+		t.Fatalf("the leftover pending key was not dropped")
+	}
+
+	// A rotation without cas is refused; the pending versions only rise.
+	next := iss.write(t, "intermediate/generate-csr", nil)
+	if next.Data["version"] != 2 {
+		t.Fatalf("the pending version after one round is %v, want 2", next.Data["version"])
+	}
+	rotated := root.write(t, "root/sign-intermediate", map[string]any{"csr": next.Data["csr"]})
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": rotated.Data["certificate"]}, http.StatusConflict, "pass cas=1")
+	mustOK(t, request(t, iss.b, iss.s, logical.DeleteOperation, "intermediate/pending", nil))
+	assertRefused(t, iss.b, iss.s, "intermediate/generate-csr", map[string]any{"cas": 2}, http.StatusConflict, "check-and-set failed")
+
+	// The root replaces its Org CA: the issuing mount follows with
+	// org_ca_cas, and the new intermediate rotates the old one out.
+	root.write(t, "generate", map[string]any{"org_id": "acme", "cas": 1})
+	newRoot := root.read(t, "cert").Data["certificate"].(string)
+	csr3 := iss.write(t, "intermediate/generate-csr", nil).Data["csr"].(string)
+	under := root.write(t, "root/sign-intermediate", map[string]any{"csr": csr3})
+	before = snapshot(t, iss.s)
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": under.Data["certificate"], "ca_chain": newRoot, "cas": 1}, http.StatusBadRequest, "pass org_ca_cas=1")
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": under.Data["certificate"], "ca_chain": newRoot, "org_ca_cas": 1}, http.StatusConflict, "pass cas=1")
+	assertUnchanged(t, before, iss.s)
+	moved := iss.write(t, "intermediate/set-signed", map[string]any{"certificate": under.Data["certificate"], "ca_chain": newRoot, "org_ca_cas": 1, "cas": 1})
+	if moved.Data["org_ca_installed"] != true || moved.Data["continuity_proof"] == nil || iss.read(t, "cert").Data["certificate"] != newRoot {
+		t.Fatalf("following the new Org CA: installed %v, proof %v", moved.Data["org_ca_installed"], moved.Data["continuity_proof"])
+	}
+	verifyLeaf(t, iss.write(t, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "after")}), newRoot)
+	// A root mount is never turned into an issuing one.
+	csr4 := root.write(t, "intermediate/generate-csr", nil).Data["csr"].(string)
+	other := newTestMount(t)
+	other.write(t, "generate", map[string]any{"org_id": "acme"})
+	byOther := other.write(t, "root/sign-intermediate", map[string]any{"csr": csr4})
+	assertRefused(t, root.b, root.s, "intermediate/set-signed", map[string]any{"certificate": byOther.Data["certificate"], "ca_chain": other.read(t, "cert").Data["certificate"], "org_ca_cas": 2}, http.StatusBadRequest, "holds the key of another Org CA")
+}
+
+// Vault PKI's readings of what cert-manager and SPIRE may send.
+func TestSignPKI_VaultReadings(t *testing.T) {
+	m := newTestMount(t)
+	m.write(t, "generate", map[string]any{"org_id": "acme"})
+	m.write(t, "roles/k8s", map[string]any{"uri_san_pattern": "spiffe://{{trust_domain}}/{{org_id}}/*", "ttl": "24h", "max_ttl": "720h"})
+	web := "spiffe://cullis.local/acme/web"
+	csr := testpki.MakeCSR(t, testpki.CSR{URIs: []string{web}})
+	// ttl "" is no ttl; "a," is the list [a]; with the Org CA as the only
+	// issuer, remove_roots_from_chain leaves no ca_chain at all, not null.
+	resp := m.write(t, "sign/k8s", map[string]any{"csr": csr, "ttl": "", "uri_sans": web + ",", "remove_roots_from_chain": true})
+	leaf := testpki.ParseCertPEM(t, resp.Data["certificate"].(string))
+	if d := leaf.NotAfter.Sub(leaf.NotBefore); d > 24*time.Hour+10*time.Minute {
+		t.Fatalf("ttl \"\": valid %s, want the role's 24h", d)
+	}
+	if _, ok := resp.Data["ca_chain"]; ok {
+		t.Fatalf("ca_chain present without any non-root issuer: %v", resp.Data["ca_chain"])
+	}
+	// A long list costs one lookup per name.
+	long := strings.Repeat("x.example,", 50000)
+	assertRefused(t, m.b, m.s, "sign/k8s", map[string]any{"csr": csr, "alt_names": long}, http.StatusBadRequest, "x.example")
+}
+
+func TestBundle_IfNoneMatchForms(t *testing.T) {
+	for _, c := range []struct {
+		header []string
+		want   bool
+	}{
+		{[]string{`"abc"`}, true},
+		{[]string{`"x", "abc"`}, true},
+		{[]string{`W/"abc"`}, true},
+		{[]string{`*`}, true},
+		{[]string{`"abd"`}, false},
+		{nil, false},
+	} {
+		if got := etagMatches(c.header, `"abc"`); got != c.want {
+			t.Errorf("If-None-Match %q: %v, want %v", c.header, got, c.want)
+		}
 	}
 }

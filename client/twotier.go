@@ -120,12 +120,20 @@ func (c *Client) SignIntermediate(ctx context.Context, csrPEM []byte, ttl time.D
 	return &SignedCA{Certificate: cert, CertificatePEM: w.Certificate, ChainPEM: w.CAChain, Warnings: s.Warnings}, nil
 }
 
-// SetSignedOptions are the options of intermediate/set-signed when it
-// rotates an active intermediate out.
+// SetSignedOptions are the options of intermediate/set-signed.
 type SetSignedOptions struct {
-	GracePeriod time.Duration // 0: the engine's 14 days
-	// CAS activates only if the current intermediate's version is this.
+	// CAS is the create-only rule: nil activates the first intermediate;
+	// a rotation (an intermediate is active) takes its version.
 	CAS *int
+	// Grace is how long a rotated-out intermediate stays published; nil
+	// is the engine's 14 days, 0 ends it now (after a compromise).
+	Grace *time.Duration
+	// DropEarlier ends the grace of every earlier rotated-out one too.
+	DropEarlier bool
+	// OrgCACAS replaces this mount's Org CA certificate (an anchor) of
+	// that version by the one in chainPEM, after the root replaced its
+	// Org CA.
+	OrgCACAS *int
 }
 
 // SetSignedIntermediate activates, on this (issuing) mount, the
@@ -138,11 +146,17 @@ func (c *Client) SetSignedIntermediate(ctx context.Context, certPEM string, chai
 	if len(chainPEM) > 0 {
 		data["ca_chain"] = strings.Join(chainPEM, "\n")
 	}
-	if opts.GracePeriod != 0 {
-		data["grace_period"] = int64(opts.GracePeriod / time.Second)
+	if opts.Grace != nil {
+		data["grace_period"] = int64(*opts.Grace / time.Second)
+	}
+	if opts.DropEarlier {
+		data["drop_earlier"] = true
 	}
 	if opts.CAS != nil {
 		data["cas"] = *opts.CAS
+	}
+	if opts.OrgCACAS != nil {
+		data["org_ca_cas"] = *opts.OrgCACAS
 	}
 	return c.writeIntermediate(ctx, opSetSignedIntermediate, "intermediate/set-signed", data)
 }

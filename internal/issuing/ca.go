@@ -206,6 +206,15 @@ type ImportedCA struct {
 	KeyPKCS8 []byte
 	Cert     *x509.Certificate
 	ChainDER [][]byte
+	// Field names the certificate in messages ("" is cert_pem).
+	Field string
+}
+
+func (ic *ImportedCA) field() string {
+	if ic.Field == "" {
+		return "cert_pem"
+	}
+	return ic.Field
 }
 
 // ValidateImport checks an import request: the key parses and is strong
@@ -236,20 +245,8 @@ func ValidateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*ImportedC
 	if !PublicKeysEqual(key.Public(), cert.PublicKey) {
 		return nil, Inputf("key_pem does not match cert_pem: the certificate's public key is not the key's")
 	}
-	if !cert.BasicConstraintsValid || !cert.IsCA {
-		return nil, Inputf("cert_pem is not a CA certificate: basicConstraints CA:true is required")
-	}
-	if cert.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, Inputf("cert_pem is not allowed to sign certificates: keyUsage keyCertSign is required")
-	}
-	if len(cert.SubjectKeyId) == 0 {
-		return nil, Inputf("cert_pem has no subjectKeyIdentifier; every leaf carries AKI = issuer SKI, so the CA certificate must have one")
-	}
-	if !now.Before(cert.NotAfter) {
-		return nil, Inputf("cert_pem expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if now.Add(CABackdate).Before(cert.NotBefore) {
-		return nil, Inputf("cert_pem is not valid until %s", cert.NotBefore.UTC().Format(time.RFC3339))
+	if err := checkCACert("cert_pem", cert, now); err != nil {
+		return nil, err
 	}
 
 	var chainDER [][]byte
@@ -279,6 +276,25 @@ func ValidateImport(keyPEM, certPEM, chainPEM string, now time.Time) (*ImportedC
 	return &ImportedCA{KeyPKCS8: der, Cert: cert, ChainDER: chainDER}, nil
 }
 
+// checkCACert refuses a certificate that cannot be a CA of this engine:
+// not CA:true, no keyCertSign, no SKI, or not valid at now. field names
+// it in messages.
+func checkCACert(field string, cert *x509.Certificate, now time.Time) error {
+	switch {
+	case !cert.BasicConstraintsValid || !cert.IsCA:
+		return Inputf("%s is not a CA certificate: basicConstraints CA:true is required", field)
+	case cert.KeyUsage&x509.KeyUsageCertSign == 0:
+		return Inputf("%s is not allowed to sign certificates: keyUsage keyCertSign is required", field)
+	case len(cert.SubjectKeyId) == 0:
+		return Inputf("%s has no subjectKeyIdentifier; every leaf carries AKI = issuer SKI, so the CA certificate must have one", field)
+	case !now.Before(cert.NotAfter):
+		return Inputf("%s expired at %s", field, cert.NotAfter.UTC().Format(time.RFC3339))
+	case now.Add(CABackdate).Before(cert.NotBefore):
+		return Inputf("%s is not valid until %s", field, cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 // checkIssuers checks that each certificate of chain signed the one
 // before it, cert first; what names chain's entries in messages
 // ("chain_pem certificate" 1, 2, ...).
@@ -296,6 +312,12 @@ func checkIssuers(what string, cert *x509.Certificate, chain []*x509.Certificate
 		child = c
 	}
 	return nil
+}
+
+// IsSelfSigned reports whether c is signed by its own key under its own
+// name.
+func IsSelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil
 }
 
 // Equal reports whether ic is exactly this key, certificate and chain.
@@ -316,19 +338,19 @@ func (ic *ImportedCA) Equal(keyPKCS8, certDER []byte, chainDER [][]byte) bool {
 // (pathLen not 0), and it expires no later than any CA above it, so no leaf
 // it signs can outlive the trust root. It then sets ic's chain to org's.
 func (ic *ImportedCA) CheckIntermediateOf(org *x509.Certificate, orgChain []*x509.Certificate) error {
-	if ic.Cert.Equal(org) || bytes.Equal(ic.Cert.RawSubject, ic.Cert.RawIssuer) && ic.Cert.CheckSignatureFrom(ic.Cert) == nil {
-		return Inputf("cert_pem is self-signed (or is the Org CA itself): an intermediate must be issued by the Org CA")
+	if ic.Cert.Equal(org) || IsSelfSigned(ic.Cert) {
+		return Inputf("%s is self-signed (or is the Org CA itself): an intermediate must be issued by the Org CA", ic.field())
 	}
 	if err := ic.Cert.CheckSignatureFrom(org); err != nil {
-		return Inputf("cert_pem does not chain to the stored Org CA (sha256 fingerprint %s): %v", FingerprintSHA256(org.Raw), err)
+		return Inputf("%s does not chain to the stored Org CA (sha256 fingerprint %s): %v", ic.field(), FingerprintSHA256(org.Raw), err)
 	}
 	if err := checkPathLen(append([]*x509.Certificate{org}, orgChain...), 1); err != nil {
 		return Statef("the stored Org CA's chain may not have an intermediate below it (%v): every leaf it signed would fail verification", err)
 	}
 	for _, above := range append([]*x509.Certificate{org}, orgChain...) {
 		if ic.Cert.NotAfter.After(above.NotAfter) {
-			return Inputf("cert_pem expires at %s, after the CA above it (%s) at %s: its leaves could outlive their trust root; re-issue the intermediate to end by then",
-				ic.Cert.NotAfter.UTC().Format(time.RFC3339), above.Subject.CommonName, above.NotAfter.UTC().Format(time.RFC3339))
+			return Inputf("%s expires at %s, after the CA above it (%s) at %s: its leaves could outlive their trust root; re-issue the intermediate to end by then",
+				ic.field(), ic.Cert.NotAfter.UTC().Format(time.RFC3339), Quote(above.Subject.CommonName), above.NotAfter.UTC().Format(time.RFC3339))
 		}
 	}
 	ic.ChainDER = [][]byte{org.Raw}

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,10 +89,13 @@ type SignedIntermediate struct {
 // the pending key keyPKCS8: certPEM holds it, optionally followed by its
 // issuers; chainPEM may hold those issuers instead (the first is the Org
 // CA, which must have signed the certificate directly). The certificate
-// must be for the pending key, a CA with pathLen 0 and keyCertSign, and
-// valid now. Whether it is the intermediate of the mount's Org CA is
-// checked against that Org CA (ImportedCA.CheckIntermediateOf).
-func ValidateSignedIntermediate(keyPKCS8 []byte, certPEM, chainPEM string, now time.Time) (*SignedIntermediate, error) {
+// must be for the pending key, a CA with pathLen 0 and keyCertSign, valid
+// now, and fit this mount's trust domain (its URI SAN, if any, is
+// spiffe://<trustDomain>; a URI name constraint admits it). When issuers
+// are given, the certificate is checked as the intermediate of the first
+// (ImportedCA.CheckIntermediateOf), so that every refusal comes before
+// anything is stored.
+func ValidateSignedIntermediate(keyPKCS8 []byte, certPEM, chainPEM, trustDomain string, now time.Time) (*SignedIntermediate, error) {
 	if strings.TrimSpace(certPEM) == "" {
 		return nil, Inputf("certificate is required: the PEM certificate root/sign-intermediate returned")
 	}
@@ -125,34 +129,53 @@ func ValidateSignedIntermediate(keyPKCS8 []byte, certPEM, chainPEM string, now t
 	if !PublicKeysEqual(pub, cert.PublicKey) {
 		return nil, Inputf("certificate is not for the pending key: its public key (sha256 %s) is not the one intermediate/generate-csr made (sha256 %s); sign the pending CSR (intermediate/pending)", spkiFingerprint(cert.PublicKey), spkiFingerprint(pub))
 	}
-	switch {
-	case !cert.BasicConstraintsValid || !cert.IsCA:
-		return nil, Inputf("certificate is not a CA certificate: basicConstraints CA:true is required")
-	case cert.MaxPathLen != 0:
+	if err := checkCACert("certificate", cert, now); err != nil {
+		return nil, err
+	}
+	if cert.MaxPathLen != 0 {
 		return nil, Inputf("certificate allows CAs below it (pathLen %s): an issuing intermediate must have pathLen 0", pathLenString(cert))
-	case cert.KeyUsage&x509.KeyUsageCertSign == 0:
-		return nil, Inputf("certificate is not allowed to sign certificates: keyUsage keyCertSign is required")
-	case len(cert.SubjectKeyId) == 0:
-		return nil, Inputf("certificate has no subjectKeyIdentifier; every leaf carries AKI = issuer SKI")
-	case !now.Before(cert.NotAfter):
-		return nil, Inputf("certificate expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
-	case now.Add(CABackdate).Before(cert.NotBefore):
-		return nil, Inputf("certificate is not valid until %s", cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if err := checkTrustDomain(cert, trustDomain); err != nil {
+		return nil, err
 	}
 	if err := checkIssuers("issuer", cert, parents); err != nil {
 		return nil, err
 	}
-	si := &SignedIntermediate{CA: &ImportedCA{KeyPKCS8: keyPKCS8, Cert: cert}}
+	si := &SignedIntermediate{CA: &ImportedCA{KeyPKCS8: keyPKCS8, Cert: cert, Field: "certificate"}}
 	if len(parents) > 0 {
 		si.OrgCA, si.OrgCAChain = parents[0], parents[1:]
-		if !si.OrgCA.IsCA || si.OrgCA.KeyUsage&x509.KeyUsageCertSign == 0 {
-			return nil, Inputf("the certificate's issuer is not a CA certificate (CA:true and keyCertSign)")
+		if err := checkCACert("the Org CA certificate (ca_chain)", si.OrgCA, now); err != nil {
+			return nil, err
 		}
-		if len(si.OrgCA.SubjectKeyId) == 0 {
-			return nil, Inputf("the Org CA certificate has no subjectKeyIdentifier")
+		if err := CheckChainValid("the Org CA", si.OrgCA, si.OrgCAChain, now); err != nil {
+			return nil, err
+		}
+		if err := si.CA.CheckIntermediateOf(si.OrgCA, si.OrgCAChain); err != nil {
+			return nil, err
 		}
 	}
 	return si, nil
+}
+
+// checkTrustDomain refuses an intermediate for another trust domain than
+// this mount's: a URI SAN other than spiffe://<td>, or a URI name
+// constraint that does not admit td (every leaf would then fail
+// verification).
+func checkTrustDomain(cert *x509.Certificate, td string) error {
+	for _, u := range cert.URIs {
+		if u.String() != "spiffe://"+td {
+			return Inputf("certificate names %s, but this mount's trust domain is %s: set config trust_domain, or have the root sign for this one", Quote(u.String()), td)
+		}
+	}
+	if len(cert.PermittedURIDomains) > 0 && !slices.ContainsFunc(cert.PermittedURIDomains, func(d string) bool {
+		return d == td || strings.HasPrefix(d, ".") && strings.HasSuffix(td, d)
+	}) {
+		return Inputf("certificate's name constraint permits URIs in %s only, and this mount's trust domain is %s: its leaves would all fail verification", Quote(strings.Join(cert.PermittedURIDomains, ", ")), td)
+	}
+	if slices.ContainsFunc(cert.ExcludedURIDomains, func(d string) bool { return d == td || strings.HasPrefix(d, ".") && strings.HasSuffix(td, d) }) {
+		return Inputf("certificate's name constraint excludes this mount's trust domain %s", td)
+	}
+	return nil
 }
 
 func pathLenString(c *x509.Certificate) string {
@@ -170,11 +193,12 @@ func pathLenString(c *x509.Certificate) string {
 type IntermediateProfile struct {
 	// CommonName is the subject CN template ({{org_id}}, {{trust_domain}}).
 	CommonName string `json:"common_name"`
-	// AllowRequestedCommonName uses the request's common_name (else the
-	// CSR's) when one is given, instead of CommonName.
-	AllowRequestedCommonName bool          `json:"allow_requested_common_name"`
-	TTL                      time.Duration `json:"ttl"`
-	MaxTTL                   time.Duration `json:"max_ttl"`
+	// AllowedCommonNames are the CNs a request may ask for instead (its
+	// common_name, else the CSR's): each exact, or a prefix ending in *;
+	// {{org_id}} and {{trust_domain}} are filled in.
+	AllowedCommonNames []string      `json:"allowed_common_names"`
+	TTL                time.Duration `json:"ttl"`
+	MaxTTL             time.Duration `json:"max_ttl"`
 	// MaxPathLength is the pathLen every signed CA gets (a request may ask
 	// for less); it must stay below the Org CA's.
 	MaxPathLength int `json:"max_path_length"`
@@ -196,13 +220,30 @@ const (
 
 // DefaultIntermediateProfile is the profile of a mount that has stored
 // none: pathLen 0, keyCertSign+cRLSign, one year (at most five), no name
-// constraint.
+// constraint; CN "<org_id> Intermediate CA", or "<org_id> Mastio CA" when
+// the CSR asks for it (an issuing mount's generate-csr does).
 func DefaultIntermediateProfile() *IntermediateProfile {
 	return &IntermediateProfile{
-		CommonName: "{{org_id}} Intermediate CA",
-		TTL:        DefaultSignedCATTL,
-		MaxTTL:     DefaultSignedCAMaxTTL,
+		CommonName:         "{{org_id}} Intermediate CA",
+		AllowedCommonNames: []string{"{{org_id}} Mastio CA"},
+		TTL:                DefaultSignedCATTL,
+		MaxTTL:             DefaultSignedCAMaxTTL,
 	}
+}
+
+// commonName picks the CN of a signed CA: the one asked for (the
+// request's common_name, else the CSR's) when AllowedCommonNames admits
+// it, else the CommonName template. asked is "" when nothing was asked.
+func (p *IntermediateProfile) commonName(vars *strings.Replacer, asked string) (cn string, used bool) {
+	if asked != "" {
+		for _, a := range p.AllowedCommonNames {
+			a = vars.Replace(a)
+			if prefix, wild := strings.CutSuffix(a, "*"); asked == a || wild && strings.HasPrefix(asked, prefix) {
+				return asked, true
+			}
+		}
+	}
+	return vars.Replace(p.CommonName), false
 }
 
 // Validate checks a profile before it is stored.
@@ -210,15 +251,17 @@ func (p *IntermediateProfile) Validate() error {
 	if p.CommonName == "" {
 		return Inputf("common_name is required: the CN template of signed CAs, e.g. {{org_id}} Intermediate CA")
 	}
-	if err := CheckName("common_name without its placeholders", templateVar.ReplaceAllString(p.CommonName, "")); err != nil {
-		return err
+	if len(p.AllowedCommonNames) > 32 {
+		return Inputf("allowed_common_names holds %d names; at most 32", len(p.AllowedCommonNames))
 	}
-	for _, v := range templateVar.FindAllString(p.CommonName, -1) {
-		if v != "{{org_id}}" && v != "{{trust_domain}}" {
-			if len(v) > maxQuoted {
-				v = Quote(v)
+	for _, t := range append([]string{p.CommonName}, p.AllowedCommonNames...) {
+		if err := CheckName("common_name without its placeholders", templateVar.ReplaceAllString(t, "")); err != nil {
+			return err
+		}
+		for _, v := range templateVar.FindAllString(t, -1) {
+			if v != "{{org_id}}" && v != "{{trust_domain}}" {
+				return Inputf("%s: unknown placeholder %s; use {{org_id}} or {{trust_domain}}", Quote(t), Quote(v))
 			}
-			return Inputf("common_name: unknown placeholder %s; use {{org_id}} or {{trust_domain}}", v)
 		}
 	}
 	if p.TTL < MinSignedCATTL || p.MaxTTL > MaxCATTL || p.TTL > p.MaxTTL {
@@ -259,10 +302,9 @@ func SignIntermediate(p *IntermediateProfile, r IntermediateRequest, org Parent,
 	if err := CheckKeyStrength(r.CSR.pub); err != nil {
 		return nil, err
 	}
-	for field, names := range map[string][]string{"alt_names": r.AltNames, "ip_sans": r.IPSANs, "other_sans": r.OtherSANs} {
-		if len(names) > 0 {
-			return nil, Inputf("%s asks for %d names; a signed CA gets none: its only name is the URI SAN spiffe://%s", field, len(names), trustDomain)
-		}
+	if len(r.AltNames)+len(r.IPSANs)+len(r.OtherSANs) > 0 {
+		// cert-manager's isCA request lists the CSR's names here.
+		warnings = append(warnings, fmt.Sprintf("alt_names, ip_sans and other_sans are not copied: a signed CA's only name is the URI SAN spiffe://%s", trustDomain))
 	}
 	tdURI := "spiffe://" + trustDomain
 	for _, u := range r.URISANs {
@@ -329,14 +371,13 @@ func SignIntermediate(p *IntermediateProfile, r IntermediateRequest, org Parent,
 		return nil, Statef("the Org CA (or a CA above it) expires at %s, under 1h from now: renew it before signing CAs", notAfter.UTC().Format(time.RFC3339))
 	}
 
-	cn := strings.NewReplacer("{{org_id}}", orgID, "{{trust_domain}}", trustDomain).Replace(p.CommonName)
-	if asked := r.CommonName; p.AllowRequestedCommonName && (asked != "" || r.CSR.commonName != "") {
-		if asked == "" {
-			asked = r.CSR.commonName
-		}
-		cn = asked
-	} else if r.CommonName != "" && r.CommonName != cn {
-		warnings = append(warnings, "common_name is not used: the subject comes from root/profile (allow_requested_common_name is off)")
+	asked := r.CommonName
+	if asked == "" {
+		asked = r.CSR.commonName
+	}
+	cn, used := p.commonName(strings.NewReplacer("{{org_id}}", orgID, "{{trust_domain}}", trustDomain), asked)
+	if asked != "" && !used && asked != cn {
+		warnings = append(warnings, "the common name asked for is not in root/profile allowed_common_names: the certificate's CN comes from root/profile common_name")
 	}
 	if err := CheckName("the certificate's common name", cn); err != nil {
 		return nil, err

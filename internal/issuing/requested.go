@@ -2,8 +2,6 @@ package issuing
 
 import (
 	"net"
-	"net/url"
-	"slices"
 	"strings"
 )
 
@@ -26,14 +24,23 @@ func (req *LeafRequest) Require(n RequestedNames) error {
 	if len(n.OtherSANs) > 0 {
 		return Inputf("other_sans asks for %d otherName SANs; this engine issues none", len(n.OtherSANs))
 	}
+	// Sets of the CSR's names: each requested name costs one lookup, so the
+	// cost stays linear in the request, whatever the lists' lengths.
+	dns, emails, ips, uris := set(req.dnsNames, strings.ToLower), set(req.emails, nil), map[string]bool{}, map[string]bool{}
+	for _, ip := range req.ips {
+		ips[ip.String()] = true
+	}
+	for _, u := range req.uris {
+		uris[u.String()] = true
+	}
 	for _, name := range n.AltNames {
 		if strings.Contains(name, "@") {
-			if !slices.Contains(req.emails, name) {
+			if !emails[name] {
 				return Inputf("alt_names asks for email %s, which the csr does not carry: every name must be in the CSR", Quote(name))
 			}
 			continue
 		}
-		if !slices.ContainsFunc(req.dnsNames, func(d string) bool { return strings.EqualFold(d, name) }) {
+		if !dns[strings.ToLower(name)] {
 			return Inputf("alt_names asks for DNS name %s, which the csr does not carry: every name must be in the CSR", Quote(name))
 		}
 	}
@@ -42,12 +49,12 @@ func (req *LeafRequest) Require(n RequestedNames) error {
 		if ip == nil {
 			return Inputf("ip_sans: %s is not an IP address", Quote(s))
 		}
-		if !slices.ContainsFunc(req.ips, ip.Equal) {
+		if !ips[ip.String()] {
 			return Inputf("ip_sans asks for %s, which the csr does not carry: every name must be in the CSR", ip)
 		}
 	}
 	for _, s := range n.URISANs {
-		if !slices.ContainsFunc(req.uris, func(u *url.URL) bool { return u.String() == s }) {
+		if !uris[s] {
 			return Inputf("uri_sans asks for %s, which the csr does not carry: every name must be in the CSR", Quote(s))
 		}
 	}
@@ -58,4 +65,16 @@ func (req *LeafRequest) Require(n RequestedNames) error {
 		req.requiredCN = n.CommonName
 	}
 	return nil
+}
+
+// set holds each of names, mapped by norm when it is set.
+func set(names []string, norm func(string) string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		if norm != nil {
+			n = norm(n)
+		}
+		m[n] = true
+	}
+	return m
 }

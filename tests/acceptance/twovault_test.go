@@ -233,7 +233,9 @@ func TestTwoVault_ColdRootAndIssuingVaults(t *testing.T) {
 			// The answer's ca_chain[1:] as a JSON list, as a program sends it.
 			data := map[string]any{"certificate": r.certPEM, "ca_chain": chain[1:]}
 			if grace != "" {
+				// A rotation: create-only, so it names the active version.
 				data["grace_period"] = grace
+				data["cas"] = vaultJSON(t, s, dir, "read", "mastio-ca/intermediate/cert").Data["version"]
 			}
 			sec, err := s.Root.Logical().WriteWithContext(ctx, "mastio-ca/intermediate/set-signed", data)
 			if err != nil {
