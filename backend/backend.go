@@ -53,6 +53,10 @@ type mastioBackend struct {
 	// signed counts certificates issued by this mount since the process
 	// started, for the health path; signing writes nothing to storage.
 	signed atomic.Int64
+
+	// revocations holds the revoked serials and CRL states in memory, and
+	// the CRLs built from them (revocation.go).
+	revocations *revocations
 }
 
 // Factory is the logical.Factory that Vault (through plugin.ServeMultiplex)
@@ -75,6 +79,7 @@ func newBackend() *mastioBackend {
 		issuers:     map[caName]*atomic.Pointer[issuerSlot]{},
 		configCache: newEntryCache[*mountConfig](),
 		roleCache:   newEntryCache[*issuing.Role](),
+		revocations: newRevocations(),
 	}
 	for _, n := range caNames {
 		b.issuers[n] = &atomic.Pointer[issuerSlot]{}
@@ -85,7 +90,7 @@ func newBackend() *mastioBackend {
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{caPrefix},
-			Unauthenticated: []string{"cert", "cert/pem", "intermediate/cert", "bundle"},
+			Unauthenticated: append([]string{"cert", "cert/pem", "intermediate/cert", "bundle"}, crlUnauthenticated...),
 		},
 		Paths: []*framework.Path{
 			pathConfig(b),
@@ -100,6 +105,10 @@ func newBackend() *mastioBackend {
 			pathRootSignIntermediate(b),
 			pathRootProfile(b),
 			pathBundle(b),
+			pathRevoke(b),
+			pathTidy(b),
+			pathCRL(b),
+			pathIssuerCert(b),
 			pathCertPEM(b),
 			pathCert(b),
 			pathIntermediateCert(b),
@@ -112,6 +121,7 @@ func newBackend() *mastioBackend {
 		},
 		InitializeFunc: b.initialize,
 		Invalidate:     b.invalidate,
+		PeriodicFunc:   b.periodic,
 		RunningVersion: "v" + Version,
 	}
 	b.Backend.Paths = append(b.Backend.Paths, signingPaths(b)...)
@@ -174,6 +184,7 @@ func (b *mastioBackend) invalidate(_ context.Context, key string) {
 			b.resetIssuer(n)
 		}
 	}
+	b.revocations.invalidate(key)
 }
 
 const backendHelp = `

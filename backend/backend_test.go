@@ -133,7 +133,7 @@ func TestBackend_RunningVersionAndPaths(t *testing.T) {
 	if !strings.HasPrefix(orgCA.storageKey(), special.SealWrapStorage[0]) {
 		t.Fatalf("CA key %q is not under a seal-wrapped prefix", orgCA.storageKey())
 	}
-	if !reflect.DeepEqual(special.Unauthenticated, []string{"cert", "cert/pem", "intermediate/cert", "bundle"}) {
+	if !reflect.DeepEqual(special.Unauthenticated, append([]string{"cert", "cert/pem", "intermediate/cert", "bundle"}, crlUnauthenticated...)) {
 		t.Fatalf("Unauthenticated = %v", special.Unauthenticated)
 	}
 }

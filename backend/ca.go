@@ -129,6 +129,10 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 	if err := spec.Check(); err != nil {
 		return nil, err
 	}
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	var org *issuer
 	is, _, err := b.replaceCA(ctx, s, caChange{
 		name: intermediateCA, mode: casCreateOnly, cas: cas, casSet: casSet,
@@ -145,7 +149,7 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 			return false, err
 		},
 		next: func(*caEntry) (*caEntry, error) {
-			return mintIntermediateEntry(spec, org, time.Now())
+			return mintIntermediateEntry(spec, org, cfg.urls(), time.Now())
 		},
 		event: "generated Mastio Intermediate CA",
 	})
@@ -157,10 +161,11 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 const mintHere = "make the intermediate's key here with intermediate/generate-csr, have the root mount sign the CSR (root/sign-intermediate), then activate it with intermediate/set-signed"
 
 // mintIntermediateEntry has org sign a new intermediate.
-func mintIntermediateEntry(spec issuing.IntermediateSpec, org *issuer, now time.Time) (*caEntry, error) {
+func mintIntermediateEntry(spec issuing.IntermediateSpec, org *issuer, urls issuing.URLs, now time.Time) (*caEntry, error) {
 	if org.signer == nil {
 		return nil, noKeyHere(mintHere)
 	}
+	spec.URLs = urls.For(org.cert)
 	m, err := issuing.MintIntermediate(spec, issuing.Parent{Cert: org.cert, Signer: org.signer}, org.chain, org.orgID, now)
 	if err != nil {
 		return nil, err
@@ -202,6 +207,10 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 	if err := issuing.CheckGracePeriod(r.grace); err != nil {
 		return nil, err
 	}
+	cfg, err := readConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	var (
 		rot = &rotation{}
 		now = time.Now()
@@ -234,7 +243,7 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			if r.spec != nil {
 				spec = r.spec(spec)
 			}
-			next, err := mintIntermediateEntry(spec, org, now)
+			next, err := mintIntermediateEntry(spec, org, cfg.urls(), now)
 			if err != nil {
 				return nil, err
 			}
@@ -271,7 +280,7 @@ func retireInto(rot *rotation, next, current *caEntry, old *issuer, grace time.D
 		return err
 	}
 	rot.old, rot.proof = old.cert, proof
-	next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(grace).UTC(), ContinuityProof: proof}
+	next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(grace).UTC(), ContinuityProof: proof, KeyPKCS8: current.KeyPKCS8}
 	if !dropEarlier {
 		next.Retired = inGrace(current.published(), now)
 	}

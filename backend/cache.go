@@ -86,19 +86,31 @@ type retiredCert struct {
 	cert  *x509.Certificate
 	until time.Time
 	proof string // its key's signature over the certificate that replaced it
+	// signer signs its CRL and OCSP answers during the grace; nil when the
+	// entry keeps no key.
+	signer crypto.Signer
+}
+
+// parseSigner parses a stored PKCS#8 key.
+func parseSigner(pkcs8 []byte) (crypto.Signer, error) {
+	key, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	if err != nil {
+		return nil, fmt.Errorf("the key does not parse")
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("a key of type %T cannot sign", key)
+	}
+	return signer, nil
 }
 
 // newIssuer parses a stored entry.
 func newIssuer(name caName, e *caEntry) (*issuer, error) {
 	var signer crypto.Signer
 	if e.Source != sourceAnchor {
-		key, err := x509.ParsePKCS8PrivateKey(e.KeyPKCS8)
-		if err != nil {
-			return nil, fmt.Errorf("stored CA key does not parse")
-		}
-		var ok bool
-		if signer, ok = key.(crypto.Signer); !ok {
-			return nil, fmt.Errorf("stored CA key of type %T cannot sign", key)
+		var err error
+		if signer, err = parseSigner(e.KeyPKCS8); err != nil {
+			return nil, fmt.Errorf("stored CA key: %w", err)
 		}
 	}
 	cert, err := x509.ParseCertificate(e.CertDER)
@@ -122,7 +134,13 @@ func newIssuer(name caName, e *caEntry) (*issuer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stored previous certificate does not parse: %w", err)
 		}
-		is.retired = append(is.retired, retiredCert{cert: c, until: p.GraceUntil, proof: p.ContinuityProof})
+		r := retiredCert{cert: c, until: p.GraceUntil, proof: p.ContinuityProof}
+		if len(p.KeyPKCS8) > 0 {
+			if r.signer, err = parseSigner(p.KeyPKCS8); err != nil {
+				return nil, fmt.Errorf("stored retired CA key: %w", err)
+			}
+		}
+		is.retired = append(is.retired, r)
 	}
 	for i, der := range e.ChainDER {
 		c, err := x509.ParseCertificate(der)

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -13,6 +14,9 @@ import (
 // configUpdate is a config write: nil fields keep their value.
 type configUpdate struct {
 	orgID, trustDomain, defaultRole, leafNotAfter *string
+	crlExpiry                                     *time.Duration
+	crlDistributionPoints, ocspServers            *[]string
+	issuingCertificates                           *[]string
 }
 
 // updateConfig checks u and applies it to the stored config, under
@@ -59,6 +63,25 @@ func (b *mastioBackend) updateConfig(ctx context.Context, s logical.Storage, u c
 			return issuing.Inputf("leaf_not_after %s is not valid; use truncate or error", issuing.Quote(v))
 		}
 		cfg.LeafNotAfter = *u.leafNotAfter
+	}
+	if u.crlExpiry != nil {
+		if d := *u.crlExpiry; d < time.Hour || d > 30*24*time.Hour {
+			return issuing.Inputf("crl_expiry %s is out of range 1h to 30 days (720h)", d)
+		}
+		cfg.CRLExpiry = *u.crlExpiry
+	}
+	for _, l := range []struct {
+		field string
+		in    *[]string
+		dst   *[]string
+	}{{"crl_distribution_points", u.crlDistributionPoints, &cfg.CRLDistributionPoints}, {"ocsp_servers", u.ocspServers, &cfg.OCSPServers}, {"issuing_certificates", u.issuingCertificates, &cfg.IssuingCertificates}} {
+		if l.in == nil {
+			continue
+		}
+		if err := issuing.CheckURLs(l.field, *l.in); err != nil {
+			return err
+		}
+		*l.dst = *l.in
 	}
 	return b.writeConfig(ctx, s, cfg)
 }

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -37,6 +38,13 @@ func pathConfig(b *mastioBackend) *framework.Path {
 				Default:       leafNotAfterTruncate,
 				AllowedValues: []any{leafNotAfterTruncate, leafNotAfterError},
 			},
+			"crl_expiry": {
+				Type:        framework.TypeDurationSecond,
+				Description: "How long each CRL is valid (nextUpdate - thisUpdate): 1h to 720h, default 72h. CRLs are rebuilt on revoke and when half of it has passed.",
+			},
+			"crl_distribution_points": commaField("URLs of the issuing CA's CRL put into every certificate issued from now on ({{issuer_id}}: the issuer's key ID), e.g. https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/crl."),
+			"ocsp_servers":            commaField("OCSP responder URLs put into every certificate issued from now on, e.g. https://vault.example:8200/v1/mastio-ca/ocsp."),
+			"issuing_certificates":    commaField("URLs of the issuing CA's certificate (AIA caIssuers) put into every certificate issued from now on, e.g. https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/der."),
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -79,6 +87,16 @@ func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Reques
 			*dst = &text
 		}
 	}
+	if v, ok := d.GetOk("crl_expiry"); ok {
+		e := time.Duration(v.(int)) * time.Second
+		u.crlExpiry = &e
+	}
+	for field, dst := range map[string]**[]string{"crl_distribution_points": &u.crlDistributionPoints, "ocsp_servers": &u.ocspServers, "issuing_certificates": &u.issuingCertificates} {
+		if _, ok := d.GetOk(field); ok {
+			list := commaList(d, field)
+			*dst = &list
+		}
+	}
 	if err := b.updateConfig(ctx, req.Storage, u); err != nil {
 		return respondErr(err)
 	}
@@ -101,10 +119,14 @@ func (b *mastioBackend) configData(ctx context.Context, s logical.Storage) (map[
 		orgID = is.orgID
 	}
 	return map[string]any{
-		"org_id":         orgID,
-		"trust_domain":   cfg.TrustDomain,
-		"default_role":   cfg.DefaultRole,
-		"leaf_not_after": cfg.LeafNotAfter,
+		"org_id":                  orgID,
+		"trust_domain":            cfg.TrustDomain,
+		"default_role":            cfg.DefaultRole,
+		"leaf_not_after":          cfg.LeafNotAfter,
+		"crl_expiry":              int64(cfg.crlExpiry() / time.Second),
+		"crl_distribution_points": nonNil(cfg.CRLDistributionPoints),
+		"ocsp_servers":            nonNil(cfg.OCSPServers),
+		"issuing_certificates":    nonNil(cfg.IssuingCertificates),
 	}, nil
 }
 
@@ -117,6 +139,16 @@ the org it was made for is the mount's org_id and cannot be changed here. trust_
 trust domain. default_role (default agent) is the role sign-csr uses when
 called without one. leaf_not_after says what happens when a certificate
 would outlive its issuer: truncate (default) caps it, error refuses.
+
+Revocation (docs/revocation.md): crl_expiry is each CRL's validity;
+crl_distribution_points, ocsp_servers and issuing_certificates, like Vault
+PKI's config/urls, go into every leaf and intermediate issued after they
+are set, {{issuer_id}} standing for the issuing CA's key ID, so that each
+certificate points at its own issuer's CRL:
+
+    $ vault write mastio-ca/config \
+        crl_distribution_points='https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/crl' \
+        ocsp_servers=https://vault.example:8200/v1/mastio-ca/ocsp
 
 Unknown fields are refused, not ignored.
 

@@ -89,6 +89,7 @@ func (b *mastioBackend) newLeafSigner(ctx context.Context, s logical.Storage, r 
 		Chain:        is.chain,
 		TruncateLeaf: cfg.LeafNotAfter != leafNotAfterError,
 		Pattern:      pattern,
+		URLs:         cfg.urls().For(is.cert),
 	}}, nil
 }
 

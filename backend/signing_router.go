@@ -28,13 +28,16 @@ import (
 // signingPaths are the paths the signing router serves; their update
 // operations must set no forwarding flag (TestSigningPathsDoNotForward).
 func signingPaths(b *mastioBackend) []*framework.Path {
-	return []*framework.Path{pathSignCSR(b), pathSignPublicKey(b), pathSignPKI(b)}
+	return []*framework.Path{pathSignCSR(b), pathSignPublicKey(b), pathSignPKI(b), pathOCSP(b)}
 }
 
 // isSigningRequest reports whether req is a signing operation for the
 // signing router. A path it claims but does not serve is refused there as
 // the main backend would refuse it.
 func isSigningRequest(req *logical.Request) bool {
+	if req.Operation == logical.ReadOperation {
+		return strings.HasPrefix(req.Path, "ocsp/") // signed answers, at a signing rate
+	}
 	if req.Operation != logical.UpdateOperation {
 		return false
 	}

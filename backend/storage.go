@@ -142,6 +142,10 @@ type publishedCert struct {
 	// certificate that replaced it, kept so it can be fetched again during
 	// the grace.
 	ContinuityProof string `json:"continuity_proof"`
+	// KeyPKCS8 is the retired key, kept only until GraceUntil to sign this
+	// CA's CRL and OCSP answers; tidy drops it then. Entries written
+	// before revocation existed have none.
+	KeyPKCS8 []byte `json:"key_pkcs8,omitempty"`
 }
 
 // currentOf is current for a parsed CA (nil: none).
@@ -209,6 +213,27 @@ type mountConfig struct {
 	TrustDomain  string `json:"trust_domain"`
 	DefaultRole  string `json:"default_role"`
 	LeafNotAfter string `json:"leaf_not_after"`
+	// CRLExpiry is each CRL's nextUpdate - thisUpdate; 0 is the default.
+	CRLExpiry             time.Duration `json:"crl_expiry,omitempty"`
+	CRLDistributionPoints []string      `json:"crl_distribution_points,omitempty"`
+	OCSPServers           []string      `json:"ocsp_servers,omitempty"`
+	IssuingCertificates   []string      `json:"issuing_certificates,omitempty"`
+}
+
+// DefaultCRLExpiry is how long a CRL is valid, unless config says.
+const DefaultCRLExpiry = 72 * time.Hour
+
+// crlExpiry is the configured CRL validity, or the default.
+func (c *mountConfig) crlExpiry() time.Duration {
+	if c.CRLExpiry <= 0 {
+		return DefaultCRLExpiry
+	}
+	return c.CRLExpiry
+}
+
+// urls are the URLs every certificate issued from now on carries.
+func (c *mountConfig) urls() issuing.URLs {
+	return issuing.URLs{CRL: c.CRLDistributionPoints, OCSP: c.OCSPServers, Issuing: c.IssuingCertificates}
 }
 
 func defaultConfig() *mountConfig {

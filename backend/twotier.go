@@ -280,6 +280,7 @@ func (b *mastioBackend) signIntermediate(ctx context.Context, s logical.Storage,
 	if r.CSR, err = issuing.ParseCSR(csrPEM); err != nil {
 		return nil, nil, err
 	}
+	r.URLs = cfg.urls().For(org.cert)
 	signed, err := issuing.SignIntermediate(profile, r, issuing.Parent{Cert: org.cert, Signer: org.signer}, org.chain, org.orgID, cfg.TrustDomain, time.Now())
 	if err != nil {
 		return nil, nil, err

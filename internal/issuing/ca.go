@@ -72,6 +72,8 @@ type CAParams struct {
 	PermittedURIDomains []string
 	// DigitalSignature adds that key usage to keyCertSign+cRLSign.
 	DigitalSignature bool
+	// URLs are the parent's CRL, OCSP and issuer URLs, filled in.
+	URLs URLs
 }
 
 // Parent is the CA that signs a new CA certificate.
@@ -114,6 +116,7 @@ func newCACertificate(p CAParams, pub crypto.PublicKey, parent *Parent, key cryp
 		SubjectKeyId:          ski,
 		URIs:                  p.URIs,
 	}
+	p.URLs.apply(tmpl)
 	if p.DigitalSignature {
 		tmpl.KeyUsage |= x509.KeyUsageDigitalSignature
 	}
@@ -366,6 +369,8 @@ type IntermediateSpec struct {
 	KeyBits    int
 	TTL        time.Duration
 	CommonName string // "" is "<org_id> Mastio CA"
+	// URLs are the Org CA's CRL, OCSP and issuer URLs, filled in.
+	URLs URLs
 }
 
 // NewIntermediateSpec is the default of intermediate/generate.
@@ -424,7 +429,7 @@ func MintIntermediate(spec IntermediateSpec, org Parent, orgChain []*x509.Certif
 			return nil, Inputf("the default common_name (<org_id> Mastio CA) is %d characters, over X.509's 64: pass common_name", len(cn))
 		}
 	}
-	return makeCA(spec.KeyType, spec.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: 0, Now: now}, &org)
+	return makeCA(spec.KeyType, spec.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: 0, Now: now, URLs: spec.URLs}, &org)
 }
 
 // checkPathLen refuses when a CA in above (nearest first) does not allow

@@ -285,6 +285,8 @@ type IntermediateRequest struct {
 	TTL                         time.Duration // 0: the profile's
 	PathLen                     int           // -1: the profile's
 	KeyUsage                    []string      // CertSign, CRLSign, DigitalSignature
+	// URLs are the Org CA's CRL, OCSP and issuer URLs, filled in.
+	URLs URLs
 }
 
 // SignedCA is a CA certificate root/sign-intermediate made, and what it
@@ -386,7 +388,7 @@ func SignIntermediate(p *IntermediateProfile, r IntermediateRequest, org Parent,
 	if err != nil {
 		return nil, Inputf("the trust domain %s does not make a URI", Quote(trustDomain))
 	}
-	params := CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: pathLen, Now: now, URIs: []*url.URL{u}, DigitalSignature: digitalSignature}
+	params := CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: pathLen, Now: now, URIs: []*url.URL{u}, DigitalSignature: digitalSignature, URLs: r.URLs}
 	if p.URINameConstraint {
 		params.PermittedURIDomains = []string{trustDomain}
 	}

@@ -283,6 +283,9 @@ type IssueParams struct {
 	// Pattern is the role's uri_san_pattern compiled for this mount; nil
 	// compiles it here.
 	Pattern *URIPattern
+	// URLs are the CRL, OCSP and issuer URLs the leaf carries, filled in
+	// for Issuer.
+	URLs URLs
 }
 
 // LeafTemplate applies the role to a CSR. It returns the certificate
@@ -423,6 +426,7 @@ func (r *Role) LeafTemplate(req *LeafRequest, p IssueParams) (*x509.Certificate,
 		AuthorityKeyId:        p.Issuer.SubjectKeyId,
 		URIs:                  req.uris,
 	}
+	p.URLs.apply(tmpl)
 	if r.AllowDNSSANs {
 		tmpl.DNSNames = req.dnsNames
 	}

@@ -1,0 +1,680 @@
+package backend
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
+)
+
+// Revocation without a certificate store (docs/revocation.md). Signing
+// writes nothing; revoke writes one entry per revoked serial under
+// revokedPrefix, and the CRL state (number, thisUpdate, nextUpdate, delta
+// base) of its issuer under crlStatePrefix. CRLs and OCSP answers are
+// built from an in-memory copy of both, so serving them reads no storage
+// once warm; Invalidate marks what another node changed, and only that is
+// read again.
+
+const (
+	revokedPrefix  = "revoked/"   // revoked/<issuer key id>/<serial hex>
+	crlStatePrefix = "crl-state/" // crl-state/<issuer key id>
+	// tidyEvery is how often the periodic function drops the entries of
+	// expired certificates and the keys of retired intermediates.
+	tidyEvery = time.Hour
+)
+
+// revokedEntry is one revoked certificate.
+type revokedEntry struct {
+	Serial    string    `json:"serial"` // hex
+	RevokedAt time.Time `json:"revoked_at"`
+	Reason    int       `json:"reason"`
+	NotAfter  time.Time `json:"not_after"`
+	// CRLNumber is the complete CRL that first lists it: deltas against
+	// an earlier base list it.
+	CRLNumber int64 `json:"crl_number"`
+}
+
+func (e revokedEntry) revocation() issuing.Revocation {
+	n, _ := new(big.Int).SetString(e.Serial, 16)
+	return issuing.Revocation{Serial: n, RevokedAt: e.RevokedAt, Reason: e.Reason, NotAfter: e.NotAfter}
+}
+
+// crlState says which CRLs an issuer publishes now. The complete CRL has
+// Number, its delta Number+1; both share ThisUpdate and NextUpdate. The
+// delta lists the revocations the complete CRL numbered BaseNumber did not.
+type crlState struct {
+	Number     int64     `json:"number"`
+	ThisUpdate time.Time `json:"this_update"`
+	NextUpdate time.Time `json:"next_update"`
+	BaseNumber int64     `json:"base_number"`
+}
+
+// next is the state after a change at now: both CRLs get new numbers;
+// newBase makes the new complete CRL the deltas' base.
+func (st *crlState) next(now time.Time, expiry time.Duration, newBase bool) *crlState {
+	n := &crlState{Number: 1, ThisUpdate: now.UTC(), NextUpdate: now.Add(expiry).UTC(), BaseNumber: 1}
+	if st != nil {
+		n.Number, n.BaseNumber = st.Number+2, st.BaseNumber
+	}
+	if newBase {
+		n.BaseNumber = n.Number
+	}
+	return n
+}
+
+// builtCRL is a signed complete CRL and delta for one state.
+type builtCRL struct {
+	number          int64
+	complete, delta []byte
+}
+
+// revocations is the in-memory copy of the revocation entries and CRL
+// states, and the CRLs built from them.
+type revocations struct {
+	mu       sync.Mutex
+	loaded   bool
+	byIssuer map[string]map[string]revokedEntry // key id -> serial hex -> entry
+	dirty    map[string]bool                    // storage keys to read again
+	states   map[string]*crlState
+	built    map[string]*builtCRL
+	lastTidy time.Time
+}
+
+func newRevocations() *revocations {
+	return &revocations{byIssuer: map[string]map[string]revokedEntry{}, dirty: map[string]bool{}, states: map[string]*crlState{}, built: map[string]*builtCRL{}}
+}
+
+// invalidate records that another node changed key.
+func (r *revocations) invalidate(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case strings.HasPrefix(key, revokedPrefix):
+		r.dirty[key] = true
+	case strings.HasPrefix(key, crlStatePrefix):
+		id := strings.TrimPrefix(key, crlStatePrefix)
+		delete(r.states, id)
+		delete(r.built, id)
+	}
+}
+
+// refresh loads every entry on first use, then reads again what was
+// invalidated. Callers hold r.mu.
+func (r *revocations) refresh(ctx context.Context, s logical.Storage) error {
+	if !r.loaded {
+		ids, err := s.List(ctx, revokedPrefix)
+		if err != nil {
+			return fmt.Errorf("listing revocations: %w", err)
+		}
+		for _, id := range ids {
+			serials, err := s.List(ctx, revokedPrefix+id)
+			if err != nil {
+				return fmt.Errorf("listing revocations: %w", err)
+			}
+			for _, serial := range serials {
+				r.dirty[revokedPrefix+id+serial] = true
+			}
+		}
+		r.loaded = true
+	}
+	for key := range r.dirty {
+		e, err := readEntry[revokedEntry](ctx, s, key, "a revocation")
+		if err != nil {
+			return err
+		}
+		id, serial, _ := strings.Cut(strings.TrimPrefix(key, revokedPrefix), "/")
+		if e == nil {
+			delete(r.byIssuer[id], serial)
+		} else {
+			r.put(id, serial, *e)
+		}
+		delete(r.built, id)
+		delete(r.dirty, key)
+	}
+	return nil
+}
+
+func (r *revocations) put(id, serial string, e revokedEntry) {
+	if r.byIssuer[id] == nil {
+		r.byIssuer[id] = map[string]revokedEntry{}
+	}
+	r.byIssuer[id][serial] = e
+}
+
+// state is issuer id's CRL state, nil when it has none yet. Callers hold
+// r.mu.
+func (r *revocations) state(ctx context.Context, s logical.Storage, id string) (*crlState, error) {
+	if st, ok := r.states[id]; ok {
+		return st, nil
+	}
+	st, err := readEntry[crlState](ctx, s, crlStatePrefix+id, "the CRL state")
+	if err != nil || st == nil {
+		return nil, err
+	}
+	r.states[id] = st
+	return st, nil
+}
+
+// setState stores issuer id's next CRL state. Callers hold r.mu.
+func (r *revocations) setState(ctx context.Context, s logical.Storage, id string, st *crlState) error {
+	if err := putEntry(ctx, s, crlStatePrefix+id, "the CRL state", st); err != nil {
+		delete(r.states, id) // the write may have landed all the same
+		return err
+	}
+	r.states[id] = st
+	delete(r.built, id)
+	return nil
+}
+
+// crlIssuer is a CA of this mount that publishes a CRL: one whose key is
+// here (the Org CA on a root mount, the intermediate, a rotated-out
+// intermediate during its grace).
+type crlIssuer struct {
+	id     string
+	label  string
+	cert   *x509.Certificate
+	signer crypto.Signer
+	// active: it signs leaves now (the intermediate, else the Org CA).
+	active bool
+}
+
+// crlIssuers lists this mount's CRL issuers, the active one first.
+func (b *mastioBackend) crlIssuers(ctx context.Context, s logical.Storage) ([]crlIssuer, error) {
+	org, err := b.loadIssuer(ctx, s, orgCA)
+	if err != nil {
+		return nil, err
+	}
+	inter, err := b.loadIssuer(ctx, s, intermediateCA)
+	if err != nil {
+		return nil, err
+	}
+	var out []crlIssuer
+	now := time.Now()
+	if inter != nil {
+		out = append(out, crlIssuer{id: issuing.KeyID(inter.cert), label: "Mastio Intermediate CA", cert: inter.cert, signer: inter.signer, active: true})
+	}
+	if org != nil && org.signer != nil {
+		out = append(out, crlIssuer{id: issuing.KeyID(org.cert), label: "Org CA", cert: org.cert, signer: org.signer, active: inter == nil})
+	}
+	if inter != nil {
+		for _, r := range inter.retired {
+			if r.signer != nil && now.Before(r.until) {
+				out = append(out, crlIssuer{id: issuing.KeyID(r.cert), label: "rotated-out intermediate " + issuing.FormatSerial(r.cert.SerialNumber), cert: r.cert, signer: r.signer})
+			}
+		}
+	}
+	return out, nil
+}
+
+// findIssuer resolves an issuer reference: org-ca, intermediate-ca (the
+// current one), or a key id (hex SKI) of any CRL issuer.
+func findIssuer(issuers []crlIssuer, ref string, org *issuer) (crlIssuer, error) {
+	for _, is := range issuers {
+		switch {
+		case ref == is.id,
+			ref == string(intermediateCA) && is.active && is.label == "Mastio Intermediate CA",
+			ref == string(orgCA) && org != nil && is.cert.Equal(org.cert):
+			return is, nil
+		}
+	}
+	if ref == string(orgCA) && org != nil && org.signer == nil {
+		return crlIssuer{}, issuing.NotFoundf("this mount holds only the Org CA's certificate; its CRL is served by the root mount")
+	}
+	return crlIssuer{}, issuing.NotFoundf("no CA of this mount publishes a CRL as %s: use org-ca, intermediate-ca, or an issuer key id (hex subject key identifier) of a CA in use", issuing.Quote(ref))
+}
+
+// revokeRequest is revoke's input: a certificate, or a serial with its
+// NotAfter and issuer.
+type revokeRequest struct {
+	certPEM   string
+	serial    string
+	notAfter  time.Time
+	issuerRef string
+	reason    string
+}
+
+// revokeResult is what revoke did.
+type revokeResult struct {
+	issuer  crlIssuer
+	entry   revokedEntry
+	already bool // the serial was revoked before; entry is the first one
+	number  int64
+}
+
+// revoke stores a revocation and moves the issuer's CRLs on. Revoking a
+// revoked serial again changes nothing and answers the first revocation.
+func (b *mastioBackend) revoke(ctx context.Context, s logical.Storage, r revokeRequest) (*revokeResult, error) {
+	reason, err := issuing.ParseReason(r.reason)
+	if err != nil {
+		return nil, err
+	}
+	issuers, err := b.crlIssuers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if len(issuers) == 0 {
+		return nil, noOrgCA("there is nothing to revoke")
+	}
+	now := time.Now()
+	var (
+		is       crlIssuer
+		serial   *big.Int
+		notAfter time.Time
+	)
+	switch {
+	case r.certPEM != "" && (r.serial != "" || r.issuerRef != "" || !r.notAfter.IsZero()):
+		return nil, issuing.Inputf("pass certificate, or serial_number with issuer and not_after, not both")
+	case r.certPEM != "":
+		certs := make([]*x509.Certificate, len(issuers))
+		for i, is := range issuers {
+			certs[i] = is.cert
+		}
+		own, err := b.ownCACerts(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		t, err := issuing.IdentifyRevoked(r.certPEM, certs, own, now)
+		if err != nil {
+			return nil, err
+		}
+		is, serial, notAfter = issuers[t.Issuer], t.Serial, t.NotAfter
+	case r.serial == "" || r.issuerRef == "" || r.notAfter.IsZero():
+		return nil, issuing.Inputf("pass certificate (the PEM to revoke), or serial_number, issuer (org-ca, intermediate-ca or a key id) and not_after")
+	default:
+		if serial, err = issuing.ParseSerial(r.serial); err != nil {
+			return nil, err
+		}
+		org, err := b.loadIssuer(ctx, s, orgCA)
+		if err != nil {
+			return nil, err
+		}
+		if is, err = findIssuer(issuers, r.issuerRef, org); err != nil {
+			return nil, err
+		}
+		if !now.Before(r.notAfter) {
+			return nil, issuing.Inputf("not_after %s has passed: the certificate is no longer valid, and no CRL lists it", r.notAfter.UTC().Format(time.RFC3339))
+		}
+		if r.notAfter.After(is.cert.NotAfter) {
+			return nil, issuing.Inputf("not_after %s is after the issuer's own NotAfter (%s): no certificate of it lives that long", r.notAfter.UTC().Format(time.RFC3339), is.cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		notAfter = r.notAfter
+	}
+
+	cfg, err := b.cachedConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	rv := b.revocations
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if err := rv.refresh(ctx, s); err != nil {
+		return nil, err
+	}
+	st, err := rv.state(ctx, s, is.id)
+	if err != nil {
+		return nil, err
+	}
+	key := issuing.SerialHex(serial)
+	if e, ok := rv.byIssuer[is.id][key]; ok {
+		var number int64
+		if st != nil {
+			number = st.Number
+		}
+		return &revokeResult{issuer: is, entry: e, already: true, number: number}, nil
+	}
+	next := st.next(now, cfg.crlExpiry(), false)
+	e := revokedEntry{Serial: key, RevokedAt: now.UTC().Truncate(time.Second), Reason: reason, NotAfter: notAfter.UTC(), CRLNumber: next.Number}
+	if err := putEntry(ctx, s, revokedPrefix+is.id+"/"+key, "the revocation", e); err != nil {
+		return nil, err
+	}
+	rv.put(is.id, key, e)
+	if err := rv.setState(ctx, s, is.id, next); err != nil {
+		// The revocation is stored; the CRL moves on at the next change
+		// or periodic rebuild, and OCSP answers revoked already.
+		return nil, fmt.Errorf("the revocation is stored, but the CRL state could not be: %w", err)
+	}
+	b.Logger().Info("revoked a certificate", "issuer", is.label, "issuer_id", is.id, "serial", issuing.FormatSerial(serial), "reason", issuing.ReasonName(reason), "crl_number", next.Number)
+	return &revokeResult{issuer: is, entry: e, number: next.Number}, nil
+}
+
+// ownCACerts are this mount's own CA certificates, which revoke refuses.
+func (b *mastioBackend) ownCACerts(ctx context.Context, s logical.Storage) ([]*x509.Certificate, error) {
+	var own []*x509.Certificate
+	for _, n := range caNames {
+		is, err := b.loadIssuer(ctx, s, n)
+		if err != nil {
+			return nil, err
+		}
+		if is == nil {
+			continue
+		}
+		own = append(own, is.cert)
+		own = append(own, is.chain...)
+		for _, r := range is.retired {
+			own = append(own, r.cert)
+		}
+	}
+	return own, nil
+}
+
+// crl returns issuer ref's complete CRL, or its delta, DER, building and
+// caching it when the state moved on. A mount that has published no CRL
+// for the issuer yet starts its state here (the active node only).
+func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, delta bool) ([]byte, error) {
+	issuers, err := b.crlIssuers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if ref == "" {
+		if len(issuers) == 0 || !issuers[0].active {
+			return nil, noOrgCA("there is no CRL yet")
+		}
+		ref = issuers[0].id
+	}
+	org, err := b.loadIssuer(ctx, s, orgCA)
+	if err != nil {
+		return nil, err
+	}
+	is, err := findIssuer(issuers, ref, org)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := b.cachedConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	rv := b.revocations
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if err := rv.refresh(ctx, s); err != nil {
+		return nil, err
+	}
+	st, err := rv.state(ctx, s, is.id)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		st = (*crlState)(nil).next(time.Now(), cfg.crlExpiry(), true)
+		if err := rv.setState(ctx, s, is.id, st); err != nil {
+			if errors.Is(err, logical.ErrReadOnly) {
+				return nil, issuing.Statef("the %s has no CRL yet, and this node cannot start one: ask the active node", is.label)
+			}
+			return nil, err
+		}
+	}
+	built := rv.built[is.id]
+	if built == nil || built.number != st.Number {
+		if built, err = rv.build(is, st); err != nil {
+			return nil, err
+		}
+	}
+	if delta {
+		return built.delta, nil
+	}
+	return built.complete, nil
+}
+
+// build signs issuer is's complete CRL and delta for st. Callers hold
+// r.mu.
+func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
+	var all, recent []issuing.Revocation
+	for _, e := range r.byIssuer[is.id] {
+		all = append(all, e.revocation())
+		if e.CRLNumber > st.BaseNumber {
+			recent = append(recent, e.revocation())
+		}
+	}
+	complete, err := issuing.BuildCRL(is.cert, is.signer, all, issuing.CRLParams{Number: big.NewInt(st.Number), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate})
+	if err != nil {
+		return nil, err
+	}
+	delta, err := issuing.BuildCRL(is.cert, is.signer, recent, issuing.CRLParams{Number: big.NewInt(st.Number + 1), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate, DeltaBase: big.NewInt(st.BaseNumber)})
+	if err != nil {
+		return nil, err
+	}
+	b := &builtCRL{number: st.Number, complete: complete, delta: delta}
+	r.built[is.id] = b
+	return b, nil
+}
+
+// ocsp answers a DER OCSP request from the in-memory revocations.
+func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte) ([]byte, error) {
+	issuers, err := b.crlIssuers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := b.cachedConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	rv := b.revocations
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if err := rv.refresh(ctx, s); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	signers := make([]issuing.OCSPIssuer, len(issuers))
+	windows := make([]issuing.OCSPWindow, len(issuers))
+	for i, is := range issuers {
+		signers[i] = issuing.OCSPIssuer{Cert: is.cert, Key: is.signer}
+		windows[i] = issuing.OCSPWindow{ThisUpdate: now, NextUpdate: now.Add(cfg.crlExpiry())}
+		if st, err := rv.state(ctx, s, is.id); err != nil {
+			return nil, err
+		} else if st != nil {
+			windows[i] = issuing.OCSPWindow{ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate}
+		}
+	}
+	fallback := -1
+	if len(issuers) > 0 && issuers[0].active {
+		fallback = 0
+	}
+	return issuing.AnswerOCSP(der, signers, fallback, func(i int, serial *big.Int) (issuing.Revocation, bool) {
+		e, ok := rv.byIssuer[issuers[i].id][issuing.SerialHex(serial)]
+		return e.revocation(), ok
+	}, func(i int) issuing.OCSPWindow { return windows[i] }, now)
+}
+
+// tidyResult is what a tidy removed.
+type tidyResult struct {
+	removed         int
+	retiredKeysGone int
+}
+
+// tidy drops the revocations of certificates that have expired (they then
+// leave the CRL, which moves on), and the keys of rotated-out
+// intermediates whose grace has ended.
+func (b *mastioBackend) tidy(ctx context.Context, s logical.Storage) (*tidyResult, error) {
+	cfg, err := b.cachedConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	res := &tidyResult{}
+	now := time.Now()
+	rv := b.revocations
+	rv.mu.Lock()
+	err = func() error {
+		defer rv.mu.Unlock()
+		if err := rv.refresh(ctx, s); err != nil {
+			return err
+		}
+		ids := make([]string, 0, len(rv.byIssuer))
+		for id := range rv.byIssuer {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			dropped := 0
+			for serial, e := range rv.byIssuer[id] {
+				if now.Before(e.NotAfter) {
+					continue
+				}
+				if err := s.Delete(ctx, revokedPrefix+id+"/"+serial); err != nil {
+					return fmt.Errorf("deleting an expired revocation: %w", err)
+				}
+				delete(rv.byIssuer[id], serial)
+				dropped++
+			}
+			if dropped == 0 {
+				continue
+			}
+			res.removed += dropped
+			st, err := rv.state(ctx, s, id)
+			if err != nil {
+				return err
+			}
+			if err := rv.setState(ctx, s, id, st.next(now, cfg.crlExpiry(), false)); err != nil {
+				return err
+			}
+		}
+		rv.lastTidy = now
+		return nil
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if res.retiredKeysGone, err = b.dropRetiredKeys(ctx, s, now); err != nil {
+		return nil, err
+	}
+	if res.removed > 0 || res.retiredKeysGone > 0 {
+		b.Logger().Info("tidied revocations", "expired_revocations_removed", res.removed, "retired_keys_dropped", res.retiredKeysGone)
+	}
+	return res, nil
+}
+
+// dropRetiredKeys removes, through custody, the keys of rotated-out
+// intermediates whose grace has ended.
+func (b *mastioBackend) dropRetiredKeys(ctx context.Context, s logical.Storage, now time.Time) (int, error) {
+	dropped := 0
+	_, _, err := b.replaceCA(ctx, s, caChange{
+		name: intermediateCA, mode: casNone, amend: true,
+		check: func(current *caEntry) (bool, error) {
+			if current == nil {
+				return false, issuing.NotFoundf("no intermediate")
+			}
+			for _, p := range current.published() {
+				if len(p.KeyPKCS8) > 0 && !now.Before(p.GraceUntil) {
+					return false, nil
+				}
+			}
+			return true, nil
+		},
+		next: func(current *caEntry) (*caEntry, error) {
+			next := *current
+			strip := func(p publishedCert) publishedCert {
+				if len(p.KeyPKCS8) > 0 && !now.Before(p.GraceUntil) {
+					p.KeyPKCS8 = nil
+					dropped++
+				}
+				return p
+			}
+			if next.Previous != nil {
+				prev := strip(*next.Previous)
+				next.Previous = &prev
+			}
+			next.Retired = make([]publishedCert, len(current.Retired))
+			for i, p := range current.Retired {
+				next.Retired[i] = strip(p)
+			}
+			return &next, nil
+		},
+		event: "dropped the keys of rotated-out intermediates whose grace has ended",
+	})
+	if err != nil && issuing.KindOf(err) == issuing.KindNotFound {
+		return 0, nil
+	}
+	return dropped, err
+}
+
+// periodic runs on the node that may write: it rebuilds each CRL when
+// half its validity has passed (a new delta base), starts the CRL of an
+// issuer that has none, and tidies every tidyEvery.
+func (b *mastioBackend) periodic(ctx context.Context, req *logical.Request) error {
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	s := req.Storage
+	issuers, err := b.crlIssuers(ctx, s)
+	if err != nil {
+		return err
+	}
+	cfg, err := b.cachedConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	rv := b.revocations
+	err = func() error {
+		rv.mu.Lock()
+		defer rv.mu.Unlock()
+		for _, is := range issuers {
+			st, err := rv.state(ctx, s, is.id)
+			if err != nil {
+				return err
+			}
+			if st != nil && now.Before(st.ThisUpdate.Add(cfg.crlExpiry()/2)) && now.Before(st.NextUpdate) {
+				continue
+			}
+			if err := rv.setState(ctx, s, is.id, st.next(now, cfg.crlExpiry(), true)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		return err
+	}
+	rv.mu.Lock()
+	due := now.Sub(rv.lastTidy) >= tidyEvery
+	rv.mu.Unlock()
+	if due {
+		_, err = b.tidy(ctx, s)
+	}
+	return err
+}
+
+// issuerCert is the DER certificate of a CA by reference: org-ca,
+// intermediate-ca or a key id of any CA the mount holds (its Org CA, even
+// as anchor, the intermediate, the rotated-out ones in their grace).
+func (b *mastioBackend) issuerCert(ctx context.Context, s logical.Storage, ref string) ([]byte, error) {
+	org, err := b.loadIssuer(ctx, s, orgCA)
+	if err != nil {
+		return nil, err
+	}
+	inter, err := b.loadIssuer(ctx, s, intermediateCA)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	if ref == string(orgCA) && org != nil {
+		return org.cert.Raw, nil
+	}
+	if ref == string(intermediateCA) && inter != nil {
+		return inter.cert.Raw, nil
+	}
+	if org != nil {
+		certs = append(certs, org.cert)
+	}
+	if inter != nil {
+		certs = append(certs, inter.cert)
+		for _, r := range inter.retired {
+			certs = append(certs, r.cert)
+		}
+	}
+	for _, c := range certs {
+		if issuing.KeyID(c) == ref {
+			return c.Raw, nil
+		}
+	}
+	return nil, issuing.NotFoundf("no CA of this mount is %s: use org-ca, intermediate-ca or a key id", issuing.Quote(ref))
+}
