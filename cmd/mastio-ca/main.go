@@ -3,6 +3,7 @@
 //	mastio-ca migrate [flags]        move Mastio's CAs from its database into the plugin
 //	mastio-ca verify [flags]         check a mount's CAs, keys and chain
 //	mastio-ca audit-report <file>... review a Vault audit log's calls to the mount
+//	mastio-ca ocsp-relay [flags]     serve OCSP over POST and GET for a mount
 //
 // Run `mastio-ca migrate -h` for the flags and exit codes.
 package main
@@ -36,6 +37,8 @@ Commands:
                 --serial/--spiffe-id find one certificate
   bench         measure sign-csr against Vault's builtin PKI and the
                 in-process floor, side by side, on a running Vault
+  ocsp-relay    serve OCSP over POST and GET for a mount (Vault gives a
+                plugin no raw POST body); holds no key and no token
   version       print the version (the plugin's RunningVersion is the same)
 
 Run "mastio-ca <command> -h" for a command's flags.
@@ -67,6 +70,8 @@ func run(ctx context.Context, args []string) int {
 		return runAuditReport(args[1:], os.Stdout, os.Stderr)
 	case "bench":
 		return runBench(ctx, args[1:], os.Stdout, os.Stderr)
+	case "ocsp-relay":
+		return runOCSPRelay(ctx, args[1:], os.Stdout, os.Stderr)
 	case "version", "-version", "--version":
 		commit := backend.Commit
 		if commit == "" {

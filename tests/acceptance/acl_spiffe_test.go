@@ -3,6 +3,7 @@ package acceptance
 import (
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +80,39 @@ func roleForSPIFFEWorkloads() client.Role {
 		TTL:                 24 * time.Hour,
 		MaxTTL:              2160 * time.Hour,
 	}
+}
+
+// TestACL_RevokerPolicy: with policies/mastio-revoker.hcl a token revokes a
+// certificate, and every other path of the mount is a 403, signing and
+// tidy included; the CRL and OCSP need no token.
+func TestACL_RevokerPolicy(t *testing.T) {
+	ctx := t.Context()
+	mount, c, _, _ := newCA(t, true)
+	dir := t.TempDir()
+	csr := readFile(t, agentCSR(t, dir, "acl-revoked"))
+	signed, err := c.SignCSR(ctx, []byte(csr), client.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoker := tokenWith(t, "mastio-revoker.hcl", mount)
+	s, err := revoker.Logical().WriteWithContext(ctx, mount+"/revoke", map[string]any{"certificate": signed.CertificatePEM, "reason": "keyCompromise"})
+	if err != nil || s == nil || s.Data["already_revoked"] != false {
+		t.Fatalf("revoker: revoke: %v, %v", s, err)
+	}
+	if code, body := unauthenticatedGet(t, mount+"/crl/pem"); code != 200 || !strings.Contains(body, "BEGIN X509 CRL") {
+		t.Fatalf("crl/pem without a token: %d", code)
+	}
+	var denied []deniedCall
+	for _, d := range adminOnlyCalls {
+		if d.path != "revoke" {
+			denied = append(denied, d)
+		}
+	}
+	assertDenied(t, revoker, mount, "revoker", append(denied,
+		deniedCall{"write", "sign-csr", map[string]any{"csr": csr}},
+		deniedCall{"write", "sign/agent", map[string]any{"csr": csr}},
+		deniedCall{"write", "intermediate/rotate", nil},
+		deniedCall{"write", "root/sign-intermediate", map[string]any{"csr": csr}},
+		deniedCall{"read", "health", nil},
+	))
 }

@@ -123,6 +123,8 @@ var adminOnlyCalls = []deniedCall{
 	{"write", "intermediate/set-signed", map[string]any{"certificate": "x"}},
 	{"read", "root/profile", nil},
 	{"write", "root/profile", map[string]any{"max_path_length": 1}},
+	{"write", "revoke", map[string]any{"serial_number": "01", "issuer": "org-ca", "not_after": "2030-01-01T00:00:00Z"}},
+	{"write", "tidy", nil},
 }
 
 // assertDenied makes each call with token and wants a 403. Vault answers
