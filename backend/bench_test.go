@@ -1,10 +1,15 @@
 package backend
 
 import (
+	"context"
+	"fmt"
+	"math/big"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
@@ -42,5 +47,74 @@ func BenchmarkSignBatch100(b *testing.B) {
 		if err != nil || resp.IsError() || resp.Data["failed"] != 0 {
 			b.Fatalf("batch: %v %v", resp, err)
 		}
+	}
+}
+
+// BenchmarkRevocation measures, with 1k, 10k and 100k serials already
+// revoked under one intermediate: revoke (one entry and the CRL state
+// written to in-memory storage; the CRL is rebuilt lazily), rebuild (the
+// complete CRL and its delta signed from memory, as the first fetch after
+// a revoke does; crl-bytes is the complete CRL's size), and load (a fresh
+// node reading every revocation from storage on first use).
+func BenchmarkRevocation(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("revoked=%d", n), func(b *testing.B) {
+			be, s := getTestBackend(b)
+			generateCA(b, be, s)
+			if _, err := requestErr(be, s, logical.UpdateOperation, "intermediate/generate", nil); err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			issuers, err := be.crlIssuers(ctx, s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			is := issuers[0]
+			notAfter := is.cert.NotAfter.Add(-time.Hour).UTC()
+			for i := 0; i < n; i++ {
+				key := issuing.SerialHex(big.NewInt(int64(1 + i)))
+				e := revokedEntry{Serial: key, RevokedAt: time.Now().UTC(), NotAfter: notAfter, CRLNumber: 1}
+				if err := putEntry(ctx, s, revokedPrefix+is.id+"/"+key, "r", e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := be.crl(ctx, s, "", false); err != nil { // loads them all
+				b.Fatal(err)
+			}
+			next := int64(n + 1)
+			b.Run("revoke", func(b *testing.B) {
+				for b.Loop() {
+					next++
+					if _, err := be.revoke(ctx, s, revokeRequest{serial: big.NewInt(next).Text(16), issuerRef: "intermediate-ca", notAfter: notAfter}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("rebuild", func(b *testing.B) {
+				var size int
+				for b.Loop() {
+					be.revocations.mu.Lock()
+					delete(be.revocations.built, is.id)
+					be.revocations.mu.Unlock()
+					der, err := be.crl(ctx, s, "", false)
+					if err != nil {
+						b.Fatal(err)
+					}
+					size = len(der)
+				}
+				b.ReportMetric(float64(size), "crl-bytes")
+			})
+			b.Run("load", func(b *testing.B) {
+				for b.Loop() {
+					r := newRevocations()
+					r.mu.Lock()
+					err := r.refresh(ctx, s)
+					r.mu.Unlock()
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
 	}
 }

@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"runtime"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
@@ -294,6 +297,58 @@ func (t *benchTarget) opBatch(ctx context.Context, csrs []string) func(int) erro
 	}
 }
 
+// opOCSP asks the mount's OCSP responder about a certificate it signed
+// (GET, no token, as a relying party asks), with as many revoked serials
+// stored beside it as revoked says. Every answer must be a 200
+// application/ocsp-response; the first is parsed and checked in full.
+func (t *benchTarget) opOCSP(ctx context.Context, csr string, revoked int) (func(int) error, error) {
+	c := client.New(t.vault, t.mastio)
+	signed, err := c.SignCSR(ctx, []byte(csr), client.SignOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < revoked; i++ {
+		if _, err := t.vault.Logical().WriteWithContext(ctx, t.mastio+"/revoke", map[string]any{
+			"serial_number": fmt.Sprintf("%x", 1+i), "issuer": "org-ca", "not_after": signed.Certificate.NotAfter.Format(time.RFC3339),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	der, err := ocsp.CreateRequest(signed.Certificate, signed.IssuingCA, nil)
+	if err != nil {
+		return nil, err
+	}
+	target := strings.TrimSuffix(t.vault.Address(), "/") + "/v1/" + t.mastio + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(der))
+	httpc := t.vault.CloneConfig().HttpClient
+	get := func() ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/ocsp-response" || len(body) == 0 {
+			return nil, fmt.Errorf("ocsp: status %d, %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return body, nil
+	}
+	body, err := get()
+	if err != nil {
+		return nil, err
+	}
+	if a, err := ocsp.ParseResponseForCert(body, signed.Certificate, signed.IssuingCA); err != nil || a.Status != ocsp.Good {
+		return nil, fmt.Errorf("ocsp: the first answer does not check out: %v", err)
+	}
+	return func(int) error { _, err := get(); return err }, nil
+}
+
 // interleave runs each scenario for d in total, in three alternating rounds.
 func interleave(ctx context.Context, workers int, d time.Duration, ops ...func(int) error) []*benchStats {
 	out := make([]*benchStats, len(ops))
@@ -344,6 +399,17 @@ func bench(ctx context.Context, vault *api.Client, o benchOptions, log io.Writer
 		row("EC P-256", c, "C in-process floor", st[2])
 		ratios = append(ratios, fmt.Sprintf("concurrency %d: A/B = %.2f, A/C = %.2f, p99 A %s vs B %s",
 			c, st[0].perSecond()/st[1].perSecond(), st[0].perSecond()/st[2].perSecond(), fmtDur(st[0].percentile(0.99)), fmtDur(st[1].percentile(0.99))))
+		if c == 8 {
+			fmt.Fprintf(log, "bench: OCSP beside sign-csr at concurrency 8...\n")
+			op, err := ec.opOCSP(ctx, csrs[0], 1000)
+			if err != nil {
+				return "", err
+			}
+			o := interleave(ctx, 8, o.duration, ec.opA(ctx, csrs), op)
+			row("EC P-256", 8, "A mastio-ca sign-csr (beside D)", o[0])
+			row("EC P-256", 8, "D mastio-ca OCSP GET, 1,000 revoked (answers/s)", o[1])
+			ratios = append(ratios, fmt.Sprintf("OCSP at concurrency 8: D/A = %.2f (goal >= 2)", o[1].perSecond()/o[0].perSecond()))
+		}
 		if c == 8 && o.batches {
 			var single *benchStats = st[0]
 			for _, size := range []int{10, 100} {
