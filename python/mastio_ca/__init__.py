@@ -4,7 +4,9 @@ Mastio's Org CA and Mastio Intermediate CA live inside Vault and sign
 there; this package asks Vault for certificates and never for a key. No
 method reaches a path that can return a private key (``data/``,
 ``metadata/``, ``kv-export/``, ``import``, ``intermediate/import``,
-``roles/``, ``config``).
+``roles/``, ``config``). Beyond signing it can revoke a certificate the
+mount issued and read the CRL (:meth:`MastioCA.revoke`,
+:meth:`MastioCA.crl_pem`).
 
     from mastio_ca import AsyncMastioCA
 
@@ -17,7 +19,7 @@ dataclasses of PEM strings (:class:`SignedCertificate`, ...); failures are
 :class:`MastioCAError` subclasses mirroring the Go client's sentinels.
 """
 
-from ._calls import ALLOWED_PATHS, MAX_BATCH
+from ._calls import ALLOWED_PATHS, MAX_BATCH, REVOCATION_REASONS
 from ._client import DEFAULT_MOUNT, DEFAULT_TIMEOUT, AsyncMastioCA, MastioCA
 from ._continuity import verify_continuity
 from ._errors import (
@@ -41,6 +43,7 @@ from ._models import (
     Intermediate,
     PublicKeyRequest,
     RetiredIntermediate,
+    Revocation,
     Rotation,
     SignedCertificate,
 )
@@ -50,6 +53,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALLOWED_PATHS",
     "MAX_BATCH",
+    "REVOCATION_REASONS",
     "DEFAULT_MOUNT",
     "DEFAULT_TIMEOUT",
     "HAVE_CRYPTOGRAPHY",
@@ -75,4 +79,5 @@ __all__ = [
     "BatchResult",
     "PublicKeyRequest",
     "Health",
+    "Revocation",
 ]

@@ -6,6 +6,9 @@ of the answer. Only the paths in :data:`ALLOWED_PATHS` can be built, and a
 role name must be a single path segment, so no call can reach a path that
 returns a key (``data/``, ``metadata/``, ``kv-export/``, ``import``,
 ``intermediate/import``, ``roles/``, ``config``).
+
+``crl/pem`` is the one call whose answer is not Vault's JSON envelope but
+the PEM itself (``raw``); its errors are JSON as everywhere else.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ PEM = str | bytes
 _ROLE_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
 # Every path this package can reach, relative to the mount. The sign paths
-# take one role segment. Nothing here returns a private key.
+# take one role segment. Nothing here returns a private key: revoke answers
+# the revocation, crl/pem the CRL (public, no token needed).
 ALLOWED_PATHS = (
     "cert",
     "intermediate/cert",
@@ -40,11 +44,44 @@ ALLOWED_PATHS = (
     "sign-csr/<role>",
     "sign-public-key/<role>",
     "health",
+    "revoke",
+    "crl/pem",
 )
 _ALLOWED = re.compile(
-    r"(?:cert|intermediate/cert|generate|intermediate/generate|intermediate/rotate|health"
+    r"(?:cert|intermediate/cert|generate|intermediate/generate|intermediate/rotate|health|revoke|crl/pem"
     r"|sign-csr/" + _ROLE_NAME.pattern + r"|sign-public-key/" + _ROLE_NAME.pattern + r")"
 )
+
+# RFC 5280 CRL reasons (section 5.3.1) as the plugin names them, in its
+# order; removeFromCRL is not one a revocation can have. Each is also
+# accepted in snake_case (key_compromise) and sent as the RFC name.
+REVOCATION_REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "cACompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+    "aACompromise",
+)
+_SNAKE_REASONS = {
+    "key_compromise": "keyCompromise",
+    "ca_compromise": "cACompromise",
+    "affiliation_changed": "affiliationChanged",
+    "cessation_of_operation": "cessationOfOperation",
+    "certificate_hold": "certificateHold",
+    "privilege_withdrawn": "privilegeWithdrawn",
+    "aa_compromise": "aACompromise",
+}
+_REASONS = {r: r for r in REVOCATION_REASONS} | _SNAKE_REASONS
+
+# revoke_serial's serial (hex, with or without ':' or '-', as sign-csr and
+# cert print it; 1 to 20 bytes as RFC 5280 allows) and issuer (org-ca,
+# intermediate-ca or a key id: the issuer's SKI in hex).
+_SERIAL = re.compile(r"[0-9A-Fa-f]{1,2}(?:[:-]?[0-9A-Fa-f]{2})*")
+_ISSUER = re.compile(r"org-ca|intermediate-ca|[0-9A-Fa-f]{2}(?::?[0-9A-Fa-f]{2})*")
 
 MAX_BATCH = 100
 MIN_GRACE_DAYS, MAX_GRACE_DAYS = 1, 90
@@ -58,7 +95,10 @@ class Call(Generic[T]):
     method: str
     path: str
     body: dict[str, Any] | None
-    parse: Callable[[str, Mapping[str, Any]], T]
+    parse: Callable[[str, Any], T]
+    # True when a success is the body itself (crl/pem), not {"data": ...}:
+    # parse then gets the body as text.
+    raw: bool = False
 
 
 def check_path(path: str) -> None:
@@ -262,3 +302,79 @@ def _batch_size(op: str, n: int) -> None:
 
 def health() -> Call[m.Health]:
     return Call("health", "GET", "health", None, m.parse_health)
+
+
+# ---- revocation ------------------------------------------------------------
+
+
+def _reason(operation: str, reason: str) -> str:
+    name = _REASONS.get(reason) if isinstance(reason, str) else None
+    if name is None:  # the value itself is not echoed: errors carry nothing the caller sent
+        raise InvalidRequest(
+            operation, None, (),
+            f"reason must be an RFC 5280 CRL reason: one of {', '.join(REVOCATION_REASONS)}"
+            " (or its snake_case form, e.g. key_compromise)",
+        )
+    return name
+
+
+def _serial(operation: str, serial: str | int) -> str:
+    if isinstance(serial, int) and not isinstance(serial, bool):
+        if not 0 < serial < 1 << 160:
+            raise InvalidRequest(operation, None, (), "serial_number must be a positive serial of at most 20 bytes")
+        b = serial.to_bytes((serial.bit_length() + 7) // 8, "big")
+        return ":".join(f"{c:02x}" for c in b)
+    if isinstance(serial, str):
+        s = serial.strip()
+        digits = s.replace(":", "").replace("-", "")
+        if _SERIAL.fullmatch(s) and len(digits) <= 40 and int(digits, 16) > 0:
+            return s
+    raise InvalidRequest(
+        operation, None, (), "serial_number must be the certificate's serial in hex (as sign-csr returns it, e.g. 4f:2a:...) or an int"
+    )
+
+
+def _issuer(operation: str, issuer: str) -> str:
+    ref = issuer.strip() if isinstance(issuer, str) else ""
+    if not _ISSUER.fullmatch(ref):
+        raise InvalidRequest(
+            operation, None, (), "issuer must be org-ca, intermediate-ca or an issuer key id (its subject key identifier in hex)"
+        )
+    if ref in ("org-ca", "intermediate-ca"):
+        return ref
+    return ref.replace(":", "").lower()  # the plugin's key ids: lowercase hex, as Revocation.issuer_id
+
+
+def _rfc3339(operation: str, field: str, value: _dt.datetime) -> str:
+    if not isinstance(value, _dt.datetime):
+        raise InvalidRequest(operation, None, (), f"{field} must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidRequest(
+            operation, None, (),
+            f"{field} must be timezone-aware, e.g. SignedCertificate.not_after or .replace(tzinfo=datetime.timezone.utc)",
+        )
+    utc = value.astimezone(_dt.timezone.utc)
+    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds").replace("+00:00", "Z")
+
+
+def revoke(certificate_pem: PEM, reason: str) -> Call[m.Revocation]:
+    op = "revoke"
+    name = _reason(op, reason)
+    body: dict[str, Any] = {"certificate": _pem(op, "certificate_pem", certificate_pem), "reason": name}
+    return Call(op, "POST", "revoke", body, m.parse_revocation)
+
+
+def revoke_serial(serial_number: str | int, issuer: str, not_after: _dt.datetime, reason: str) -> Call[m.Revocation]:
+    op = "revoke"
+    name = _reason(op, reason)
+    body: dict[str, Any] = {
+        "serial_number": _serial(op, serial_number),
+        "issuer": _issuer(op, issuer),
+        "not_after": _rfc3339(op, "not_after", not_after),
+        "reason": name,
+    }
+    return Call(op, "POST", "revoke", body, m.parse_revocation)
+
+
+def crl_pem() -> Call[str]:
+    return Call("crl", "GET", "crl/pem", None, m.parse_crl_pem, raw=True)

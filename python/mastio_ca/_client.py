@@ -7,6 +7,7 @@ same code; only the HTTP round trip differs.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import re
 import ssl
@@ -183,11 +184,27 @@ class _Base:
                 ctype = resp.headers.get("content-type", "none")
                 detail = f"no Vault error message (content-type {ctype}, {len(resp.content)} bytes)"
             raise error_for(call.operation, resp.status_code, redact(messages, call.body), detail)
+        if call.raw:
+            return call.parse(call.operation, _raw_text(call, resp))
         if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), Mapping):
             raise MastioCAError(
                 call.operation, resp.status_code, (), "unexpected answer from Vault: no data object"
             )
         return call.parse(call.operation, payload["data"])
+
+
+def _raw_text(call: calls.Call[Any], resp: httpx.Response) -> str:
+    """The body of a raw answer (crl/pem): PEM text, as its content type says."""
+    ctype = resp.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != "application/x-pem-file":
+        raise MastioCAError(
+            call.operation, resp.status_code, (),
+            f"unexpected answer from Vault: content-type {ctype or 'none'}, not application/x-pem-file",
+        )
+    try:
+        return resp.content.decode("ascii")
+    except UnicodeDecodeError:
+        raise MastioCAError(call.operation, resp.status_code, (), "unexpected answer from Vault: the PEM is not ASCII") from None
 
 
 class MastioCA(_Base):
@@ -333,6 +350,38 @@ class MastioCA(_Base):
         """The plugin's version, counters and days left on each CA (needs a token)."""
         return self._run(calls.health())
 
+    def revoke(self, certificate_pem: calls.PEM, reason: str = "unspecified") -> m.Revocation:
+        """Revoke a certificate this mount issued (``revoke``): its issuer's CRL and OCSP list it at once.
+
+        ``reason`` is an RFC 5280 name (``keyCompromise``, ``superseded``,
+        ``cessationOfOperation``, ... or snake_case ``key_compromise``),
+        checked before sending. Idempotent: revoking again returns the
+        first revocation with ``already_revoked=True``. A certificate the
+        mount did not issue, one of its own CAs, or an expired one is
+        :class:`InvalidRequest` (400). Needs ``policies/mastio-revoker.hcl``.
+        """
+        return self._run(calls.revoke(certificate_pem, reason))
+
+    def revoke_serial(
+        self,
+        serial_number: str | int,
+        issuer: str,
+        not_after: _dt.datetime,
+        reason: str = "unspecified",
+    ) -> m.Revocation:
+        """Revoke by serial, for a caller that kept only the serial (``revoke``).
+
+        ``serial_number`` in hex as sign-csr returns it (or an int);
+        ``issuer`` is ``org-ca``, ``intermediate-ca`` or an issuer key id
+        (``Revocation.issuer_id``); ``not_after`` the certificate's NotAfter,
+        timezone-aware (``SignedCertificate.not_after``). Otherwise as :meth:`revoke`.
+        """
+        return self._run(calls.revoke_serial(serial_number, issuer, not_after, reason))
+
+    def crl_pem(self) -> str:
+        """The complete CRL, PEM, of the CA that signs leaves now (``crl/pem``; no token needed)."""
+        return self._run(calls.crl_pem())
+
 
 class AsyncMastioCA(_Base):
     """Asynchronous client of the mastio-ca plugin (``httpx.AsyncClient``).
@@ -448,4 +497,22 @@ class AsyncMastioCA(_Base):
     async def health(self) -> m.Health:
         """The plugin's health; see :meth:`MastioCA.health`."""
         return await self._run(calls.health())
+
+    async def revoke(self, certificate_pem: calls.PEM, reason: str = "unspecified") -> m.Revocation:
+        """Revoke a certificate this mount issued; see :meth:`MastioCA.revoke`."""
+        return await self._run(calls.revoke(certificate_pem, reason))
+
+    async def revoke_serial(
+        self,
+        serial_number: str | int,
+        issuer: str,
+        not_after: _dt.datetime,
+        reason: str = "unspecified",
+    ) -> m.Revocation:
+        """Revoke by serial, issuer and NotAfter; see :meth:`MastioCA.revoke_serial`."""
+        return await self._run(calls.revoke_serial(serial_number, issuer, not_after, reason))
+
+    async def crl_pem(self) -> str:
+        """The current issuer's CRL in PEM; see :meth:`MastioCA.crl_pem`."""
+        return await self._run(calls.crl_pem())
 

@@ -30,6 +30,7 @@ __all__ = [
     "BatchResult",
     "PublicKeyRequest",
     "Health",
+    "Revocation",
 ]
 
 try:  # optional dependency
@@ -264,6 +265,29 @@ class Health:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """The answer of ``revoke``: the certificate is in its issuer's CRL and OCSP says revoked.
+
+    ``serial_number`` is colon hex (as :class:`SignedCertificate` has it),
+    ``reason`` the RFC 5280 name (``keyCompromise``, ...), ``not_after``
+    the certificate's (the revocation is kept until then), ``issuer_id``
+    the issuing CA's key id (its SKI in hex; ``issuer/<issuer_id>/crl`` is
+    its CRL). ``already_revoked`` is True when the serial was revoked
+    before: ``revocation_time`` and ``reason`` are then the first
+    revocation's, and ``crl_number`` the issuer's current complete CRL;
+    otherwise ``crl_number`` is the complete CRL that first lists it.
+    """
+
+    serial_number: str
+    revocation_time: _dt.datetime
+    reason: str
+    not_after: _dt.datetime
+    issuer_id: str
+    already_revoked: bool
+    crl_number: int
+
+
 # ---- parsing of the plugin's answers ------------------------------------
 
 
@@ -342,6 +366,12 @@ class _Fields:
             return parse_time(self.data.get(key))
         except ValueError:
             raise self._bad(key, "an RFC 3339 time") from None
+
+    def time(self, key: str) -> _dt.datetime:
+        v = self.when(key)
+        if v is None:
+            raise self._bad(key, "present")
+        return v
 
     def objects(self, key: str) -> list[Mapping[str, Any]]:
         v = self.data.get(key) or []
@@ -466,3 +496,31 @@ def parse_health(operation: str, data: Mapping[str, Any]) -> Health:
         intermediate_ca_days_left=f.number("intermediate-ca_days_left", default=None),
         raw=dict(data),
     )
+
+
+def parse_revocation(operation: str, data: Mapping[str, Any]) -> Revocation:
+    """Parse ``revoke``."""
+    f = _Fields(operation, data)
+    crl_number = f.number("crl_number", default=None)
+    if crl_number is None:
+        raise f._bad("crl_number", "present")
+    return Revocation(
+        serial_number=f.text("serial_number"),
+        revocation_time=f.time("revocation_time"),
+        reason=f.text("reason"),
+        not_after=f.time("not_after"),
+        issuer_id=f.text("issuer_id"),
+        already_revoked=f.flag("already_revoked"),
+        crl_number=crl_number,
+    )
+
+
+_PEM_CRL_BEGIN, _PEM_CRL_END = "-----BEGIN X509 CRL-----", "-----END X509 CRL-----"
+
+
+def parse_crl_pem(operation: str, body: str) -> str:
+    """Check ``crl/pem``'s raw answer is one PEM CRL and return it."""
+    text = body.strip()
+    if not (text.startswith(_PEM_CRL_BEGIN) and text.endswith(_PEM_CRL_END) and text.count(_PEM_CRL_BEGIN) == 1):
+        raise MastioCAError(operation, None, (), "unexpected answer from the plugin: not one PEM CRL")
+    return text + "\n"

@@ -201,3 +201,128 @@ def test_works_without_cryptography():
     r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+# ---- revocation (no Vault: what is refused before sending, what is sent) ----------------
+
+NOT_AFTER = dt.datetime(2027, 1, 31, 12, 0, tzinfo=dt.timezone.utc)
+LEAF = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
+
+def test_revoke_arguments_refused_before_sending():
+    seen, transport = _capture()
+    with MastioCA("https://v", "t", transport=transport) as ca:
+        for bad in ("keycompromise", "KeyCompromise", "key-compromise", "removeFromCRL", "remove_from_crl", "1", "",
+                    " keyCompromise", None, 1, True):
+            with pytest.raises(InvalidRequest, match="RFC 5280") as e:
+                ca.revoke(LEAF, reason=bad)
+            assert e.value.status is None and e.value.operation == "revoke"
+            with pytest.raises(InvalidRequest, match="RFC 5280"):
+                ca.revoke_serial("4f:2a", "intermediate-ca", NOT_AFTER, reason=bad)
+        with pytest.raises(InvalidRequest, match="reason") as e:  # the value is not echoed
+            ca.revoke(LEAF, reason="s.VaultTokenLookalike0123456789")
+        assert "Lookalike" not in str(e.value)
+        with pytest.raises(InvalidRequest, match="PEM"):
+            ca.revoke("", reason="keyCompromise")
+        for serial in ("", "zz", "4f:2", "0", "00:00", ":4f", "4f::2a", "ab" * 21, 0, -1, 1 << 160, True, 1.5, None):
+            with pytest.raises(InvalidRequest, match="serial_number"):
+                ca.revoke_serial(serial, "intermediate-ca", NOT_AFTER)
+        for issuer in ("", "intermediate", "../crl", "org-ca/x", "abc", "a b", None):
+            with pytest.raises(InvalidRequest, match="issuer"):
+                ca.revoke_serial("4f:2a", issuer, NOT_AFTER)
+        with pytest.raises(InvalidRequest, match="timezone-aware"):
+            ca.revoke_serial("4f:2a", "intermediate-ca", NOT_AFTER.replace(tzinfo=None))
+        for bad in ("2027-01-31T12:00:00Z", dt.date(2027, 1, 31), 1800000000, None):
+            with pytest.raises(InvalidRequest, match="not_after must be a datetime"):
+                ca.revoke_serial("4f:2a", "intermediate-ca", bad)
+    assert seen == []
+
+
+@pytest.mark.asyncio
+async def test_async_revoke_refuses_a_bad_reason_before_sending():
+    seen, transport = _capture()
+    async with AsyncMastioCA("https://v", "t", transport=transport) as ca:
+        with pytest.raises(InvalidRequest, match="RFC 5280"):
+            await ca.revoke(LEAF, reason="compromised")
+        with pytest.raises(InvalidRequest, match="RFC 5280"):
+            await ca.revoke_serial("4f:2a", "org-ca", NOT_AFTER, reason="removeFromCRL")
+    assert seen == []
+
+
+def test_revoke_request_bodies():
+    bodies = []
+
+    def handler(request):
+        bodies.append(json.loads(request.content))
+        return httpx.Response(400, json={"errors": ["stop"]})
+
+    cest = dt.timezone(dt.timedelta(hours=2))
+    with MastioCA("https://v", "t", transport=httpx.MockTransport(handler)) as ca:
+        for call in (
+            lambda: ca.revoke(LEAF),
+            lambda: ca.revoke(LEAF.encode(), reason="key_compromise"),
+            lambda: ca.revoke(LEAF, reason="cACompromise"),
+            lambda: ca.revoke(LEAF, reason="aa_compromise"),
+            lambda: ca.revoke_serial("4F:2A", "intermediate-ca", NOT_AFTER, reason="cessation_of_operation"),
+            lambda: ca.revoke_serial(0x4F2A, "org-ca", dt.datetime(2027, 1, 31, 14, 0, 0, 500, tzinfo=cest)),
+            lambda: ca.revoke_serial("4f2a", "AB:CD:EF:01", NOT_AFTER, reason="superseded"),
+        ):
+            with pytest.raises(InvalidRequest) as e:  # a 400 from revoke: not a role's refusal
+                call()
+            assert type(e.value) is InvalidRequest and e.value.status == 400 and e.value.operation == "revoke"
+    assert bodies == [
+        {"certificate": LEAF, "reason": "unspecified"},
+        {"certificate": LEAF, "reason": "keyCompromise"},
+        {"certificate": LEAF, "reason": "cACompromise"},
+        {"certificate": LEAF, "reason": "aACompromise"},
+        {"serial_number": "4F:2A", "issuer": "intermediate-ca", "not_after": "2027-01-31T12:00:00Z",
+         "reason": "cessationOfOperation"},
+        {"serial_number": "4f:2a", "issuer": "org-ca", "not_after": "2027-01-31T12:00:00.000500Z",
+         "reason": "unspecified"},
+        {"serial_number": "4f2a", "issuer": "abcdef01", "not_after": "2027-01-31T12:00:00Z", "reason": "superseded"},
+    ]
+    assert mastio_ca.REVOCATION_REASONS[1] == "keyCompromise" and len(mastio_ca.REVOCATION_REASONS) == 9
+
+
+def test_revocation_answer_parsed_and_frozen():
+    good = {"serial_number": "4f:2a", "revocation_time": "2026-06-01T10:00:00Z", "reason": "keyCompromise",
+            "not_after": "2027-01-31T12:00:00Z", "issuer_id": "ab" * 20, "already_revoked": True, "crl_number": 5}
+    answer = [good]
+
+    def handler(request):
+        return httpx.Response(200, json={"data": answer[0]})
+
+    with MastioCA("https://v", "t", transport=httpx.MockTransport(handler)) as ca:
+        rev = ca.revoke(LEAF, reason="superseded")
+        assert rev == mastio_ca.Revocation("4f:2a", dt.datetime(2026, 6, 1, 10, tzinfo=dt.timezone.utc),
+                                           "keyCompromise", NOT_AFTER, "ab" * 20, True, 5)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            rev.reason = "x"  # type: ignore[misc]
+        for key, bad in (("revocation_time", None), ("not_after", "yesterday"), ("crl_number", None),
+                         ("already_revoked", "yes"), ("serial_number", 42), ("issuer_id", "")):
+            answer[0] = {**good, key: bad}
+            with pytest.raises(mastio_ca.MastioCAError, match=f"unexpected answer from the plugin: {key}"):
+                ca.revoke(LEAF)
+
+
+def test_crl_pem_raw_answer():
+    crl = "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"
+    answers = []
+
+    def handler(request):
+        assert request.method == "GET" and request.url.path == "/v1/mastio-ca/crl/pem" and not request.content
+        return answers.pop(0)
+
+    with MastioCA("https://v", transport=httpx.MockTransport(handler)) as ca:
+        answers.append(httpx.Response(200, content=crl.encode(), headers={"Content-Type": "application/x-pem-file"}))
+        assert ca.crl_pem() == crl
+        answers.append(httpx.Response(200, json={"data": {"crl": crl}}))  # JSON where PEM was due
+        with pytest.raises(mastio_ca.MastioCAError, match="content-type application/json"):
+            ca.crl_pem()
+        answers.append(httpx.Response(200, content=b"<html>hi</html>", headers={"Content-Type": "application/x-pem-file"}))
+        with pytest.raises(mastio_ca.MastioCAError, match="not one PEM CRL"):
+            ca.crl_pem()
+        answers.append(httpx.Response(404, json={"errors": ["no CA"]}))  # errors stay JSON
+        with pytest.raises(mastio_ca.NotFound) as e:
+            ca.crl_pem()
+        assert e.value.operation == "crl" and e.value.messages == ("no CA",)

@@ -3,6 +3,7 @@ made to answer so), and proof that no exception carries the request body."""
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 
 import httpx
@@ -239,6 +240,10 @@ async def test_messages_never_carry_the_request_body(aca):
         lambda: aca.generate(org_id=secret),
         lambda: aca.generate(org_id=ORG, common_name=secret),
         lambda: aca.generate_intermediate(common_name=secret),
+        lambda: aca.revoke(secret, reason="keyCompromise"),
+        lambda: aca.revoke_serial(secret, "intermediate-ca", dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)),
+        lambda: aca.revoke_serial("4f:2a", secret, dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)),
+        lambda: aca.revoke(public_pem(ec_key()), reason=secret),
     ]
     for attempt in attempts:
         with pytest.raises(MastioCAError) as e:
@@ -275,3 +280,20 @@ def test_pem_private_key_never_in_transport_error():
     with pytest.raises(TransportError) as e:
         _mock(handler).sign_public_key("agent", secret, name="x")
     _assert_clean(e.value, secret)
+
+
+def test_an_echoing_revoke_is_redacted():
+    """revoke's 400 is InvalidRequest (as the Go client's ErrInvalidRequest), with the sent PEM cut out."""
+    secret = private_pem(ec_key())
+
+    def handler(request):
+        import json
+
+        body = json.loads(request.content)
+        return httpx.Response(400, json={"errors": [f"certificate: cannot parse {body['certificate']}"]})
+
+    with pytest.raises(InvalidRequest) as e:
+        _mock(handler).revoke(secret, reason="keyCompromise")
+    assert type(e.value) is InvalidRequest and (e.value.status, e.value.operation) == (400, "revoke")
+    _assert_clean(e.value, secret)
+    assert "[PEM redacted]" in str(e.value)

@@ -4,6 +4,7 @@ httpx MockTransport), avoid the paths that can return a key."""
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import json
 import re
@@ -21,6 +22,7 @@ FORBIDDEN = ("data/", "metadata/", "kv-export", "import", "intermediate/import",
 METHODS = {
     "org_ca", "intermediate", "generate", "generate_intermediate", "rotate_intermediate",
     "sign_csr", "sign_csr_batch", "sign_public_key", "sign_public_key_batch", "health",
+    "revoke", "revoke_serial", "crl_pem",
 }
 ATTRIBUTES = {"address", "mount", "namespace", "timeout"}
 CLOSE = {MastioCA: "close", AsyncMastioCA: "aclose"}
@@ -28,6 +30,7 @@ CLOSE = {MastioCA: "close", AsyncMastioCA: "aclose"}
 PUB = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
 CSR = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
 CERT = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+CRL = "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"
 
 # One call of every public method, with every optional argument set.
 CALLS = {
@@ -42,6 +45,10 @@ CALLS = {
     "sign_public_key": (("agent", PUB), dict(name="agent-1", ttl="1h")),
     "sign_public_key_batch": (("agent", [PublicKeyRequest(PUB, name="a"), {"public_key": PUB, "spiffe_id": "spiffe://x/y"}]), {}),
     "health": ((), {}),
+    "revoke": ((CERT,), dict(reason="keyCompromise")),
+    "revoke_serial": (("4f:2a", "intermediate-ca", dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)),
+                      dict(reason="superseded")),
+    "crl_pem": ((), {}),
 }
 
 # Role names that try to leave the sign path.
@@ -98,6 +105,10 @@ def _canned(path: str, body: dict | None) -> dict:
                                                          "grace_until": "2026-01-15T00:00:00Z", "continuity_proof": "abc"}],
                 "old_intermediate_cn": "acme Mastio CA", "new_intermediate_cn": "acme Mastio CA",
                 "grace_days": 14, "dry_run": True}
+    if path == "revoke":
+        return {"serial_number": "4f:2a", "revocation_time": "2026-06-01T00:00:00Z", "reason": body["reason"],
+                "not_after": "2027-01-01T00:00:00Z", "issuer_id": "ab" * 20, "already_revoked": False,
+                "crl_number": 3}
     if path == "health":
         return {"version": "v0", "commit": "c", "signed": 1, "goroutines": 1, "heap_alloc_bytes": 1,
                 "rss_bytes": 1, "uptime_seconds": 1}
@@ -121,6 +132,8 @@ class Recorder:
         body = json.loads(request.content) if request.content else None
         self.seen.append((request.method, rel, body))
         assert request.headers["X-Vault-Token"] == "tok"
+        if rel == "crl/pem":  # the one raw answer
+            return httpx.Response(200, content=CRL.encode(), headers={"Content-Type": "application/x-pem-file"})
         return httpx.Response(200, json={"data": _canned(rel, body)})
 
 
@@ -129,7 +142,7 @@ def _check(seen) -> None:
     assert paths == {
         ("GET", "cert"), ("GET", "intermediate/cert"), ("POST", "generate"), ("POST", "intermediate/generate"),
         ("POST", "intermediate/rotate"), ("POST", "sign-csr/agent"), ("POST", "sign-public-key/agent"),
-        ("GET", "health"),
+        ("GET", "health"), ("POST", "revoke"), ("GET", "crl/pem"),
     }
     for _, p, body in seen:
         assert not any(p.startswith(f) for f in FORBIDDEN), p
@@ -152,6 +165,10 @@ def test_sync_client_reaches_only_sign_and_read_paths():
     _check(rec.seen)
     rot = [b for m, p, b in rec.seen if p == "intermediate/rotate"][0]
     assert rot == {"grace_days": 14, "dry_run": True, "cas": 1, "key_type": "ec", "key_bits": 256, "ttl": "8760h"}
+    assert [b for m, p, b in rec.seen if p == "revoke"] == [
+        {"certificate": CERT, "reason": "keyCompromise"},
+        {"serial_number": "4f:2a", "issuer": "intermediate-ca", "not_after": "2027-01-01T00:00:00Z", "reason": "superseded"},
+    ]
 
 
 @pytest.mark.asyncio

@@ -1,7 +1,8 @@
-"""policies/mastio-signer.hcl and policies/mastio-proxy.hcl, written into the
-real Vault with the mount prefix replaced: a token with each can make
-exactly Mastio's calls, and is refused (403) on every path that could give
-it a key or change the CA setup it has no business with."""
+"""policies/mastio-signer.hcl, policies/mastio-proxy.hcl and
+policies/mastio-revoker.hcl, written into the real Vault with the mount
+prefix replaced: a token with each can make exactly Mastio's calls, and is
+refused (403) on every path that could give it a key or change the CA setup
+it has no business with."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from _vault import REPO
 from conftest import NGINX_DNS, client_kwargs, write_mastio_roles
 
 import mastio_ca
-from mastio_ca import Conflict, PermissionDenied, PublicKeyRequest
+from mastio_ca import Conflict, InvalidRequest, PermissionDenied, PublicKeyRequest
 
 pytestmark = pytest.mark.asyncio
 
@@ -112,4 +113,42 @@ async def test_mastio_proxy_policy(vault, mount):
     assert_raw_denied(vault, mount, token, extra=[
         ("POST", "intermediate/rotate", {"grace_period": "0s"}),  # ending a grace early is the admin's
         ("POST", "intermediate/rotate", {"drop_earlier": True}),
+    ])
+
+
+async def test_mastio_revoker_policy(vault, mastio_mount):
+    """Mastio's revoke flow: revoke (by certificate or serial) and nothing else; the CRL needs no token."""
+    async with mastio_ca.AsyncMastioCA(**client_kwargs(vault, mastio_mount)) as admin:
+        leaf = await admin.sign_public_key("agent", public_pem(ec_key()), name="agent-1")
+        other = await admin.sign_public_key("agent", public_pem(ec_key()), name="agent-2")
+    token = vault.token_with(load_policy(vault, mastio_mount, "mastio-revoker"))
+    async with mastio_ca.AsyncMastioCA(**client_kwargs(vault, mastio_mount, token)) as ca:
+        rev = await ca.revoke(leaf.certificate, reason="keyCompromise")
+        assert rev.serial_number == leaf.serial_number and not rev.already_revoked
+        assert (await ca.revoke(leaf.certificate)).already_revoked
+        by_serial = await ca.revoke_serial(other.serial_number, "intermediate-ca", other.not_after, reason="superseded")
+        assert by_serial.serial_number == other.serial_number and by_serial.reason == "superseded"
+        crl = x509.load_pem_x509_crl((await ca.crl_pem()).encode())
+        for s in (leaf, other):
+            assert crl.get_revoked_certificate_by_serial_number(s.x509.serial_number) is not None
+        with pytest.raises(InvalidRequest):  # the plugin's refusal, not the policy's
+            await ca.revoke((await ca.intermediate()).certificate)
+        for denied in (
+            lambda: ca.sign_public_key("agent", public_pem(ec_key()), name="agent-3"),
+            lambda: ca.sign_public_key("mastio-leaf", public_pem(ec_key()), spiffe_id=f"spiffe://{TD}/proxy/{ORG}"),
+            lambda: ca.sign_csr("principal", principal_csr()),
+            lambda: ca.sign_csr("mastio-server", csr_pem(ec_key(), sans=[x509.DNSName(NGINX_DNS[0])])),
+            lambda: ca.sign_public_key_batch("agent", [PublicKeyRequest(public_pem(ec_key()), name="a")]),
+            lambda: ca.sign_csr_batch("principal", [principal_csr()]),
+            lambda: ca.generate(org_id=ORG),
+            lambda: ca.generate_intermediate(),
+            lambda: ca.rotate_intermediate(grace_days=14, dry_run=True),
+            lambda: ca.health(),
+        ):
+            with pytest.raises(PermissionDenied):
+                await denied()
+    assert_raw_denied(vault, mastio_mount, token, extra=[
+        ("POST", "tidy", {}),
+        ("POST", "intermediate/rotate", {"grace_days": 14}),
+        ("POST", "root/sign-intermediate", {"csr": "x"}),
     ])

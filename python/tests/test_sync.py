@@ -1,5 +1,5 @@
 """The synchronous client on the real Vault: what Mastio's sync sites call
-(S2, S10, S11, S13, S14) and the error mapping."""
+(S2, S10, S11, S13, S14), revocation, and the error mapping."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import client_kwargs
 from test_sites import PLUGIN, check_leaf_fields
 
 import mastio_ca
-from mastio_ca import Conflict, NotFound, PermissionDenied, PolicyRefused, PublicKeyRequest
+from mastio_ca import Conflict, InvalidRequest, NotFound, PermissionDenied, PolicyRefused, PublicKeyRequest
 
 
 def test_sync_s10_agent(sca):
@@ -67,3 +67,28 @@ def test_sync_rotate_dry_run(sca):
     rot = sca.rotate_intermediate(grace_days=14, dry_run=True)
     assert rot.dry_run and mastio_ca.verify_continuity(before.certificate, rot.certificate, rot.continuity_proof)
     assert sca.intermediate() == before
+
+
+def test_sync_revoke_and_crl(sca):
+    inter = sca.intermediate()
+    leaf = sca.sign_public_key("agent", public_pem(ec_key()), name="agent-1")
+    by_serial = sca.sign_public_key("agent", public_pem(ec_key()), name="agent-2")
+    rev = sca.revoke(leaf.certificate, reason="key_compromise")
+    assert isinstance(rev, mastio_ca.Revocation)
+    assert (rev.serial_number, rev.reason, rev.not_after, rev.already_revoked) == (
+        leaf.serial_number, "keyCompromise", leaf.not_after, False)
+    again = sca.revoke(leaf.certificate, reason="superseded")
+    assert again.already_revoked and (again.revocation_time, again.reason) == (rev.revocation_time, rev.reason)
+    rev2 = sca.revoke_serial(by_serial.serial_number, rev.issuer_id, by_serial.not_after, reason="affiliationChanged")
+    assert rev2.reason == "affiliationChanged" and rev2.serial_number == by_serial.serial_number
+    crl = x509.load_pem_x509_crl(sca.crl_pem().encode())
+    assert crl.is_signature_valid(inter.x509.public_key())
+    for s, reason in ((leaf, x509.ReasonFlags.key_compromise), (by_serial, x509.ReasonFlags.affiliation_changed)):
+        entry = crl.get_revoked_certificate_by_serial_number(s.x509.serial_number)
+        assert entry is not None and entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == reason
+    with pytest.raises(InvalidRequest) as e:
+        sca.revoke(inter.certificate)
+    assert e.value.status == 400 and e.value.operation == "revoke"
+    with pytest.raises(InvalidRequest) as e:
+        sca.revoke(leaf.certificate, reason="compromised")
+    assert e.value.status is None
