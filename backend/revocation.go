@@ -447,7 +447,9 @@ func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
 	return b, nil
 }
 
-// ocsp answers a DER OCSP request from the in-memory revocations.
+// ocsp answers a DER OCSP request from the in-memory revocations. The
+// lock is held only to refresh and to look the serial up: answers are
+// signed outside it, in parallel.
 func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte) ([]byte, error) {
 	issuers, err := b.crlIssuers(ctx, s)
 	if err != nil {
@@ -457,30 +459,35 @@ func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte)
 	if err != nil {
 		return nil, err
 	}
-	rv := b.revocations
-	rv.mu.Lock()
-	defer rv.mu.Unlock()
-	if err := rv.refresh(ctx, s); err != nil {
-		return nil, err
-	}
 	now := time.Now()
 	signers := make([]issuing.OCSPIssuer, len(issuers))
 	windows := make([]issuing.OCSPWindow, len(issuers))
+	rv := b.revocations
+	rv.mu.Lock()
+	err = rv.refresh(ctx, s)
 	for i, is := range issuers {
+		if err != nil {
+			break
+		}
 		signers[i] = issuing.OCSPIssuer{Cert: is.cert, Key: is.signer}
 		windows[i] = issuing.OCSPWindow{ThisUpdate: now, NextUpdate: now.Add(cfg.crlExpiry())}
-		if st, err := rv.state(ctx, s, is.id); err != nil {
-			return nil, err
-		} else if st != nil {
+		var st *crlState
+		if st, err = rv.state(ctx, s, is.id); st != nil {
 			windows[i] = issuing.OCSPWindow{ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate}
 		}
+	}
+	rv.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	fallback := -1
 	if len(issuers) > 0 && issuers[0].active {
 		fallback = 0
 	}
 	return issuing.AnswerOCSP(der, signers, fallback, func(i int, serial *big.Int) (issuing.Revocation, bool) {
+		rv.mu.Lock()
 		e, ok := rv.byIssuer[issuers[i].id][issuing.SerialHex(serial)]
+		rv.mu.Unlock()
 		return e.revocation(), ok
 	}, func(i int) issuing.OCSPWindow { return windows[i] }, now)
 }
