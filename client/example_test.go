@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
@@ -114,4 +115,50 @@ func ExampleClient_SetSignedIntermediate() {
 	}
 	fmt.Println(org.Source, inter.Certificate.MaxPathLen, inter.Certificate.URIs[0])
 	// Output: anchor 0 spiffe://cullis.local
+}
+
+// Revoking an agent's certificate: it enters its issuer's CRL at once, and
+// the mount's OCSP responder answers revoked. The CRL and OCSP need no
+// token; revoke needs policies/mastio-revoker.hcl.
+func ExampleClient_Revoke() {
+	ctx := context.Background()
+	vault, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	ca := client.New(vault, "mastio-ca")
+
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	id, _ := url.Parse("spiffe://cullis.local/acme/agent-2")
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{id}}, key)
+	signed, err := ca.SignCSR(ctx, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), client.SignOptions{Role: "agent"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	rev, err := ca.Revoke(ctx, client.RevokeRequest{Certificate: signed.CertificatePEM, Reason: "keyCompromise"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The issuer's CRL, by the key id revoke answered (the CRL URL that
+	// config crl_distribution_points puts in certificates names it too).
+	crl, _, err := ca.CRL(ctx, rev.IssuerID, false)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := crl.CheckSignatureFrom(signed.IssuingCA); err != nil {
+		log.Fatal(err)
+	}
+	listed := false
+	for _, e := range crl.RevokedCertificateEntries {
+		listed = listed || e.SerialNumber.Cmp(signed.Certificate.SerialNumber) == 0
+	}
+
+	status, err := ca.OCSPStatus(ctx, signed.Certificate, signed.IssuingCA)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rev.Reason, listed, status.Status == ocsp.Revoked, status.RevocationReason == ocsp.KeyCompromise)
+	// Output: keyCompromise true true true
 }

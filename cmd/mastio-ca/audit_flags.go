@@ -14,6 +14,7 @@ import (
 const (
 	flagPolicyChange = "policy_change"
 	flagCAChange     = "ca_change"
+	flagRevocation   = "revocation"
 	flagKeyBearing   = "key_bearing"
 	flagDenied       = "denied"
 	flagRefused      = "refused"
@@ -45,6 +46,12 @@ func (cl *auditClassifier) classify(c *auditCall) {
 		add(flagPolicyChange)
 	case isWrite(c.Operation) && (strings.HasPrefix(p, "data/") || slices.Contains([]string{"generate", "import", "intermediate/generate", "intermediate/import", "intermediate/rotate", "intermediate/set-signed"}, p)):
 		add(flagCAChange)
+	}
+	// Not a CA change: revoke writes a revocation entry and tidy drops
+	// expired ones (and the keys of intermediates past their grace, as the
+	// periodic function does unaudited); neither replaces a CA.
+	if c.Revocation != nil {
+		add(flagRevocation)
 	}
 	if p == "import" || p == "intermediate/import" || strings.HasPrefix(p, "data/") {
 		add(flagKeyBearing)
@@ -140,6 +147,14 @@ func (m *auditMatcher) match(c *auditCall) bool {
 		return true
 	}
 	hit := false
+	if r := c.Revocation; r != nil && m.serial != "" {
+		// A revoke names one certificate: --serial finds it too.
+		m.sawHMACs = m.sawHMACs || r.serialHMAC != ""
+		if m.serialHash != "" && r.serialHMAC == m.serialHash {
+			r.Serial = m.serial
+		}
+		hit = r.Serial == m.serial
+	}
 	for i := range c.Certificates {
 		cert := &c.Certificates[i]
 		m.sawHMACs = m.sawHMACs || cert.serialHMAC != "" || cert.idHMAC != ""

@@ -33,6 +33,7 @@ type auditWriter struct {
 	counts   map[string]int
 	calls    int
 	certs    int
+	revoked  int // certificates revoked (revoke calls that were ok, not already revoked)
 }
 
 var auditColumns = []string{"TIME", "WHO", "POLICIES", "ENTITY", "TOKEN", "REMOTE", "OP", "PATH", "ROLE", "OUTCOME", "SERIAL", "SPIFFE ID", "NOT AFTER"}
@@ -42,7 +43,7 @@ func newAuditWriter(o auditOptions, w io.Writer) (*auditWriter, error) {
 	switch o.format {
 	case "csv":
 		aw.csv = csv.NewWriter(aw.w)
-		header := []string{"time", "request_id", "display_name", "policies", "entity_id", "token_type", "remote_address", "operation", "path", "role", "outcome", "status", "message", "serials", "spiffe_ids", "not_afters", "flags"}
+		header := []string{"time", "request_id", "display_name", "policies", "entity_id", "token_type", "remote_address", "operation", "path", "role", "outcome", "status", "message", "serials", "spiffe_ids", "not_afters", "flags", "revoked_serial", "revocation_reason", "revocation_note"}
 		if err := aw.csv.Write(header); err != nil {
 			return nil, err
 		}
@@ -64,6 +65,9 @@ func (aw *auditWriter) newBlock() {
 func (aw *auditWriter) call(c *auditCall) error {
 	aw.calls++
 	aw.certs += len(c.Certificates)
+	if r := c.Revocation; r != nil && c.Path == "revoke" && c.Outcome == "ok" && (r.AlreadyRevoked == nil || !*r.AlreadyRevoked) {
+		aw.revoked++
+	}
 	for _, f := range c.Flags {
 		aw.counts[f]++
 		if len(aw.sections[f]) < maxSectionRows {
@@ -78,8 +82,13 @@ func (aw *auditWriter) call(c *auditCall) error {
 		for _, cert := range c.Certificates {
 			serials, ids, ends = append(serials, cert.Serial), append(ids, cert.SPIFFEID), append(ends, cert.NotAfter)
 		}
+		var revSerial, revReason string
+		if r := c.Revocation; r != nil {
+			revSerial, revReason = r.Serial, r.Reason
+		}
 		return aw.csv.Write([]string{c.Time.Format(time.RFC3339Nano), c.RequestID, c.DisplayName, strings.Join(c.Policies, ";"), c.EntityID, c.TokenType, c.RemoteAddress,
-			c.Operation, c.Path, c.Role, c.Outcome, strconv.Itoa(c.Status), c.Message, strings.Join(serials, ";"), strings.Join(ids, ";"), strings.Join(ends, ";"), strings.Join(c.Flags, ";")})
+			c.Operation, c.Path, c.Role, c.Outcome, strconv.Itoa(c.Status), c.Message, strings.Join(serials, ";"), strings.Join(ids, ";"), strings.Join(ends, ";"), strings.Join(c.Flags, ";"),
+			revSerial, revReason, revocationNote(c.Revocation)})
 	}
 	if aw.inBlock == tableBlock {
 		if err := aw.table.Flush(); err != nil {
@@ -101,6 +110,9 @@ func tableRow(c *auditCall) []string {
 			cert.Serial += fmt.Sprintf(" +%d", n-1)
 		}
 	}
+	if r := c.Revocation; r != nil { // the certificate a revoke names
+		cert = certSeen{Serial: r.Serial, NotAfter: r.NotAfter}
+	}
 	outcome := c.Outcome
 	if c.Status != 0 && c.Status != 200 {
 		outcome += " " + strconv.Itoa(c.Status)
@@ -120,6 +132,7 @@ func (aw *auditWriter) sectionTitles() [][2]string {
 	return [][2]string{
 		{flagPolicyChange, "Issuance policy changes (roles, config, kv-export, mount tune)"},
 		{flagCAChange, "CA changes (generate, import, intermediate generate/import/rotate)"},
+		{flagRevocation, "Revocations (revoke, tidy)"},
 		{flagKeyBearing, "Key-bearing calls (import, intermediate/import, the KV mirror data/)"},
 		{flagDenied, "Denials"},
 		{flagRefused, "Refusals"},
@@ -152,13 +165,70 @@ func (aw *auditWriter) finish() error {
 		}
 		for _, c := range rows {
 			r := tableRow(c)
-			fmt.Fprintf(aw.w, "  ! %s %s [%s] %s %s %s %s\n", r[0], r[1], r[2], r[6], r[7], r[9], c.RequestID)
+			fmt.Fprintf(aw.w, "  ! %s %s [%s] %s %s %s %s", r[0], r[1], r[2], r[6], r[7], r[9], c.RequestID)
+			if s[0] == flagRevocation {
+				fmt.Fprint(aw.w, ": ", revocationDetail(c))
+			}
+			fmt.Fprintln(aw.w)
 		}
 		if n := aw.counts[s[0]] - len(rows); n > 0 {
 			fmt.Fprintf(aw.w, "  ... and %d more (--format json lists every one)\n", n)
 		}
 	}
-	fmt.Fprintf(aw.w, "\nSummary: %d calls, %d certificates issued or created, %d denials, %d refusals, %d signings by non-signer tokens\n",
-		aw.calls, aw.certs, aw.counts[flagDenied], aw.counts[flagRefused], aw.counts[flagNonSigner])
+	fmt.Fprintf(aw.w, "\nSummary: %d calls, %d certificates issued or created, %d denials, %d refusals, %d signings by non-signer tokens, %d certificates revoked\n",
+		aw.calls, aw.certs, aw.counts[flagDenied], aw.counts[flagRefused], aw.counts[flagNonSigner], aw.revoked)
 	return aw.w.Flush()
+}
+
+// revocationDetail says what a revoke or tidy call did, as far as the log
+// lets it be read.
+func revocationDetail(c *auditCall) string {
+	r := c.Revocation
+	if r == nil {
+		return ""
+	}
+	if c.Path == "tidy" {
+		if note := revocationNote(r); note != "" {
+			return note
+		}
+		return "nothing readable"
+	}
+	var parts []string
+	switch {
+	case r.Serial != "":
+		parts = append(parts, "serial "+r.Serial)
+	case r.serialHMAC != "":
+		parts = append(parts, "serial HMAC'd (tune -audit-non-hmac-response-keys=serial_number, or --serial with a token)")
+	default:
+		parts = append(parts, "serial not readable")
+	}
+	if r.Reason != "" {
+		parts = append(parts, "reason "+r.Reason)
+	}
+	if note := revocationNote(r); note != "" {
+		parts = append(parts, note)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// revocationNote is what the never-HMAC'd values say: already revoked,
+// the CRL number, tidy's counts.
+func revocationNote(r *revocationSeen) string {
+	if r == nil {
+		return ""
+	}
+	var parts []string
+	if r.AlreadyRevoked != nil && *r.AlreadyRevoked {
+		parts = append(parts, "already revoked (the first revocation stands)")
+	}
+	if r.CRLNumber != nil {
+		parts = append(parts, fmt.Sprintf("CRL %d", *r.CRLNumber))
+	}
+	if r.RevocationsRemoved != nil {
+		parts = append(parts, fmt.Sprintf("%d expired revocations removed", *r.RevocationsRemoved))
+	}
+	if r.RetiredKeysDropped != nil {
+		parts = append(parts, fmt.Sprintf("%d retired intermediate keys dropped", *r.RetiredKeysDropped))
+	}
+	return strings.Join(parts, ", ")
 }

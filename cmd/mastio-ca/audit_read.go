@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/issuing"
 )
 
 // Reading Vault's file audit log: one JSON object a line, a "request"
@@ -37,10 +39,11 @@ type auditEntry struct {
 		TokenType        string   `json:"token_type"`
 	} `json:"auth"`
 	Request struct {
-		ID            string `json:"id"`
-		Operation     string `json:"operation"`
-		Path          string `json:"path"`
-		RemoteAddress string `json:"remote_address"`
+		ID            string         `json:"id"`
+		Operation     string         `json:"operation"`
+		Path          string         `json:"path"`
+		RemoteAddress string         `json:"remote_address"`
+		Data          map[string]any `json:"data"`
 	} `json:"request"`
 	Response struct {
 		Data map[string]any `json:"data"`
@@ -63,8 +66,34 @@ type auditCall struct {
 	Status        int        `json:"status"`
 	Message       string     `json:"message"`
 	Certificates  []certSeen `json:"certificates"`
-	Flags         []string   `json:"flags"`
+	// Revocation is what a revoke or tidy call did; null on other calls.
+	Revocation *revocationSeen `json:"revocation"`
+	Flags      []string        `json:"flags"`
 }
+
+// revocationSeen is a revoke or tidy call as the log shows it (only
+// values Vault left readable). revoke's response names the serial and
+// reason (readable once the mount is tuned with
+// -audit-non-hmac-response-keys=serial_number and =reason); its request
+// names what was asked (readable with -audit-non-hmac-request-keys), which
+// is all a refused revoke leaves. already_revoked, crl_number and tidy's
+// counts are never HMAC'd (Vault hashes strings only).
+type revocationSeen struct {
+	Serial             string `json:"serial,omitempty"`
+	Reason             string `json:"reason,omitempty"`
+	RevokedAt          string `json:"revocation_time,omitempty"`
+	NotAfter           string `json:"not_after,omitempty"`
+	IssuerID           string `json:"issuer_id,omitempty"`
+	AlreadyRevoked     *bool  `json:"already_revoked,omitempty"`
+	CRLNumber          *int64 `json:"crl_number,omitempty"`
+	RevocationsRemoved *int64 `json:"revocations_removed,omitempty"`  // tidy
+	RetiredKeysDropped *int64 `json:"retired_keys_dropped,omitempty"` // tidy
+	// serialHMAC is the response's serial as an HMAC, for --serial.
+	serialHMAC string
+}
+
+// isRevocationPath reports whether a write to path revokes or tidies.
+func isRevocationPath(path string) bool { return path == "revoke" || path == "tidy" }
 
 // certSeen is an issued certificate as the log shows it (only values Vault
 // left readable).
@@ -209,7 +238,9 @@ func (ar *auditReader) entry(e *auditEntry) error {
 		return nil
 	case "response":
 		c.Outcome, c.Status, c.Message = outcomeOf(e.Error, e.Response.Data)
-		if isWrite(c.Operation) { // issued or created, not a read of the CA certificate
+		// Issued or created, not a read of the CA certificate, nor the
+		// certificate a revoke names.
+		if isWrite(c.Operation) && c.Revocation == nil {
 			c.Certificates = certificatesOf(e.Response.Data)
 		}
 		delete(ar.pending, c.RequestID)
@@ -287,7 +318,63 @@ func callOf(e *auditEntry, path string) *auditCall {
 			c.Role = role
 		}
 	}
+	if isWrite(c.Operation) && isRevocationPath(path) {
+		c.Revocation = revocationOf(path, e.Request.Data, e.Response.Data)
+	}
 	return c
+}
+
+// revocationOf reads a revoke or tidy call: the response's values first
+// (the serial as the mount prints it, the reason it kept), else the
+// request's, when readable.
+func revocationOf(path string, req, resp map[string]any) *revocationSeen {
+	r := &revocationSeen{}
+	str := func(m map[string]any, k string) string { v, _ := m[k].(string); return v }
+	num := func(k string) *int64 {
+		if v, ok := resp[k].(float64); ok {
+			n := int64(v)
+			return &n
+		}
+		return nil
+	}
+	if path == "tidy" {
+		r.RevocationsRemoved, r.RetiredKeysDropped = num("revocations_removed"), num("retired_keys_dropped")
+		return r
+	}
+	if serial := str(resp, "serial_number"); serial != "" {
+		r.Serial = readable(serial)
+		if isHMAC(serial) {
+			r.serialHMAC = serial
+		}
+	}
+	if r.Serial == "" {
+		// The request's form, as the caller wrote it: shown as the mount
+		// prints serials when it parses.
+		if s := readable(str(req, "serial_number")); s != "" {
+			r.Serial = s
+			if n, err := issuing.ParseSerial(s); err == nil {
+				r.Serial = issuing.FormatSerial(n)
+			}
+		}
+	}
+	r.Reason = readable(str(resp, "reason"))
+	if r.Reason == "" {
+		r.Reason = readable(str(req, "reason"))
+	}
+	r.RevokedAt = readable(str(resp, "revocation_time"))
+	r.NotAfter = readable(str(resp, "not_after"))
+	if r.NotAfter == "" {
+		r.NotAfter = readable(str(req, "not_after"))
+	}
+	r.IssuerID = readable(str(resp, "issuer_id"))
+	if r.IssuerID == "" {
+		r.IssuerID = readable(str(req, "issuer"))
+	}
+	if v, ok := resp["already_revoked"].(bool); ok {
+		r.AlreadyRevoked = &v
+	}
+	r.CRLNumber = num("crl_number")
+	return r
 }
 
 // certificatesOf reads the issued certificates of a signing response: the

@@ -16,14 +16,20 @@ token type, remote address: the fields Vault leaves readable), what
 (operation, path, role, outcome, and the serial, SPIFFE ID and NotAfter of
 each certificate issued, when the mount is tuned to leave them readable),
 then one section per flag: issuance policy changes, CA changes,
-key-bearing calls, denials, refusals, signings by tokens that are not a
-signer's, and volume outliers.
+revocations (every revoke and tidy call, with the serial and reason
+revoked, or what tidy removed), key-bearing calls, denials, refusals,
+signings by tokens that are not a signer's, and volume outliers.
 
-Tune the mount so the certificate fields are readable, and nothing else:
+Tune the mount so the certificate fields (and a revocation's reason) are
+readable, and nothing else:
 
   vault secrets tune -audit-non-hmac-response-keys=serial_number \
     -audit-non-hmac-response-keys=spiffe_id \
-    -audit-non-hmac-response-keys=not_after mastio-ca/
+    -audit-non-hmac-response-keys=not_after \
+    -audit-non-hmac-response-keys=reason mastio-ca/
+
+A refused revoke answers no serial: add -audit-non-hmac-request-keys=serial_number
+and =reason to read what it asked.
 
 On a mount that is not tuned, --serial and --spiffe-id still find a
 certificate: they ask Vault for the HMAC the log holds
@@ -64,7 +70,7 @@ func runAuditReport(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.format, "format", "table", "table, json (JSON Lines, one object a call) or csv")
 	fs.StringVar(&since, "since", "", "only calls at or after this RFC 3339 time")
 	fs.StringVar(&until, "until", "", "only calls before this RFC 3339 time")
-	fs.StringVar(&o.serial, "serial", "", "only the calls that issued the certificate with this serial (aa:bb:... as the plugin prints it)")
+	fs.StringVar(&o.serial, "serial", "", "only the calls that issued or revoked the certificate with this serial (aa:bb:... as the plugin prints it)")
 	fs.StringVar(&o.id, "spiffe-id", "", "only the calls that issued a certificate for this SPIFFE ID")
 	fs.StringVar(&o.device, "audit-device", "file", "the audit device that wrote the log (its path in sys/audit), to look HMAC'd values up with sys/audit-hash")
 	fs.StringVar(&signers, "signer-policies", "mastio-signer,mastio-proxy", "policies a signing token is expected to have; a signing by any other (root included) is flagged")

@@ -16,10 +16,15 @@ import (
 // auditLine is one audit entry as Vault's file device writes it, reduced
 // to the fields the report reads.
 func auditLine(typ, id, op, path string, t time.Time, policies []string, data map[string]any, errText string) string {
+	return auditLineData(typ, id, op, path, t, policies, nil, data, errText)
+}
+
+// auditLineData is auditLine with the request's data too.
+func auditLineData(typ, id, op, path string, t time.Time, policies []string, reqData, data map[string]any, errText string) string {
 	e := map[string]any{
 		"type": typ, "time": t.UTC().Format(time.RFC3339Nano), "error": errText,
 		"auth":    map[string]any{"display_name": "token-" + strings.Join(policies, "-"), "policies": policies, "token_type": "service", "accessor": "hmac-sha256:aa"},
-		"request": map[string]any{"id": id, "operation": op, "path": path, "remote_address": "127.0.0.1"},
+		"request": map[string]any{"id": id, "operation": op, "path": path, "remote_address": "127.0.0.1", "data": reqData},
 	}
 	if typ == "response" {
 		e["response"] = map[string]any{"data": data}
@@ -261,5 +266,145 @@ func TestAuditReader_Bounded(t *testing.T) {
 	}
 	if n != 50000 || len(ar.pending) != 0 || len(ar.order) > 1024 {
 		t.Fatalf("emitted %d, pending %d, order %d", n, len(ar.pending), len(ar.order))
+	}
+}
+
+// Revocations: every revoke and tidy call in a section of its own, with
+// the serial and reason when the log leaves them readable (the response's
+// first, else the request's), never counted as certificates issued, and
+// found by --serial beside the signing that issued the certificate.
+func TestAuditReport_Revocations(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	signer, revoker, admin := []string{"m-mastio-signer"}, []string{"m-mastio-revoker"}, []string{"m-mastio-ca-admin"}
+	revokeCall := func(sb *strings.Builder, id string, at time.Duration, policies []string, req, resp map[string]any, errText string) {
+		sb.WriteString(auditLineData("request", id, "update", "m/revoke", t0.Add(at), policies, req, nil, ""))
+		sb.WriteString(auditLineData("response", id, "update", "m/revoke", t0.Add(at), policies, req, resp, errText))
+	}
+	var sb strings.Builder
+	call(&sb, "s1", "update", "m/sign-csr/agent", t0, signer, map[string]any{"serial_number": "0a:0b", "spiffe_id": "spiffe://td/acme/a1", "not_after": "2027-12-01T10:00:00Z"}, "")
+	// Tuned: the response's serial and reason are readable.
+	revokeCall(&sb, "v1", time.Minute, revoker, map[string]any{"certificate": "hmac-sha256:c1", "reason": "hmac-sha256:r1"}, map[string]any{
+		"serial_number": "0a:0b", "reason": "keyCompromise", "revocation_time": "2026-12-01T10:01:00Z", "not_after": "2027-12-01T10:00:00Z",
+		"issuer_id": "hmac-sha256:i1", "already_revoked": false, "crl_number": 7.0}, "")
+	revokeCall(&sb, "v2", 2*time.Minute, revoker, map[string]any{"certificate": "hmac-sha256:c1"}, map[string]any{
+		"serial_number": "0a:0b", "reason": "keyCompromise", "already_revoked": true, "crl_number": 7.0}, "")
+	// Not tuned: only HMACs, and the never-hashed values.
+	revokeCall(&sb, "v3", 3*time.Minute, revoker, map[string]any{"certificate": "hmac-sha256:c3"}, map[string]any{
+		"serial_number": "hmac-sha256:s3", "reason": "hmac-sha256:r3", "already_revoked": false, "crl_number": 9.0}, "")
+	// Refused: only the request says what was asked (request keys tuned).
+	revokeCall(&sb, "v4", 4*time.Minute, revoker, map[string]any{"serial_number": "0C0D", "issuer": "intermediate-ca", "not_after": "2027-01-01T00:00:00Z", "reason": "superseded"},
+		map[string]any{"http_status_code": 404.0, "http_raw_body": "hmac-sha256:ff"}, "")
+	revokeCall(&sb, "v5", 5*time.Minute, signer, map[string]any{"serial_number": "hmac-sha256:s5"}, nil, "1 error occurred:\n\t* permission denied\n\n")
+	call(&sb, "v6", "update", "m/tidy", t0.Add(6*time.Minute), admin, map[string]any{"revocations_removed": 3.0, "retired_keys_dropped": 1.0}, "")
+	call(&sb, "c1", "read", "m/crl", t0.Add(7*time.Minute), nil, nil, "") // a CRL read is no revocation
+	file := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(file, []byte(sb.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, code := runReport(t, "", "--mount", "m", "--format", "json", file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	calls := map[string]auditCall{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var c auditCall
+		var keys map[string]any
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal([]byte(l), &keys)
+		if _, ok := keys["revocation"]; !ok {
+			t.Errorf("%s: no revocation key (null when none): %s", c.RequestID, l)
+		}
+		calls[c.RequestID] = c
+	}
+	for id, want := range map[string]string{"s1": "", "v1": "revocation", "v2": "revocation", "v3": "revocation", "v4": "revocation,refused", "v5": "revocation,denied", "v6": "revocation", "c1": ""} {
+		if got := strings.Join(calls[id].Flags, ","); got != want {
+			t.Errorf("%s flags = %q, want %q", id, got, want)
+		}
+	}
+	i64 := func(p *int64) int64 {
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	if c := calls["v1"]; len(c.Certificates) != 0 || c.Revocation == nil || c.Revocation.Serial != "0a:0b" || c.Revocation.Reason != "keyCompromise" ||
+		i64(c.Revocation.CRLNumber) != 7 || c.Revocation.AlreadyRevoked == nil || *c.Revocation.AlreadyRevoked || c.Revocation.IssuerID != "" || c.Revocation.NotAfter != "2027-12-01T10:00:00Z" {
+		t.Errorf("v1 = %+v, revocation %+v", c, c.Revocation)
+	}
+	if r := calls["v2"].Revocation; r == nil || r.AlreadyRevoked == nil || !*r.AlreadyRevoked {
+		t.Errorf("v2 revocation %+v", r)
+	}
+	if r := calls["v3"].Revocation; r == nil || r.Serial != "" || r.Reason != "" || i64(r.CRLNumber) != 9 {
+		t.Errorf("v3 (HMAC'd) revocation %+v", r)
+	}
+	if r := calls["v4"].Revocation; r == nil || r.Serial != "0c:0d" || r.Reason != "superseded" || r.IssuerID != "intermediate-ca" || calls["v4"].Status != 404 {
+		t.Errorf("v4 (refused, from the request) revocation %+v", r)
+	}
+	if r := calls["v6"].Revocation; r == nil || i64(r.RevocationsRemoved) != 3 || i64(r.RetiredKeysDropped) != 1 {
+		t.Errorf("v6 (tidy) revocation %+v", r)
+	}
+	if calls["s1"].Revocation != nil || calls["c1"].Revocation != nil {
+		t.Error("a call that is no revoke or tidy has a revocation")
+	}
+	if strings.Contains(out, "hmac-sha256") {
+		t.Error("the report shows an HMAC as if it meant something")
+	}
+
+	// The table: its own section, after the CA changes, with what each
+	// call did; the summary counts what was revoked.
+	out, _, _ = runReport(t, "", "--mount", "m", file)
+	section := out[strings.Index(out, "Revocations (revoke, tidy): 6"):]
+	if strings.Index(out, "CA changes") > strings.Index(out, "Revocations (") || strings.Index(out, "Key-bearing calls") < strings.Index(out, "Revocations (") {
+		t.Errorf("the revocations section is not between the CA changes and key-bearing calls:\n%s", out)
+	}
+	section = section[:strings.Index(section, "\n\n")]
+	for _, want := range []string{
+		"[m-mastio-revoker] update revoke ok v1: serial 0a:0b, reason keyCompromise, CRL 7",
+		"update revoke ok v2: serial 0a:0b, reason keyCompromise, already revoked (the first revocation stands), CRL 7",
+		"update revoke ok v3: serial HMAC'd (tune -audit-non-hmac-response-keys=serial_number, or --serial with a token), CRL 9",
+		"update revoke refused 404 v4: serial 0c:0d, reason superseded",
+		"[m-mastio-signer] update revoke denied 403 v5: serial not readable",
+		"[m-mastio-ca-admin] update tidy ok v6: 3 expired revocations removed, 1 retired intermediate keys dropped",
+	} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the revocations section lacks %q:\n%s", want, section)
+		}
+	}
+	if strings.Contains(section, "c1") || strings.Contains(section, "s1") {
+		t.Errorf("the revocations section lists other calls:\n%s", section)
+	}
+	if !strings.Contains(out, "Summary: 8 calls, 1 certificates issued or created, 1 denials, 1 refusals, 0 signings by non-signer tokens, 2 certificates revoked") {
+		t.Errorf("summary:\n%s", out[strings.Index(out, "Summary"):])
+	}
+	for _, l := range strings.Split(out, "\n") { // the row shows the certificate revoke names
+		if strings.Contains(l, "  revoke  ") && strings.Contains(l, "keyCompromise") {
+			t.Errorf("the call table carries the reason: %s", l)
+		}
+		if strings.HasPrefix(l, "2026-12-01T10:01:00Z") && !strings.Contains(l, "0a:0b") {
+			t.Errorf("v1's row lacks its serial: %s", l)
+		}
+	}
+
+	// CSV: the revocation's columns at the end.
+	out, _, _ = runReport(t, "", "--mount", "m", "--format", "csv", file)
+	records, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(records) != 9 {
+		t.Fatalf("csv: %d records, %v", len(records), err)
+	}
+	if h := records[0]; len(h) != 20 || h[17] != "revoked_serial" || h[18] != "revocation_reason" || h[19] != "revocation_note" {
+		t.Errorf("csv header %v", h)
+	}
+	if r := records[2]; r[1] != "v1" || r[13] != "" || r[17] != "0a:0b" || r[18] != "keyCompromise" || r[19] != "CRL 7" {
+		t.Errorf("csv v1 %v", r)
+	}
+
+	// --serial finds the signing that issued the certificate and the
+	// revokes that name it.
+	out, _, _ = runReport(t, "", "--mount", "m", "--format", "json", "--serial", "0a:0b", file)
+	if n := strings.Count(out, "\n"); n != 3 || !strings.Contains(out, `"request_id":"s1"`) || !strings.Contains(out, `"request_id":"v1"`) || !strings.Contains(out, `"request_id":"v2"`) {
+		t.Errorf("--serial 0a:0b: %s", out)
 	}
 }

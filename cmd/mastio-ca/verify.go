@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +20,8 @@ import (
 // text and docs/operator-guide.md).
 const (
 	verifyOK       = 0
-	verifyWarning  = 1 // a CA expires within --warn-days
-	verifyCritical = 2 // a check failed, or the mount has no Org CA
+	verifyWarning  = 1 // a CA expires within --warn-days, or a CRL is in the last quarter of its validity
+	verifyCritical = 2 // a check failed (a CRL past its nextUpdate or not signed by its CA too), or the mount has no Org CA
 	verifyUnknown  = 3 // could not check: flags, Vault unreachable, token refused
 )
 
@@ -41,6 +43,12 @@ holds the keys of the certificates it publishes:
     proved by verify on the root mount
   - the chain: that certificate verifies to the Org CA as the root,
     through the intermediate, as agents' peers verify it
+  - the CRLs (no token needed): that of the CA that signs leaves now
+    (crl), the Org CA's (issuer/org-ca/crl) on a mount that holds its key,
+    and a rotated-out intermediate's during its grace. Each must verify
+    under its CA's certificate, and its nextUpdate must be more than a
+    quarter of its validity away: the plugin rebuilds each CRL at half its
+    validity (config crl_expiry), on the active node
 
 It reads no key and changes nothing but the temporary role. The token needs
 the mastio-ca-admin policy (health, config, roles, sign-csr). With
@@ -51,8 +59,10 @@ and VAULT_CACERT.
 
 Exit codes (as monitoring checks use them):
   0  every check passed
-  1  warning: a CA expires within --warn-days
-  2  critical: a check failed, or the mount has no Org CA
+  1  warning: a CA expires within --warn-days, or a CRL has less than a
+     quarter of its validity left before its nextUpdate
+  2  critical: a check failed (a CRL past its nextUpdate, not signed by
+     its CA, or not served among them), or the mount has no Org CA
   3  could not check: bad flags, Vault unreachable, or the token refused
 
 Flags:
@@ -177,6 +187,9 @@ func (v *verification) run(ctx context.Context, vault *api.Client, mount string,
 		return err
 	default:
 		v.checkIntermediate(inter, org.Certificate, mount)
+	}
+	if err := v.checkCRLs(ctx, c, org, inter); err != nil {
+		return err
 	}
 
 	if !prove {
@@ -341,4 +354,122 @@ func (v *verification) checkChain(leaf, org, inter *x509.Certificate) {
 		return
 	}
 	v.ok("Chain: the test certificate verifies as %s", path)
+}
+
+// crlWarnShare is the share of a CRL's validity (nextUpdate - thisUpdate)
+// below which verify warns: the plugin rebuilds at half, so a CRL this
+// close to its nextUpdate means the rebuilds stopped.
+const crlWarnShare = 0.25
+
+// crlSource is a CA whose CRL verify reads.
+type crlSource struct {
+	label string // as the other checks name the CA
+	ref   string // client.CRL's issuerRef
+	path  string // the path, for the operator
+	ca    *x509.Certificate
+	// optional: a CA that may publish none (a rotated-out intermediate
+	// whose key was not kept).
+	optional bool
+}
+
+// crlSources are the CAs of the mount that publish a CRL: the one that
+// signs leaves now; the Org CA when the mount holds its key and it is not
+// that one; the rotated-out intermediate during its grace.
+func (v *verification) crlSources(org *client.CA, inter *client.Intermediate) []crlSource {
+	hasOrgKey := org.Source != "anchor"
+	if inter == nil {
+		if !hasOrgKey {
+			return nil // an issuing mount with no intermediate: it signs nothing, and publishes nothing
+		}
+		return []crlSource{{label: "Org CA", path: "crl", ca: org.Certificate}}
+	}
+	out := []crlSource{{label: "Mastio Intermediate CA", path: "crl", ca: inter.Certificate}}
+	if hasOrgKey {
+		out = append(out, crlSource{label: "Org CA", ref: "org-ca", path: "issuer/org-ca/crl", ca: org.Certificate})
+	}
+	if prev := inter.Previous; prev != nil && len(prev.SubjectKeyId) > 0 && v.now.Before(inter.PreviousGraceUntil) {
+		id := hex.EncodeToString(prev.SubjectKeyId)
+		out = append(out, crlSource{label: "Rotated-out intermediate", ref: id, path: "issuer/" + id + "/crl", ca: prev, optional: true})
+	}
+	return out
+}
+
+// checkCRLs reads and judges each CRL the mount publishes. An error means
+// a CRL could not be read at all (Vault unreachable or sealed, the token
+// refused); a CRL the mount does not serve is a failed check.
+func (v *verification) checkCRLs(ctx context.Context, c *client.Client, org *client.CA, inter *client.Intermediate) error {
+	for _, s := range v.crlSources(org, inter) {
+		name := fmt.Sprintf("CRL of the %s (%s)", s.label, s.path)
+		list, der, err := c.CRL(ctx, s.ref, false)
+		switch {
+		case err == nil:
+			v.judgeCRL(name, s.label, list, s.ca)
+		case der != nil:
+			v.fail("%s: the mount serves %d bytes that are not a CRL: %v", name, len(der), err)
+		case s.optional && errors.Is(err, client.ErrNotFound):
+			v.ok("%s: none published: the mount no longer holds its key (as for one rotated out before the plugin kept rotated-out keys for their CRLs)", name)
+		case vaultAnswered(err):
+			hint := ""
+			if strings.Contains(err.Error(), "unsupported path") {
+				hint = " (a plugin version without revocation publishes no CRL: upgrade it)"
+			}
+			v.fail("%s: not served: %v%s", name, err, hint)
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// vaultAnswered reports whether err is the mount's own refusal (not found,
+// a CA state, a server error), not a failure to ask: Vault unreachable or
+// sealed, the token refused.
+func vaultAnswered(err error) bool {
+	var e *client.Error
+	if !errors.As(err, &e) || e.StatusCode == 0 {
+		return false
+	}
+	return errors.Is(err, client.ErrNotFound) || errors.Is(err, client.ErrCAState) || e.StatusCode >= 500 && e.StatusCode != 503
+}
+
+// judgeCRL checks a complete CRL of ca: issued and signed by it, and fresh.
+func (v *verification) judgeCRL(name, caLabel string, list *x509.RevocationList, ca *x509.Certificate) {
+	if !bytes.Equal(list.RawIssuer, ca.RawSubject) {
+		v.fail("%s: issued by %s, not by the %s (%s)", name, list.Issuer, caLabel, ca.Subject)
+		return
+	}
+	if err := list.CheckSignatureFrom(ca); err != nil {
+		v.fail("%s: does not verify under the %s certificate (sha256 %s): %v", name, caLabel, sha256Hex(ca.Raw), err)
+		return
+	}
+	if list.NextUpdate.IsZero() {
+		v.warn("%s: has no nextUpdate: relying parties cannot tell a stale copy", name)
+		return
+	}
+	validity := list.NextUpdate.Sub(list.ThisUpdate)
+	left := list.NextUpdate.Sub(v.now)
+	next := list.NextUpdate.UTC().Format(time.RFC3339)
+	number := "-"
+	if list.Number != nil {
+		number = list.Number.String()
+	}
+	switch {
+	case left <= 0:
+		v.fail("%s: its nextUpdate %s has passed (%s ago): relying parties that check CRLs refuse every certificate under the %s. The plugin rebuilds CRLs on the active node: check that it is up and the mount's log", name, next, roughDuration(-left), caLabel)
+	case validity <= 0:
+		v.fail("%s: thisUpdate %s is not before nextUpdate %s", name, list.ThisUpdate.UTC().Format(time.RFC3339), next)
+	case float64(left) < crlWarnShare*float64(validity):
+		v.warn("%s: next update %s, in %s: less than a quarter of its %s validity left, though the plugin rebuilds at half; are the active node's periodic rebuilds running?", name, next, roughDuration(left), roughDuration(validity))
+	default:
+		v.ok("%s: number %s, %s, signed by the %s, next update %s (in %s, %d%% of its %s validity left)",
+			name, number, plural(len(list.RevokedCertificateEntries), "revoked certificate"), caLabel, next, roughDuration(left), int(100*left/validity), roughDuration(validity))
+	}
+}
+
+// roughDuration prints d to the minute (to the second under a minute).
+func roughDuration(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }

@@ -7,7 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,5 +178,224 @@ func TestVerifyUsage(t *testing.T) {
 		if !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: stderr lacks %q:\n%s", tc.args, tc.want, stderr.String())
 		}
+	}
+}
+
+// makeCRL is ca's complete CRL for thisUpdate..nextUpdate, listing
+// revoked made-up serials.
+func makeCRL(t *testing.T, ca *testCA, thisUpdate, nextUpdate time.Time, revoked int) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(3), ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
+	for i := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: big.NewInt(int64(100 + i)), RevocationTime: thisUpdate})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func parseCRL(t *testing.T, der []byte) *x509.RevocationList {
+	t.Helper()
+	list, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func TestVerifyCRLFreshness(t *testing.T) {
+	now := time.Now()
+	year := 365 * 24 * time.Hour
+	org := makeCert(t, caTemplate("acme CA", now.Add(-time.Hour), now.Add(10*year)), nil)
+	inter := makeCert(t, pathLen0(caTemplate("acme Mastio CA", now.Add(-time.Hour), now.Add(5*year))), org)
+	twin := makeCert(t, pathLen0(caTemplate("acme Mastio CA", now.Add(-time.Hour), now.Add(5*year))), org) // same name, another key
+	const name = "CRL of the Mastio Intermediate CA (crl)"
+	for _, tc := range []struct {
+		name      string
+		list      *x509.RevocationList
+		code      int
+		wantLines []string
+	}{
+		{"fresh", parseCRL(t, makeCRL(t, inter, now.Add(-time.Hour), now.Add(71*time.Hour), 2)), verifyOK,
+			[]string{"OK    " + name + ": number 3, 2 revoked certificates, signed by the Mastio Intermediate CA, next update ", "(in 71h0m, 98% of its 72h0m validity left)"}},
+		{"just over a quarter left", parseCRL(t, makeCRL(t, inter, now.Add(-50*time.Hour), now.Add(22*time.Hour), 0)), verifyOK,
+			[]string{"OK    " + name + ": number 3, 0 revoked certificates", "30% of its 72h0m validity left"}},
+		{"in its last quarter", parseCRL(t, makeCRL(t, inter, now.Add(-60*time.Hour), now.Add(12*time.Hour), 1)), verifyWarning,
+			[]string{"WARN  " + name + ": next update ", "in 12h0m: less than a quarter of its 72h0m validity left", "periodic rebuilds"}},
+		{"past its nextUpdate", parseCRL(t, makeCRL(t, inter, now.Add(-73*time.Hour), now.Add(-time.Hour), 1)), verifyCritical,
+			[]string{"FAIL  " + name + ": its nextUpdate ", "has passed (1h0m ago)", "refuse every certificate under the Mastio Intermediate CA"}},
+		{"signed by another CA", parseCRL(t, makeCRL(t, org, now, now.Add(72*time.Hour), 0)), verifyCritical,
+			[]string{"FAIL  " + name + ": issued by CN=acme CA, not by the Mastio Intermediate CA (CN=acme Mastio CA)"}},
+		{"same name, another key", parseCRL(t, makeCRL(t, twin, now, now.Add(72*time.Hour), 0)), verifyCritical,
+			[]string{"FAIL  " + name + ": does not verify under the Mastio Intermediate CA certificate (sha256 " + sha256Hex(inter.cert.Raw) + ")"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, out := newVerification(now)
+			v.judgeCRL(name, "Mastio Intermediate CA", tc.list, inter.cert)
+			if code := v.exitCode(); code != tc.code {
+				t.Errorf("exit code %d, want %d\n%s", code, tc.code, out)
+			}
+			for _, want := range tc.wantLines {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+// verifyFake is a fake Vault for verify --prove=false: health, the CA
+// certificates and the CRLs, each path answering what the test sets.
+type verifyFake struct {
+	t     *testing.T
+	paths map[string]func(w http.ResponseWriter)
+	asked []string
+}
+
+func (f *verifyFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimPrefix(r.URL.Path, "/v1/")
+	f.asked = append(f.asked, p)
+	h, ok := f.paths[p]
+	if !ok {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"errors":[]}`))
+		return
+	}
+	h(w)
+}
+
+func jsonData(data map[string]any) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": data})
+	}
+}
+
+func rawCRL(der []byte) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		_, _ = w.Write(der)
+	}
+}
+
+func vaultError(status int, msg string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string][]string{"errors": {msg}})
+	}
+}
+
+// TestVerifyCRLs_FakeVault runs verify --prove=false against a fake Vault:
+// which CRLs it reads on a root and an issuing mount, and what each answer
+// does to the exit code.
+func TestVerifyCRLs_FakeVault(t *testing.T) {
+	now := time.Now()
+	year := 365 * 24 * time.Hour
+	org := makeCert(t, caTemplate("acme CA", now.Add(-time.Hour), now.Add(10*year)), nil)
+	inter := makeCert(t, pathLen0(caTemplate("acme Mastio CA", now.Add(-time.Hour), now.Add(5*year))), org)
+	prev := makeCert(t, pathLen0(caTemplate("acme Mastio CA", now.Add(-year), now.Add(4*year))), org)
+	prevID := hex.EncodeToString(prev.cert.SubjectKeyId)
+	fresh := func(ca *testCA) func(http.ResponseWriter) {
+		return rawCRL(makeCRL(t, ca, now.Add(-time.Hour), now.Add(71*time.Hour), 1))
+	}
+	pemOf := func(c *testCA) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}))
+	}
+	mount := func(source string, change func(map[string]func(http.ResponseWriter))) map[string]func(http.ResponseWriter) {
+		paths := map[string]func(http.ResponseWriter){
+			"m/health": jsonData(map[string]any{"version": "0.1.0", "commit": "abc"}),
+			"m/cert":   jsonData(map[string]any{"certificate": pemOf(org), "ca_chain": []string{pemOf(org)}, "source": source}),
+			"m/intermediate/cert": jsonData(map[string]any{"certificate": pemOf(inter), "ca_chain": []string{pemOf(inter), pemOf(org)},
+				"previous": pemOf(prev), "previous_grace_until": now.Add(24 * time.Hour).UTC().Format(time.RFC3339), "source": "generated"}),
+			"m/crl":                       fresh(inter),
+			"m/issuer/org-ca/crl":         fresh(org),
+			"m/issuer/" + prevID + "/crl": fresh(prev),
+		}
+		if change != nil {
+			change(paths)
+		}
+		return paths
+	}
+	for _, tc := range []struct {
+		name      string
+		paths     map[string]func(http.ResponseWriter)
+		code      int
+		wantLines []string
+		notAsked  string
+	}{
+		{"root mount, all fresh", mount("generated", nil), verifyOK, []string{
+			"OK    CRL of the Mastio Intermediate CA (crl): number 3, 1 revoked certificate",
+			"OK    CRL of the Org CA (issuer/org-ca/crl): number 3",
+			"OK    CRL of the Rotated-out intermediate (issuer/" + prevID + "/crl): number 3",
+			"Result: OK"}, ""},
+		{"issuing mount: no Org CA CRL to read", mount("anchor", nil), verifyOK, []string{"OK    CRL of the Mastio Intermediate CA (crl)"}, "m/issuer/org-ca/crl"},
+		{"the Org CA's CRL is stale", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			p["m/issuer/org-ca/crl"] = rawCRL(makeCRL(t, org, now.Add(-80*time.Hour), now.Add(-8*time.Hour), 0))
+		}), verifyCritical, []string{"FAIL  CRL of the Org CA (issuer/org-ca/crl): its nextUpdate", "Result: CRITICAL (1 check failed, 0 warnings)"}, ""},
+		{"the active CRL is in its last quarter", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			p["m/crl"] = rawCRL(makeCRL(t, inter, now.Add(-70*time.Hour), now.Add(2*time.Hour), 0))
+		}), verifyWarning, []string{"WARN  CRL of the Mastio Intermediate CA (crl): next update", "Result: WARNING (1 warning)"}, ""},
+		{"the active CRL is signed by the Org CA", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			p["m/crl"] = fresh(org)
+		}), verifyCritical, []string{"FAIL  CRL of the Mastio Intermediate CA (crl): issued by CN=acme CA"}, ""},
+		{"what is served is no CRL", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			p["m/crl"] = func(w http.ResponseWriter) { _, _ = w.Write([]byte("<html>")) }
+		}), verifyCritical, []string{"FAIL  CRL of the Mastio Intermediate CA (crl): the mount serves 6 bytes that are not a CRL"}, ""},
+		{"the rotated-out one publishes none", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			delete(p, "m/issuer/"+prevID+"/crl")
+		}), verifyOK, []string{"OK    CRL of the Rotated-out intermediate (issuer/" + prevID + "/crl): none published"}, ""},
+		{"a plugin without revocation", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			p["m/crl"] = vaultError(404, "unsupported path")
+			p["m/issuer/org-ca/crl"] = vaultError(404, "unsupported path")
+		}), verifyCritical, []string{"FAIL  CRL of the Mastio Intermediate CA (crl): not served: ", "upgrade it", "Result: CRITICAL (2 checks failed"}, ""},
+		{"the CRL cannot be built", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			p["m/issuer/org-ca/crl"] = vaultError(500, "internal error")
+		}), verifyCritical, []string{"FAIL  CRL of the Org CA (issuer/org-ca/crl): not served: "}, ""},
+		{"no intermediate: the Org CA's CRL is the active one", mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			delete(p, "m/intermediate/cert")
+			p["m/crl"] = fresh(org)
+		}), verifyOK, []string{"OK    CRL of the Org CA (crl): number 3"}, "m/issuer/org-ca/crl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &verifyFake{t: t, paths: tc.paths}
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			t.Setenv("VAULT_ADDR", srv.URL)
+			t.Setenv("VAULT_TOKEN", "test")
+			t.Setenv("VAULT_MAX_RETRIES", "0")
+			var stdout, stderr bytes.Buffer
+			code := runVerify(t.Context(), []string{"--mount", "m", "--prove=false"}, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, stdout.String(), stderr.String())
+			}
+			for _, want := range tc.wantLines {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout.String())
+				}
+			}
+			if tc.notAsked != "" && slices.Contains(f.asked, tc.notAsked) {
+				t.Errorf("verify read %s: %v", tc.notAsked, f.asked)
+			}
+		})
+	}
+
+	// Vault refusing the CRL read (a token policy, a sealed Vault) is not
+	// a failed check: verify could not check.
+	for _, status := range []int{403, 503} {
+		f := &verifyFake{t: t, paths: mount("generated", func(p map[string]func(http.ResponseWriter)) {
+			p["m/crl"] = vaultError(status, "permission denied; Vault is sealed")
+		})}
+		srv := httptest.NewServer(f)
+		t.Setenv("VAULT_ADDR", srv.URL)
+		t.Setenv("VAULT_TOKEN", "test")
+		t.Setenv("VAULT_MAX_RETRIES", "0")
+		var stdout, stderr bytes.Buffer
+		if code := runVerify(t.Context(), []string{"--mount", "m", "--prove=false"}, &stdout, &stderr); code != verifyUnknown || !strings.Contains(stderr.String(), "could not check m/") {
+			t.Errorf("status %d: exit %d, want %d\n%s%s", status, code, verifyUnknown, stdout.String(), stderr.String())
+		}
+		srv.Close()
 	}
 }
