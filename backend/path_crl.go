@@ -68,11 +68,16 @@ func (b *mastioBackend) pathCRLRead(ctx context.Context, req *logical.Request, d
 	return rawResponse("application/pkix-crl", der), nil
 }
 
+// revocationMaxAge is how long a CRL or OCSP answer may be cached: well
+// within its validity (half of crl_expiry at least).
+const revocationMaxAge = "max-age=300"
+
 func rawResponse(contentType string, body []byte) *logical.Response {
 	return &logical.Response{Data: map[string]any{
-		logical.HTTPContentType: contentType,
-		logical.HTTPRawBody:     body,
-		logical.HTTPStatusCode:  http.StatusOK,
+		logical.HTTPContentType:        contentType,
+		logical.HTTPRawBody:            body,
+		logical.HTTPStatusCode:         http.StatusOK,
+		logical.HTTPCacheControlHeader: revocationMaxAge,
 	}}
 }
 
@@ -184,7 +189,9 @@ const pathOCSPHelpSyn = `OCSP (RFC 6960) over GET, signed by the issuing CA. Rea
 
 const pathOCSPHelpDesc = `
 GET ocsp/<base64 of the DER request> answers good, revoked (time and
-reason) or, for an issuer this mount does not hold, unknown. Each answer is
+reason) or, for an issuer this mount does not hold, unknown. The base64
+must be URL-escaped ("/" as %2F, "+" as %2B), as RFC 6960 asks: Vault's
+HTTP server answers a path holding "//" with a redirect. Each answer is
 signed by the CA that issued the certificate (no delegated responder) and
 is valid as long as that CA's current CRL.
 

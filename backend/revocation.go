@@ -52,6 +52,14 @@ func (e revokedEntry) revocation() issuing.Revocation {
 // crlState says which CRLs an issuer publishes now. The complete CRL has
 // Number, its delta Number+1; both share ThisUpdate and NextUpdate. The
 // delta lists the revocations the complete CRL numbered BaseNumber did not.
+//
+// A CRL's content is a function of its state alone, so that every node
+// builds the same CRL under one number: it lists the stored revocations
+// first listed by a CRL numbered at most Number, whose certificates had not
+// expired at ThisUpdate. revoke writes its entry (with the next number)
+// before the state that lists it; tidy moves the state on before it
+// deletes. A reader that sees one write and not yet the other builds the
+// previous content under the previous number.
 type crlState struct {
 	Number     int64     `json:"number"`
 	ThisUpdate time.Time `json:"this_update"`
@@ -326,11 +334,14 @@ func (b *mastioBackend) revoke(ctx context.Context, s logical.Storage, r revokeR
 	}
 	key := issuing.SerialHex(serial)
 	if e, ok := rv.byIssuer[is.id][key]; ok {
-		var number int64
-		if st != nil {
-			number = st.Number
+		if st == nil || e.CRLNumber > st.Number {
+			// Its state never landed (a failed write): move the CRL on now.
+			st = st.next(now, cfg.crlExpiry(), false)
+			if err := rv.setState(ctx, s, is.id, st); err != nil {
+				return nil, err
+			}
 		}
-		return &revokeResult{issuer: is, entry: e, already: true, number: number}, nil
+		return &revokeResult{issuer: is, entry: e, already: true, number: st.Number}, nil
 	}
 	next := st.next(now, cfg.crlExpiry(), false)
 	e := revokedEntry{Serial: key, RevokedAt: now.UTC().Truncate(time.Second), Reason: reason, NotAfter: notAfter.UTC(), CRLNumber: next.Number}
@@ -389,6 +400,9 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 	if err != nil {
 		return nil, err
 	}
+	if is.cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		return nil, issuing.Statef("the %s's certificate lacks keyUsage cRLSign, so it may not sign a CRL: its revocations are answered by OCSP only (re-issue the CA with cRLSign to publish one)", is.label)
+	}
 	cfg, err := b.cachedConfig(ctx, s)
 	if err != nil {
 		return nil, err
@@ -429,6 +443,9 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
 	var all, recent []issuing.Revocation
 	for _, e := range r.byIssuer[is.id] {
+		if e.CRLNumber > st.Number || !st.ThisUpdate.Before(e.NotAfter) {
+			continue // not yet listed (its state is still on its way), or expired
+		}
 		all = append(all, e.revocation())
 		if e.CRLNumber > st.BaseNumber {
 			recent = append(recent, e.revocation())
@@ -521,27 +538,30 @@ func (b *mastioBackend) tidy(ctx context.Context, s logical.Storage) (*tidyResul
 		}
 		sort.Strings(ids)
 		for _, id := range ids {
-			dropped := 0
+			var expired []string
 			for serial, e := range rv.byIssuer[id] {
-				if now.Before(e.NotAfter) {
-					continue
+				if !now.Before(e.NotAfter) {
+					expired = append(expired, serial)
 				}
-				if err := s.Delete(ctx, revokedPrefix+id+"/"+serial); err != nil {
-					return fmt.Errorf("deleting an expired revocation: %w", err)
-				}
-				delete(rv.byIssuer[id], serial)
-				dropped++
 			}
-			if dropped == 0 {
+			if len(expired) == 0 {
 				continue
 			}
-			res.removed += dropped
+			// The state first: its CRL, from ThisUpdate = now, lists none
+			// of them whether or not their deletes have landed.
 			st, err := rv.state(ctx, s, id)
 			if err != nil {
 				return err
 			}
 			if err := rv.setState(ctx, s, id, st.next(now, cfg.crlExpiry(), false)); err != nil {
 				return err
+			}
+			for _, serial := range expired {
+				if err := s.Delete(ctx, revokedPrefix+id+"/"+serial); err != nil {
+					return fmt.Errorf("deleting an expired revocation: %w", err)
+				}
+				delete(rv.byIssuer[id], serial)
+				res.removed++
 			}
 		}
 		rv.lastTidy = now

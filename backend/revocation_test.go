@@ -218,12 +218,25 @@ func TestRevoke_TidyAndPeriodic(t *testing.T) {
 	leafPEM := m.write(t, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a")}).Data["certificate"].(string)
 	m.write(t, "revoke", map[string]any{"certificate": leafPEM})
 	id := issuing.KeyID(org)
-	// An expired certificate's revocation, as if stored long ago.
-	_ = putEntry(t.Context(), m.s, revokedPrefix+id+"/abc", "x", revokedEntry{Serial: "abc", RevokedAt: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour), CRLNumber: 1})
+	// Another node's revocation, seen through Invalidate.
+	other := revokedEntry{Serial: "abc", RevokedAt: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(time.Hour), CRLNumber: 1}
+	_ = putEntry(t.Context(), m.s, revokedPrefix+id+"/abc", "x", other)
+	m.b.revocations.invalidate(revokedPrefix + id + "/abc")
+	if listed(crlOf(t, m, "crl", org), big.NewInt(0xabc)) == nil {
+		t.Fatal("the other node's revocation is not in the CRL after Invalidate")
+	}
+	// Its certificate has expired since: the CRL lists it until its state
+	// moves on (one number, one content), and tidy drops it.
+	cur, _ := readEntry[crlState](t.Context(), m.s, crlStatePrefix+id, "state")
+	other.NotAfter = cur.ThisUpdate.Add(time.Millisecond)
+	for !time.Now().After(other.NotAfter) {
+		time.Sleep(time.Millisecond)
+	}
+	_ = putEntry(t.Context(), m.s, revokedPrefix+id+"/abc", "x", other)
 	m.b.revocations.invalidate(revokedPrefix + id + "/abc")
 	before := crlOf(t, m, "crl", org)
 	if listed(before, big.NewInt(0xabc)) == nil {
-		t.Fatal("the other node's revocation is not in the CRL after Invalidate")
+		t.Fatal("an expiry changed a CRL's content under the same number")
 	}
 	if got := m.write(t, "tidy", nil).Data["revocations_removed"]; got != 1 {
 		t.Fatalf("tidy removed %v", got)

@@ -55,7 +55,7 @@ func runOCSPRelay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "mastio-ca ocsp-relay: %v\n", err)
 		return 3
 	}
-	relay := &ocspRelay{vault: strings.TrimSuffix(cfg.Address, "/"), mount: strings.Trim(*mount, "/"), client: cfg.HttpClient}
+	relay := &ocspRelay{vault: strings.TrimSuffix(cfg.Address, "/"), mount: strings.Trim(*mount, "/"), client: cfg.HttpClient, namespace: os.Getenv("VAULT_NAMESPACE"), log: stderr}
 	srv := &http.Server{Handler: relay, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second}
 	fmt.Fprintf(stdout, "mastio-ca ocsp-relay: http://%s/ -> %s/v1/%s/ocsp/\n", ln.Addr(), relay.vault, relay.mount)
 	go func() {
@@ -75,14 +75,24 @@ func runOCSPRelay(ctx context.Context, args []string, stdout, stderr io.Writer) 
 type ocspRelay struct {
 	vault, mount string
 	client       *http.Client
+	namespace    string    // sent as X-Vault-Namespace when set
+	log          io.Writer // where failures to reach Vault are written
 }
+
+// maxOCSPAnswer bounds what the relay reads back: a signed answer is well
+// under 2 KiB.
+const maxOCSPAnswer = 64 << 10
 
 func (o *ocspRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var der []byte
 	switch r.Method {
 	case http.MethodPost:
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxOCSPBody+1))
-		if err != nil || len(body) > maxOCSPBody {
+		switch {
+		case err != nil:
+			http.Error(w, "could not read the OCSP request", http.StatusBadRequest)
+			return
+		case len(body) > maxOCSPBody:
 			http.Error(w, "the OCSP request is too large", http.StatusRequestEntityTooLarge)
 			return
 		}
@@ -90,7 +100,7 @@ func (o *ocspRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		b64, err := url.PathUnescape(strings.TrimPrefix(r.URL.EscapedPath(), "/"))
 		if err == nil {
-			der, err = base64.StdEncoding.DecodeString(b64)
+			der, err = decodeBase64(b64)
 		}
 		if err != nil {
 			http.Error(w, "GET /<base64 of the DER OCSP request>", http.StatusBadRequest)
@@ -100,24 +110,46 @@ func (o *ocspRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "OCSP takes GET or POST", http.StatusMethodNotAllowed)
 		return
 	}
+	if len(der) == 0 {
+		http.Error(w, "an OCSP request is required: POST its DER, or GET /<base64>", http.StatusBadRequest)
+		return
+	}
 	target := o.vault + "/v1/" + o.mount + "/ocsp/" + url.PathEscape(base64.StdEncoding.EncodeToString(der))
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
 	if err != nil {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
+	if o.namespace != "" {
+		req.Header.Set("X-Vault-Namespace", o.namespace)
+	}
 	resp, err := o.client.Do(req)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "mastio-ca ocsp-relay: asking Vault: %v\n", err)
+		if o.log != nil {
+			fmt.Fprintf(o.log, "mastio-ca ocsp-relay: asking Vault: %v\n", err)
+		}
 		http.Error(w, "Vault is unreachable", http.StatusBadGateway)
 		return
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil || resp.StatusCode != http.StatusOK {
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxOCSPAnswer+1))
+	if err != nil || resp.StatusCode != http.StatusOK || len(answer) > maxOCSPAnswer {
 		http.Error(w, fmt.Sprintf("Vault answered %d", resp.StatusCode), http.StatusBadGateway)
 		return
 	}
 	w.Header().Set("Content-Type", "application/ocsp-response")
 	_, _ = w.Write(answer)
+}
+
+// decodeBase64 reads standard or URL-safe base64, padded or not, as the
+// plugin does.
+func decodeBase64(s string) ([]byte, error) {
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		var der []byte
+		if der, err = enc.DecodeString(s); err == nil {
+			return der, nil
+		}
+	}
+	return nil, err
 }

@@ -2,7 +2,10 @@ package issuing
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // OCSP's CertID hashes; RFC 6960 clients send SHA-1
 	"crypto/sha256"
 	"crypto/sha512"
@@ -202,9 +205,10 @@ type OCSPWindow struct {
 
 // AnswerOCSP parses an OCSP request (RFC 6960) and answers it: good,
 // revoked (time and reason), or, for an issuer this mount does not hold,
-// unknown, signed by fallback (the mount's signing CA). issuers[i]'s
-// answers are signed by issuers[i] itself. A malformed request gets
-// OCSP's own malformedRequest answer, which is not signed.
+// unknown for the CertID asked about, signed by issuers[fallback] (the
+// mount's signing CA; none: unauthorized). issuers[i]'s answers are
+// signed by issuers[i] itself. A malformed request gets OCSP's own
+// malformedRequest answer, which is not signed.
 func AnswerOCSP(der []byte, issuers []OCSPIssuer, fallback int, lookup OCSPLookup, window func(i int) OCSPWindow, now time.Time) ([]byte, error) {
 	if len(der) == 0 || len(der) > MaxOCSPRequestBytes {
 		return ocsp.MalformedRequestErrorResponse, nil
@@ -224,25 +228,167 @@ func AnswerOCSP(der []byte, issuers []OCSPIssuer, fallback int, lookup OCSPLooku
 			break
 		}
 	}
-	tmpl := ocsp.Response{SerialNumber: req.SerialNumber, IssuerHash: h, ThisUpdate: now, NextUpdate: now.Add(time.Hour), Status: ocsp.Unknown}
-	signer := fallback
-	if idx >= 0 {
-		signer = idx
-		w := window(idx)
-		tmpl.ThisUpdate, tmpl.NextUpdate, tmpl.Status = w.ThisUpdate, w.NextUpdate, ocsp.Good
-		if r, revoked := lookup(idx, req.SerialNumber); revoked {
-			tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, r.RevokedAt.UTC(), r.Reason
+	if idx < 0 {
+		if fallback < 0 {
+			return ocsp.UnauthorizedErrorResponse, nil
 		}
+		// Not one of ours: unknown, for the CertID asked about, signed by
+		// the mount's active CA.
+		at := now.UTC().Truncate(time.Second)
+		return signOCSP(req, issuers[fallback], ocspStatus{code: ocsp.Unknown}, OCSPWindow{ThisUpdate: at, NextUpdate: at.Add(time.Hour)}, now)
 	}
-	if signer < 0 {
-		return ocsp.UnauthorizedErrorResponse, nil
+	st := ocspStatus{code: ocsp.Good}
+	if r, revoked := lookup(idx, req.SerialNumber); revoked {
+		st = ocspStatus{code: ocsp.Revoked, at: r.RevokedAt, reason: r.Reason}
 	}
-	is := issuers[signer]
-	resp, err := ocsp.CreateResponse(is.Cert, is.Cert, tmpl, is.Key)
+	return signOCSP(req, issuers[idx], st, window(idx), now)
+}
+
+// ocspStatus is a certificate's status in an answer.
+type ocspStatus struct {
+	code   int // ocsp.Good, ocsp.Revoked, ocsp.Unknown
+	at     time.Time
+	reason int
+}
+
+// certStatus encodes a CertStatus (RFC 6960): good [0] and unknown [2]
+// IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo.
+func (st ocspStatus) certStatus() (asn1.RawValue, error) {
+	if st.code != ocsp.Revoked {
+		tag := 0
+		if st.code == ocsp.Unknown {
+			tag = 2
+		}
+		return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: tag, Bytes: []byte{}}, nil
+	}
+	info, err := asn1.MarshalWithParams(st.at.UTC().Truncate(time.Second), "generalized")
+	if err != nil {
+		return asn1.RawValue{}, err
+	}
+	if st.reason != ocsp.Unspecified {
+		reason, err := asn1.MarshalWithParams(asn1.Enumerated(st.reason), "explicit,tag:0")
+		if err != nil {
+			return asn1.RawValue{}, err
+		}
+		info = append(info, reason...)
+	}
+	return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: info}, nil
+}
+
+// The ASN.1 of an OCSP answer (RFC 6960 4.2.1). x/crypto/ocsp parses
+// requests and answers, but writes an answer only for an issuer it is
+// handed (not the CertID of one we do not hold) and not for Ed25519 keys.
+type (
+	ocspCertID struct {
+		HashAlgorithm  pkix.AlgorithmIdentifier
+		IssuerNameHash []byte
+		IssuerKeyHash  []byte
+		SerialNumber   *big.Int
+	}
+	ocspSingle struct {
+		CertID     ocspCertID
+		CertStatus asn1.RawValue
+		ThisUpdate time.Time `asn1:"generalized"`
+		NextUpdate time.Time `asn1:"generalized,explicit,tag:0"`
+	}
+	ocspResponseData struct {
+		ResponderID asn1.RawValue
+		ProducedAt  time.Time `asn1:"generalized"`
+		Responses   []ocspSingle
+	}
+	ocspBasic struct {
+		TBSResponseData    asn1.RawValue
+		SignatureAlgorithm pkix.AlgorithmIdentifier
+		Signature          asn1.BitString
+	}
+	ocspResponseBytes struct {
+		ResponseType asn1.ObjectIdentifier
+		Response     []byte
+	}
+	ocspResponse struct {
+		Status   asn1.Enumerated
+		Response ocspResponseBytes `asn1:"explicit,tag:0"`
+	}
+)
+
+var (
+	oidOCSPBasic  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
+	oidHashByAlgo = map[crypto.Hash]asn1.ObjectIdentifier{
+		crypto.SHA1:   {1, 3, 14, 3, 2, 26},
+		crypto.SHA256: {2, 16, 840, 1, 101, 3, 4, 2, 1},
+		crypto.SHA384: {2, 16, 840, 1, 101, 3, 4, 2, 2},
+		crypto.SHA512: {2, 16, 840, 1, 101, 3, 4, 2, 3},
+	}
+)
+
+// signOCSP is a signed answer about req's CertID, as it was asked: its
+// status, valid for w, signed by by (responder ID: by key).
+func signOCSP(req *ocsp.Request, by OCSPIssuer, st ocspStatus, w OCSPWindow, now time.Time) ([]byte, error) {
+	sigAlg, hash, err := signingAlgorithm(by.Key.Public())
+	if err != nil {
+		return nil, err
+	}
+	certStatus, err := st.certStatus()
+	if err != nil {
+		return nil, err
+	}
+	_, keyHash := certIDHashes(crypto.SHA1, by.Cert)
+	responderID, err := asn1.Marshal(keyHash)
+	if err != nil {
+		return nil, err
+	}
+	tbs, err := asn1.Marshal(ocspResponseData{
+		ResponderID: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, IsCompound: true, Bytes: responderID},
+		ProducedAt:  now.UTC().Truncate(time.Second),
+		Responses: []ocspSingle{{
+			CertID: ocspCertID{
+				HashAlgorithm:  pkix.AlgorithmIdentifier{Algorithm: oidHashByAlgo[req.HashAlgorithm], Parameters: asn1.NullRawValue},
+				IssuerNameHash: req.IssuerNameHash, IssuerKeyHash: req.IssuerKeyHash, SerialNumber: req.SerialNumber,
+			},
+			CertStatus: certStatus,
+			ThisUpdate: w.ThisUpdate.UTC().Truncate(time.Second),
+			NextUpdate: w.NextUpdate.UTC().Truncate(time.Second),
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the OCSP answer: %w", err)
+	}
+	signed := tbs
+	if hash != 0 {
+		h := hash.New()
+		h.Write(tbs)
+		signed = h.Sum(nil)
+	}
+	sig, err := by.Key.Sign(rand.Reader, signed, hash)
 	if err != nil {
 		return nil, fmt.Errorf("signing the OCSP answer: %w", err)
 	}
-	return resp, nil
+	basic, err := asn1.Marshal(ocspBasic{TBSResponseData: asn1.RawValue{FullBytes: tbs}, SignatureAlgorithm: sigAlg, Signature: asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}})
+	if err != nil {
+		return nil, err
+	}
+	return asn1.Marshal(ocspResponse{Status: asn1.Enumerated(ocsp.Success), Response: ocspResponseBytes{ResponseType: oidOCSPBasic, Response: basic}})
+}
+
+// signingAlgorithm is the signature algorithm a CA key signs with (as Go's
+// x509 picks it) and its hash (0 for Ed25519).
+func signingAlgorithm(pub crypto.PublicKey) (pkix.AlgorithmIdentifier, crypto.Hash, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve.Params().BitSize {
+		case 384:
+			return pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}}, crypto.SHA384, nil
+		case 521:
+			return pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}}, crypto.SHA512, nil
+		default:
+			return pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}}, crypto.SHA256, nil
+		}
+	case *rsa.PublicKey:
+		return pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, Parameters: asn1.NullRawValue}, crypto.SHA256, nil
+	case ed25519.PublicKey:
+		return pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 3, 101, 112}}, 0, nil
+	}
+	return pkix.AlgorithmIdentifier{}, 0, fmt.Errorf("a CA key of type %T cannot sign OCSP answers", pub)
 }
 
 // certIDHashes are an issuer's name and key hashes in an OCSP CertID:
