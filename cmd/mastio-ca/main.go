@@ -29,11 +29,13 @@ Commands:
                 verified by proof of possession, optionally blanking the
                 keys in the database
   verify        check a mount: each CA certificate (validity, days left,
-                chain) and, by a test signing, that the plugin holds its key;
-                exit codes 0 OK, 1 warning, 2 critical, 3 could not check
+                chain), each CRL's freshness, and, by a test signing, that
+                the plugin holds its key; exit codes 0 OK, 1 warning,
+                2 critical, 3 could not check
   audit-report  who signed what, from Vault file audit logs: every call to
-                the mount, and sections for policy and CA changes, key-bearing
-                calls, denials, refusals, non-signer signings, volume outliers;
+                the mount, and sections for policy and CA changes, revocations,
+                key-bearing calls, denials, refusals, non-signer signings,
+                volume outliers;
                 --serial/--spiffe-id find one certificate
   bench         measure sign-csr against Vault's builtin PKI and the
                 in-process floor, side by side, on a running Vault

@@ -289,7 +289,7 @@ var reportRowKeys = []string{"time", "request_id", "display_name", "policies", "
 
 // reportSections are the table's closing sections, in their order; the
 // volume heading goes on with N and the window.
-var reportSections = []string{"Issuance policy changes", "CA changes", "Key-bearing calls", "Denials", "Refusals",
+var reportSections = []string{"Issuance policy changes", "CA changes", "Revocations (", "Key-bearing calls", "Denials", "Refusals",
 	"Signings by non-signer tokens", "Volume outliers (more than "}
 
 // auditReport runs `mastio-ca audit-report args...` with no VAULT_*
