@@ -96,16 +96,35 @@ type revocations struct {
 	states   map[string]*crlState
 	built    map[string]*builtCRL
 	lastTidy time.Time
+	// gen counts changes to what answers are built from; answers caches
+	// signed OCSP answers by request, each valid while gen is unchanged.
+	gen     uint64
+	answers map[string]cachedAnswer
 }
 
+// cachedAnswer is a signed OCSP answer, the generation it was made in, and
+// when it is served no more (an unknown answer is valid for an hour only).
+type cachedAnswer struct {
+	gen   uint64
+	until time.Time
+	der   []byte
+}
+
+// answerCacheFor is how long a cached OCSP answer is served.
+const answerCacheFor = 5 * time.Minute
+
+// maxCachedAnswers bounds the OCSP answer cache; it starts over when full.
+const maxCachedAnswers = 10000
+
 func newRevocations() *revocations {
-	return &revocations{byIssuer: map[string]map[string]revokedEntry{}, dirty: map[string]bool{}, states: map[string]*crlState{}, built: map[string]*builtCRL{}}
+	return &revocations{byIssuer: map[string]map[string]revokedEntry{}, dirty: map[string]bool{}, states: map[string]*crlState{}, built: map[string]*builtCRL{}, answers: map[string]cachedAnswer{}}
 }
 
 // invalidate records that another node changed key.
 func (r *revocations) invalidate(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.gen++
 	switch {
 	case strings.HasPrefix(key, revokedPrefix):
 		r.dirty[key] = true
@@ -153,6 +172,7 @@ func (r *revocations) refresh(ctx context.Context, s logical.Storage) error {
 }
 
 func (r *revocations) put(id, serial string, e revokedEntry) {
+	r.gen++
 	if r.byIssuer[id] == nil {
 		r.byIssuer[id] = map[string]revokedEntry{}
 	}
@@ -175,6 +195,7 @@ func (r *revocations) state(ctx context.Context, s logical.Storage, id string) (
 
 // setState stores issuer id's next CRL state. Callers hold r.mu.
 func (r *revocations) setState(ctx context.Context, s logical.Storage, id string, st *crlState) error {
+	r.gen++
 	if err := putEntry(ctx, s, crlStatePrefix+id, "the CRL state", st); err != nil {
 		delete(r.states, id) // the write may have landed all the same
 		return err
@@ -482,6 +503,16 @@ func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte)
 	rv := b.revocations
 	rv.mu.Lock()
 	err = rv.refresh(ctx, s)
+	// An answer made since the last change (a revocation, a CRL state, a
+	// CA: Invalidate) is the same answer: serve it again. The issuers are
+	// part of the key, as a CA change on this node does not pass through
+	// Invalidate.
+	key := string(der) + issuerKey(issuers)
+	if c, ok := rv.answers[key]; ok && err == nil && c.gen == rv.gen && now.Before(c.until) {
+		rv.mu.Unlock()
+		return c.der, nil
+	}
+	gen := rv.gen
 	for i, is := range issuers {
 		if err != nil {
 			break
@@ -501,12 +532,33 @@ func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte)
 	if len(issuers) > 0 && issuers[0].active {
 		fallback = 0
 	}
-	return issuing.AnswerOCSP(der, signers, fallback, func(i int, serial *big.Int) (issuing.Revocation, bool) {
+	answer, err := issuing.AnswerOCSP(der, signers, fallback, func(i int, serial *big.Int) (issuing.Revocation, bool) {
 		rv.mu.Lock()
 		e, ok := rv.byIssuer[issuers[i].id][issuing.SerialHex(serial)]
 		rv.mu.Unlock()
 		return e.revocation(), ok
 	}, func(i int) issuing.OCSPWindow { return windows[i] }, now)
+	if err != nil {
+		return nil, err
+	}
+	rv.mu.Lock()
+	if rv.gen == gen {
+		if len(rv.answers) >= maxCachedAnswers {
+			rv.answers = map[string]cachedAnswer{}
+		}
+		rv.answers[key] = cachedAnswer{gen: gen, until: now.Add(answerCacheFor), der: answer}
+	}
+	rv.mu.Unlock()
+	return answer, nil
+}
+
+// issuerKey names the set of CRL issuers, for the answer cache.
+func issuerKey(issuers []crlIssuer) string {
+	var b strings.Builder
+	for _, is := range issuers {
+		b.WriteString("|" + is.id)
+	}
+	return b.String()
 }
 
 // tidyResult is what a tidy removed.
@@ -561,6 +613,7 @@ func (b *mastioBackend) tidy(ctx context.Context, s logical.Storage) (*tidyResul
 					return fmt.Errorf("deleting an expired revocation: %w", err)
 				}
 				delete(rv.byIssuer[id], serial)
+				rv.gen++
 				res.removed++
 			}
 		}

@@ -168,6 +168,18 @@ func TestOCSP_GoodRevokedUnknown(t *testing.T) {
 	if a := ocspAsk(t, m, leaf, inter); a.Status != ocsp.Revoked || a.RevocationReason != ocsp.PrivilegeWithdrawn || a.RevokedAt.IsZero() {
 		t.Fatalf("after revoke: status %d reason %d at %s", a.Status, a.RevocationReason, a.RevokedAt)
 	}
+	// A cached good answer is not served once another node revokes: its
+	// Invalidate moves the cache on.
+	second := testpki.ParseCertPEM(t, m.write(t, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a2")}).Data["certificate"].(string))
+	if a := ocspAsk(t, m, second, inter); a.Status != ocsp.Good {
+		t.Fatalf("second leaf: status %d", a.Status)
+	}
+	entryKey := revokedPrefix + issuing.KeyID(inter) + "/" + issuing.SerialHex(second.SerialNumber)
+	_ = putEntry(t.Context(), m.s, entryKey, "x", revokedEntry{Serial: issuing.SerialHex(second.SerialNumber), RevokedAt: time.Now(), Reason: ocsp.Superseded, NotAfter: second.NotAfter, CRLNumber: 99})
+	m.b.revocations.invalidate(entryKey)
+	if a := ocspAsk(t, m, second, inter); a.Status != ocsp.Revoked || a.RevocationReason != ocsp.Superseded {
+		t.Fatalf("after another node's revoke: status %d (a stale cached answer?)", a.Status)
+	}
 	// An issuer this mount does not hold: unknown.
 	key := testpki.NewECKey(t, elliptic.P256())
 	foreignCA := testpki.MakeCert(t, testpki.CACert{Key: key, IsCA: true, KeyUsage: x509.KeyUsageCertSign})
