@@ -16,7 +16,7 @@ type configUpdate struct {
 	orgID, trustDomain, defaultRole, leafNotAfter *string
 	crlExpiry                                     *time.Duration
 	crlDistributionPoints, ocspServers            *[]string
-	issuingCertificates                           *[]string
+	issuingCertificates, deltaCRLDistributionPts  *[]string
 }
 
 // updateConfig checks u and applies it to the stored config, under
@@ -74,7 +74,7 @@ func (b *mastioBackend) updateConfig(ctx context.Context, s logical.Storage, u c
 		field string
 		in    *[]string
 		dst   *[]string
-	}{{"crl_distribution_points", u.crlDistributionPoints, &cfg.CRLDistributionPoints}, {"ocsp_servers", u.ocspServers, &cfg.OCSPServers}, {"issuing_certificates", u.issuingCertificates, &cfg.IssuingCertificates}} {
+	}{{"crl_distribution_points", u.crlDistributionPoints, &cfg.CRLDistributionPoints}, {"ocsp_servers", u.ocspServers, &cfg.OCSPServers}, {"issuing_certificates", u.issuingCertificates, &cfg.IssuingCertificates}, {"delta_crl_distribution_points", u.deltaCRLDistributionPts, &cfg.DeltaCRLDistributionPoints}} {
 		if l.in == nil {
 			continue
 		}

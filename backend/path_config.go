@@ -42,9 +42,10 @@ func pathConfig(b *mastioBackend) *framework.Path {
 				Type:        framework.TypeDurationSecond,
 				Description: "How long each CRL is valid (nextUpdate - thisUpdate): 1h to 720h, default 72h. CRLs are rebuilt on revoke and when half of it has passed.",
 			},
-			"crl_distribution_points": commaField("URLs of the issuing CA's CRL put into every certificate issued from now on ({{issuer_id}}: the issuer's key ID), e.g. https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/crl."),
-			"ocsp_servers":            commaField("OCSP responder URLs put into every certificate issued from now on, e.g. https://vault.example:8200/v1/mastio-ca/ocsp."),
-			"issuing_certificates":    commaField("URLs of the issuing CA's certificate (AIA caIssuers) put into every certificate issued from now on, e.g. https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/der."),
+			"crl_distribution_points":       commaField("URLs of the issuing CA's CRL put into every certificate issued from now on ({{issuer_id}}: the issuer's key ID), e.g. https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/crl."),
+			"ocsp_servers":                  commaField("OCSP responder URLs put into every certificate issued from now on, e.g. https://vault.example:8200/v1/mastio-ca/ocsp."),
+			"delta_crl_distribution_points": commaField("URLs of the issuing CA's delta CRL, put into its complete CRLs (Freshest CRL, which openssl needs to use deltas), e.g. https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/crl/delta."),
+			"issuing_certificates":          commaField("URLs of the issuing CA's certificate (AIA caIssuers) put into every certificate issued from now on, e.g. https://vault.example:8200/v1/mastio-ca/issuer/{{issuer_id}}/der."),
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
@@ -91,7 +92,7 @@ func (b *mastioBackend) pathConfigWrite(ctx context.Context, req *logical.Reques
 		e := time.Duration(v.(int)) * time.Second
 		u.crlExpiry = &e
 	}
-	for field, dst := range map[string]**[]string{"crl_distribution_points": &u.crlDistributionPoints, "ocsp_servers": &u.ocspServers, "issuing_certificates": &u.issuingCertificates} {
+	for field, dst := range map[string]**[]string{"crl_distribution_points": &u.crlDistributionPoints, "ocsp_servers": &u.ocspServers, "issuing_certificates": &u.issuingCertificates, "delta_crl_distribution_points": &u.deltaCRLDistributionPts} {
 		if _, ok := d.GetOk(field); ok {
 			list := commaList(d, field)
 			*dst = &list
@@ -119,14 +120,15 @@ func (b *mastioBackend) configData(ctx context.Context, s logical.Storage) (map[
 		orgID = is.orgID
 	}
 	return map[string]any{
-		"org_id":                  orgID,
-		"trust_domain":            cfg.TrustDomain,
-		"default_role":            cfg.DefaultRole,
-		"leaf_not_after":          cfg.LeafNotAfter,
-		"crl_expiry":              int64(cfg.crlExpiry() / time.Second),
-		"crl_distribution_points": nonNil(cfg.CRLDistributionPoints),
-		"ocsp_servers":            nonNil(cfg.OCSPServers),
-		"issuing_certificates":    nonNil(cfg.IssuingCertificates),
+		"org_id":                        orgID,
+		"trust_domain":                  cfg.TrustDomain,
+		"default_role":                  cfg.DefaultRole,
+		"leaf_not_after":                cfg.LeafNotAfter,
+		"crl_expiry":                    int64(cfg.crlExpiry() / time.Second),
+		"crl_distribution_points":       nonNil(cfg.CRLDistributionPoints),
+		"ocsp_servers":                  nonNil(cfg.OCSPServers),
+		"issuing_certificates":          nonNil(cfg.IssuingCertificates),
+		"delta_crl_distribution_points": nonNil(cfg.DeltaCRLDistributionPoints),
 	}, nil
 }
 

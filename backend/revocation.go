@@ -193,6 +193,17 @@ func (r *revocations) state(ctx context.Context, s logical.Storage, id string) (
 	return st, nil
 }
 
+// ahead reports whether a stored revocation waits for a CRL numbered past
+// st (its revoke's state write was lost). Callers hold r.mu.
+func (r *revocations) ahead(id string, st *crlState) bool {
+	for _, e := range r.byIssuer[id] {
+		if e.CRLNumber > st.Number {
+			return true
+		}
+	}
+	return false
+}
+
 // setState stores issuer id's next CRL state. Callers hold r.mu.
 func (r *revocations) setState(ctx context.Context, s logical.Storage, id string, st *crlState) error {
 	r.gen++
@@ -449,7 +460,7 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 	}
 	built := rv.built[is.id]
 	if built == nil || built.number != st.Number {
-		if built, err = rv.build(is, st); err != nil {
+		if built, err = rv.build(is, st, cfg.urls().For(is.cert).DeltaCRL); err != nil {
 			return nil, err
 		}
 	}
@@ -461,7 +472,7 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 
 // build signs issuer is's complete CRL and delta for st. Callers hold
 // r.mu.
-func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
+func (r *revocations) build(is crlIssuer, st *crlState, deltaURLs []string) (*builtCRL, error) {
 	var all, recent []issuing.Revocation
 	for _, e := range r.byIssuer[is.id] {
 		if e.CRLNumber > st.Number || !st.ThisUpdate.Before(e.NotAfter) {
@@ -472,7 +483,7 @@ func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
 			recent = append(recent, e.revocation())
 		}
 	}
-	complete, err := issuing.BuildCRL(is.cert, is.signer, all, issuing.CRLParams{Number: big.NewInt(st.Number), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate})
+	complete, err := issuing.BuildCRL(is.cert, is.signer, all, issuing.CRLParams{Number: big.NewInt(st.Number), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate, DeltaURLs: deltaURLs})
 	if err != nil {
 		return nil, err
 	}
@@ -697,12 +708,15 @@ func (b *mastioBackend) periodic(ctx context.Context, req *logical.Request) erro
 	err = func() error {
 		rv.mu.Lock()
 		defer rv.mu.Unlock()
+		if err := rv.refresh(ctx, s); err != nil {
+			return err
+		}
 		for _, is := range issuers {
 			st, err := rv.state(ctx, s, is.id)
 			if err != nil {
 				return err
 			}
-			if st != nil && now.Before(st.ThisUpdate.Add(cfg.crlExpiry()/2)) && now.Before(st.NextUpdate) {
+			if st != nil && now.Before(st.ThisUpdate.Add(cfg.crlExpiry()/2)) && now.Before(st.NextUpdate) && !rv.ahead(is.id, st) {
 				continue
 			}
 			if err := rv.setState(ctx, s, is.id, st.next(now, cfg.crlExpiry(), true)); err != nil {

@@ -218,6 +218,8 @@ type mountConfig struct {
 	CRLDistributionPoints []string      `json:"crl_distribution_points,omitempty"`
 	OCSPServers           []string      `json:"ocsp_servers,omitempty"`
 	IssuingCertificates   []string      `json:"issuing_certificates,omitempty"`
+	// DeltaCRLDistributionPoints go into complete CRLs (Freshest CRL).
+	DeltaCRLDistributionPoints []string `json:"delta_crl_distribution_points,omitempty"`
 }
 
 // DefaultCRLExpiry is how long a CRL is valid, unless config says.
@@ -233,7 +235,7 @@ func (c *mountConfig) crlExpiry() time.Duration {
 
 // urls are the URLs every certificate issued from now on carries.
 func (c *mountConfig) urls() issuing.URLs {
-	return issuing.URLs{CRL: c.CRLDistributionPoints, OCSP: c.OCSPServers, Issuing: c.IssuingCertificates}
+	return issuing.URLs{CRL: c.CRLDistributionPoints, OCSP: c.OCSPServers, Issuing: c.IssuingCertificates, DeltaCRL: c.DeltaCRLDistributionPoints}
 }
 
 func defaultConfig() *mountConfig {

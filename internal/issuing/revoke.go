@@ -146,6 +146,10 @@ func IdentifyRevoked(certPEM string, issuers, own []*x509.Certificate, now time.
 // OIDDeltaCRLIndicator marks a delta CRL (RFC 5280 5.2.4).
 var OIDDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
 
+// OIDFreshestCRL names where a complete CRL's deltas are (RFC 5280
+// 5.2.6); openssl looks for deltas only when it is there.
+var OIDFreshestCRL = asn1.ObjectIdentifier{2, 5, 29, 46}
+
 // CRLParams say which CRL to build.
 type CRLParams struct {
 	Number     *big.Int
@@ -154,6 +158,25 @@ type CRLParams struct {
 	// DeltaBase, when set, makes a delta CRL against the complete CRL of
 	// that number, holding only the entries given.
 	DeltaBase *big.Int
+	// DeltaURLs, on a complete CRL, are its deltas' locations (Freshest
+	// CRL extension).
+	DeltaURLs []string
+}
+
+// marshalDistributionPoints is the DER of CRLDistributionPoints syntax
+// (RFC 5280 4.2.1.13) with one full-name URI per point.
+func marshalDistributionPoints(urls []string) ([]byte, error) {
+	type pointName struct {
+		FullName []asn1.RawValue `asn1:"optional,tag:0"`
+	}
+	type point struct {
+		DistributionPoint pointName `asn1:"optional,tag:0"`
+	}
+	points := make([]point, len(urls))
+	for i, u := range urls {
+		points[i] = point{DistributionPoint: pointName{FullName: []asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(u)}}}}
+	}
+	return asn1.Marshal(points)
 }
 
 // BuildCRL makes the v2 CRL of issuer, signed by key: AKI (the issuer's
@@ -177,6 +200,12 @@ func BuildCRL(issuer *x509.Certificate, key crypto.Signer, entries []Revocation,
 			return nil, fmt.Errorf("encoding the delta CRL indicator: %w", err)
 		}
 		tmpl.ExtraExtensions = []pkix.Extension{{Id: OIDDeltaCRLIndicator, Critical: true, Value: v}}
+	} else if len(p.DeltaURLs) > 0 {
+		v, err := marshalDistributionPoints(p.DeltaURLs)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the freshest CRL extension: %w", err)
+		}
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: OIDFreshestCRL, Value: v}}
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, key)
 	if err != nil {
@@ -426,6 +455,8 @@ func certIDHashes(h crypto.Hash, ca *x509.Certificate) ([]byte, []byte) {
 // KeyID.
 type URLs struct {
 	CRL, OCSP, Issuing []string
+	// DeltaCRL goes into complete CRLs (Freshest CRL), not certificates.
+	DeltaCRL []string
 }
 
 // MaxURLs bounds each list of URLs.
@@ -465,7 +496,7 @@ func (u URLs) For(issuer *x509.Certificate) URLs {
 		}
 		return out
 	}
-	return URLs{CRL: fill(u.CRL), OCSP: fill(u.OCSP), Issuing: fill(u.Issuing)}
+	return URLs{CRL: fill(u.CRL), OCSP: fill(u.OCSP), Issuing: fill(u.Issuing), DeltaCRL: fill(u.DeltaCRL)}
 }
 
 // apply puts u into a certificate template.

@@ -360,6 +360,8 @@ func (r *Role) LeafTemplate(req *LeafRequest, p IssueParams) (*x509.Certificate,
 		ttl = r.TTL
 	case ttl > r.MaxTTL:
 		return nil, "", Inputf("ttl %s exceeds the role's max_ttl %s", ttl, r.MaxTTL)
+	case ttl < MinLeafLifetime:
+		return nil, "", Inputf("ttl %s is under the %s a certificate must be valid for", ttl, MinLeafLifetime)
 	}
 	// Every CA in the chain bounds the leaf, not only its issuer: an
 	// intermediate may outlive the Org CA above it.
