@@ -172,12 +172,15 @@ key identifier), as config crl_distribution_points' {{issuer_id}} names
 it; a rotated-out intermediate keeps publishing during its grace.
 
 RFC 5280 v2 CRLs: CRL number (stored, monotonic across restarts and
-failover; a delta has the complete CRL's number + 1), thisUpdate and
+failover; a complete CRL and its delta share it), thisUpdate and
 nextUpdate (config crl_expiry, default 72h), AKI, a reason code on each
-entry, and a critical delta CRL indicator on deltas. A complete CRL is
-rebuilt on every revoke and tidy, and by the periodic function when half
-its validity has passed; that rebuild is also the new base of the deltas,
-which list what was revoked since. CRLs are served from memory.
+entry, a critical delta CRL indicator on deltas, and (config
+delta_crl_distribution_points) a Freshest CRL extension on complete CRLs.
+Every revoke and tidy, and the periodic function when half the validity
+has passed, make a new CRL number; the periodic one is also the new base
+of the deltas, which list what was revoked since. An entry stays on one
+CRL issued after its certificate expired. CRLs are signed at their first
+fetch and served from memory.
 
 Example:
 

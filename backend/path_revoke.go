@@ -19,7 +19,7 @@ func pathRevoke(b *mastioBackend) *framework.Path {
 			"serial_number": {Type: framework.TypeString, Description: "Instead of certificate: the serial, in hex (as sign-csr returns it)."},
 			"issuer":        {Type: framework.TypeString, Description: "With serial_number: the issuing CA, org-ca, intermediate-ca or its key id (hex subject key identifier)."},
 			"not_after":     {Type: framework.TypeString, Description: "With serial_number: the certificate's NotAfter (RFC 3339); the revocation is kept until then."},
-			"reason":        {Type: framework.TypeString, Description: "RFC 5280 CRL reason: unspecified (default), keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise."},
+			"reason":        {Type: framework.TypeString, Description: "RFC 5280 CRL reason: unspecified (default), keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, aACompromise (certificateHold is refused: a hold could never be released)."},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -109,9 +109,12 @@ serial. reason is an RFC 5280 CRL reason (default unspecified).
 Only revocations are stored, one entry per serial, until the certificate
 expires: signing still writes nothing. Revoking a revoked serial again
 changes nothing and answers the first revocation (already_revoked=true).
-The mount's own CA certificates cannot be revoked here: rotate the
-intermediate (drop_earlier=true after a compromise) instead; a CA that
-root/sign-intermediate signed (a SPIRE server's, an issuing Vault's) can.
+The CA certificates the mount signs with (the Org CA, the current
+intermediate) cannot be revoked here: rotation replaces them. A rotated-out
+intermediate can, onto the Org CA's CRL (after a compromise of its key:
+rotate with grace_period=0 drop_earlier=true, then revoke the old one with
+reason=cACompromise), and so can a CA that root/sign-intermediate signed
+(a SPIRE server's, an issuing Vault's).
 
 The issuer's CRL (crl, issuer/<id>/crl) moves on at once, and OCSP
 answers revoked. policies/mastio-revoker.hcl allows this path only.

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,14 +49,17 @@ func (e revokedEntry) revocation() issuing.Revocation {
 	return issuing.Revocation{Serial: n, RevokedAt: e.RevokedAt, Reason: e.Reason, NotAfter: e.NotAfter}
 }
 
-// crlState says which CRLs an issuer publishes now. The complete CRL has
-// Number, its delta Number+1; both share ThisUpdate and NextUpdate. The
-// delta lists the revocations the complete CRL numbered BaseNumber did not.
+// crlState says which CRLs an issuer publishes now: a complete CRL and its
+// delta, issued together, so with the same Number (RFC 5280 5.2.3) and the
+// same ThisUpdate and NextUpdate. The delta lists the revocations the
+// complete CRL numbered BaseNumber did not.
 //
 // A CRL's content is a function of its state alone, so that every node
 // builds the same CRL under one number: it lists the stored revocations
 // first listed by a CRL numbered at most Number, whose certificates had not
-// expired at ThisUpdate. revoke writes its entry (with the next number)
+// expired at Cutoff (the previous CRL's ThisUpdate: an entry stays on one
+// CRL issued after its certificate expired, RFC 5280 3.3), and names
+// DeltaURLs as its deltas' location. revoke writes its entry (with the next number)
 // before the state that lists it; tidy moves the state on before it
 // deletes. A reader that sees one write and not yet the other builds the
 // previous content under the previous number.
@@ -65,14 +68,16 @@ type crlState struct {
 	ThisUpdate time.Time `json:"this_update"`
 	NextUpdate time.Time `json:"next_update"`
 	BaseNumber int64     `json:"base_number"`
+	Cutoff     time.Time `json:"cutoff"`
+	DeltaURLs  []string  `json:"delta_urls,omitempty"`
 }
 
-// next is the state after a change at now: both CRLs get new numbers;
-// newBase makes the new complete CRL the deltas' base.
-func (st *crlState) next(now time.Time, expiry time.Duration, newBase bool) *crlState {
-	n := &crlState{Number: 1, ThisUpdate: now.UTC(), NextUpdate: now.Add(expiry).UTC(), BaseNumber: 1}
+// next is the state after a change at now: a new number; newBase makes the
+// new complete CRL the deltas' base. deltaURLs is where its deltas are.
+func (st *crlState) next(now time.Time, expiry time.Duration, newBase bool, deltaURLs []string) *crlState {
+	n := &crlState{Number: 1, ThisUpdate: now.UTC(), NextUpdate: now.Add(expiry).UTC(), BaseNumber: 1, DeltaURLs: deltaURLs}
 	if st != nil {
-		n.Number, n.BaseNumber = st.Number+2, st.BaseNumber
+		n.Number, n.BaseNumber, n.Cutoff = st.Number+1, st.BaseNumber, st.ThisUpdate
 	}
 	if newBase {
 		n.BaseNumber = n.Number
@@ -103,7 +108,7 @@ type revocations struct {
 }
 
 // cachedAnswer is a signed OCSP answer, the generation it was made in, and
-// when it is served no more (an unknown answer is valid for an hour only).
+// when it is served no more.
 type cachedAnswer struct {
 	gen   uint64
 	until time.Time
@@ -341,6 +346,15 @@ func (b *mastioBackend) revoke(ctx context.Context, s logical.Storage, r revokeR
 		if is, err = findIssuer(issuers, r.issuerRef, org); err != nil {
 			return nil, err
 		}
+		own, err := b.ownCACerts(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range own {
+			if c.SerialNumber.Cmp(serial) == 0 && c.CheckSignatureFrom(is.cert) == nil {
+				return nil, issuing.Inputf("serial %s is one of this mount's own CAs (%s): revoke does not revoke them; rotate the intermediate (intermediate/rotate, drop_earlier=true after a compromise) or replace the Org CA", issuing.FormatSerial(serial), issuing.Quote(c.Subject.CommonName))
+			}
+		}
 		if !now.Before(r.notAfter) {
 			return nil, issuing.Inputf("not_after %s has passed: the certificate is no longer valid, and no CRL lists it", r.notAfter.UTC().Format(time.RFC3339))
 		}
@@ -368,16 +382,17 @@ func (b *mastioBackend) revoke(ctx context.Context, s logical.Storage, r revokeR
 	if e, ok := rv.byIssuer[is.id][key]; ok {
 		if st == nil || e.CRLNumber > st.Number {
 			// Its state never landed (a failed write): move the CRL on now.
-			st = st.next(now, cfg.crlExpiry(), false)
+			st = st.next(now, cfg.crlExpiry(), false, cfg.urls().For(is.cert).DeltaCRL)
 			if err := rv.setState(ctx, s, is.id, st); err != nil {
 				return nil, err
 			}
 		}
 		return &revokeResult{issuer: is, entry: e, already: true, number: st.Number}, nil
 	}
-	next := st.next(now, cfg.crlExpiry(), false)
+	next := st.next(now, cfg.crlExpiry(), false, cfg.urls().For(is.cert).DeltaCRL)
 	e := revokedEntry{Serial: key, RevokedAt: now.UTC().Truncate(time.Second), Reason: reason, NotAfter: notAfter.UTC(), CRLNumber: next.Number}
 	if err := putEntry(ctx, s, revokedPrefix+is.id+"/"+key, "the revocation", e); err != nil {
+		rv.dirty[revokedPrefix+is.id+"/"+key] = true // the write may have landed all the same
 		return nil, err
 	}
 	rv.put(is.id, key, e)
@@ -390,7 +405,10 @@ func (b *mastioBackend) revoke(ctx context.Context, s logical.Storage, r revokeR
 	return &revokeResult{issuer: is, entry: e, number: next.Number}, nil
 }
 
-// ownCACerts are this mount's own CA certificates, which revoke refuses.
+// ownCACerts are the CA certificates this mount signs with now (the Org
+// CA and the CAs above it, the current intermediate), which revoke refuses:
+// rotation replaces them. A rotated-out intermediate is not among them: it
+// can be revoked onto the Org CA's CRL, as after a compromise of its key.
 func (b *mastioBackend) ownCACerts(ctx context.Context, s logical.Storage) ([]*x509.Certificate, error) {
 	var own []*x509.Certificate
 	for _, n := range caNames {
@@ -398,13 +416,8 @@ func (b *mastioBackend) ownCACerts(ctx context.Context, s logical.Storage) ([]*x
 		if err != nil {
 			return nil, err
 		}
-		if is == nil {
-			continue
-		}
-		own = append(own, is.cert)
-		own = append(own, is.chain...)
-		for _, r := range is.retired {
-			own = append(own, r.cert)
+		if is != nil {
+			own = append(append(own, is.cert), is.chain...)
 		}
 	}
 	return own, nil
@@ -450,7 +463,7 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 		return nil, err
 	}
 	if st == nil {
-		st = (*crlState)(nil).next(time.Now(), cfg.crlExpiry(), true)
+		st = (*crlState)(nil).next(time.Now(), cfg.crlExpiry(), true, cfg.urls().For(is.cert).DeltaCRL)
 		if err := rv.setState(ctx, s, is.id, st); err != nil {
 			if errors.Is(err, logical.ErrReadOnly) {
 				return nil, issuing.Statef("the %s has no CRL yet, and this node cannot start one: ask the active node", is.label)
@@ -460,7 +473,7 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 	}
 	built := rv.built[is.id]
 	if built == nil || built.number != st.Number {
-		if built, err = rv.build(is, st, cfg.urls().For(is.cert).DeltaCRL); err != nil {
+		if built, err = rv.build(is, st); err != nil {
 			return nil, err
 		}
 	}
@@ -472,22 +485,22 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 
 // build signs issuer is's complete CRL and delta for st. Callers hold
 // r.mu.
-func (r *revocations) build(is crlIssuer, st *crlState, deltaURLs []string) (*builtCRL, error) {
+func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
 	var all, recent []issuing.Revocation
 	for _, e := range r.byIssuer[is.id] {
-		if e.CRLNumber > st.Number || !st.ThisUpdate.Before(e.NotAfter) {
-			continue // not yet listed (its state is still on its way), or expired
+		if e.CRLNumber > st.Number || !st.Cutoff.Before(e.NotAfter) {
+			continue // not yet listed (its state is still on its way), or expired before the last CRL
 		}
 		all = append(all, e.revocation())
 		if e.CRLNumber > st.BaseNumber {
 			recent = append(recent, e.revocation())
 		}
 	}
-	complete, err := issuing.BuildCRL(is.cert, is.signer, all, issuing.CRLParams{Number: big.NewInt(st.Number), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate, DeltaURLs: deltaURLs})
+	complete, err := issuing.BuildCRL(is.cert, is.signer, all, issuing.CRLParams{Number: big.NewInt(st.Number), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate, DeltaURLs: st.DeltaURLs})
 	if err != nil {
 		return nil, err
 	}
-	delta, err := issuing.BuildCRL(is.cert, is.signer, recent, issuing.CRLParams{Number: big.NewInt(st.Number + 1), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate, DeltaBase: big.NewInt(st.BaseNumber)})
+	delta, err := issuing.BuildCRL(is.cert, is.signer, recent, issuing.CRLParams{Number: big.NewInt(st.Number), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate, DeltaBase: big.NewInt(st.BaseNumber)})
 	if err != nil {
 		return nil, err
 	}
@@ -514,15 +527,6 @@ func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte)
 	rv := b.revocations
 	rv.mu.Lock()
 	err = rv.refresh(ctx, s)
-	// An answer made since the last change (a revocation, a CRL state, a
-	// CA: Invalidate) is the same answer: serve it again. The issuers are
-	// part of the key, as a CA change on this node does not pass through
-	// Invalidate.
-	key := string(der) + issuerKey(issuers)
-	if c, ok := rv.answers[key]; ok && err == nil && c.gen == rv.gen && now.Before(c.until) {
-		rv.mu.Unlock()
-		return c.der, nil
-	}
 	gen := rv.gen
 	for i, is := range issuers {
 		if err != nil {
@@ -543,6 +547,22 @@ func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte)
 	if len(issuers) > 0 && issuers[0].active {
 		fallback = 0
 	}
+	// An answer about a certificate of ours made since the last change (a
+	// revocation, a CRL state, Invalidate) is the same answer: serve it
+	// again. The key is the CertID and the issuer certificate, which a CA
+	// change on this node (no Invalidate) changes.
+	var key string
+	if req, ok := issuing.ParseOCSPRequest(der); ok {
+		if i := issuing.OCSPIssuerIndex(req, signers); i >= 0 {
+			key = fmt.Sprintf("%d|%x|%x|%x|%s", req.HashAlgorithm, req.IssuerNameHash, req.IssuerKeyHash, req.SerialNumber, issuing.FingerprintSHA256(issuers[i].cert.Raw))
+			rv.mu.Lock()
+			c, ok := rv.answers[key]
+			rv.mu.Unlock()
+			if ok && c.gen == gen && now.Before(c.until) {
+				return c.der, nil
+			}
+		}
+	}
 	answer, err := issuing.AnswerOCSP(der, signers, fallback, func(i int, serial *big.Int) (issuing.Revocation, bool) {
 		rv.mu.Lock()
 		e, ok := rv.byIssuer[issuers[i].id][issuing.SerialHex(serial)]
@@ -551,6 +571,9 @@ func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte)
 	}, func(i int) issuing.OCSPWindow { return windows[i] }, now)
 	if err != nil {
 		return nil, err
+	}
+	if key == "" {
+		return answer, nil // malformed, or not ours: never cached
 	}
 	rv.mu.Lock()
 	if rv.gen == gen {
@@ -561,15 +584,6 @@ func (b *mastioBackend) ocsp(ctx context.Context, s logical.Storage, der []byte)
 	}
 	rv.mu.Unlock()
 	return answer, nil
-}
-
-// issuerKey names the set of CRL issuers, for the answer cache.
-func issuerKey(issuers []crlIssuer) string {
-	var b strings.Builder
-	for _, is := range issuers {
-		b.WriteString("|" + is.id)
-	}
-	return b.String()
 }
 
 // tidyResult is what a tidy removed.
@@ -588,6 +602,10 @@ func (b *mastioBackend) tidy(ctx context.Context, s logical.Storage) (*tidyResul
 	}
 	res := &tidyResult{}
 	now := time.Now()
+	issuers, err := b.crlIssuers(ctx, s)
+	if err != nil {
+		return nil, err
+	}
 	rv := b.revocations
 	rv.mu.Lock()
 	err = func() error {
@@ -595,35 +613,37 @@ func (b *mastioBackend) tidy(ctx context.Context, s logical.Storage) (*tidyResul
 		if err := rv.refresh(ctx, s); err != nil {
 			return err
 		}
-		ids := make([]string, 0, len(rv.byIssuer))
-		for id := range rv.byIssuer {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			var expired []string
-			for serial, e := range rv.byIssuer[id] {
+		for _, is := range issuers {
+			expired := false
+			for _, e := range rv.byIssuer[is.id] {
 				if !now.Before(e.NotAfter) {
-					expired = append(expired, serial)
+					expired = true
+					break
 				}
 			}
-			if len(expired) == 0 {
+			if !expired {
 				continue
 			}
-			// The state first: its CRL, from ThisUpdate = now, lists none
-			// of them whether or not their deletes have landed.
-			st, err := rv.state(ctx, s, id)
+			// The state first: its CRL lists an entry until it has been on
+			// one CRL issued after its certificate expired (RFC 5280 3.3),
+			// so the entries deleted are those expired before its Cutoff,
+			// which no CRL of it lists, whether or not the deletes land.
+			st, err := rv.state(ctx, s, is.id)
 			if err != nil {
 				return err
 			}
-			if err := rv.setState(ctx, s, id, st.next(now, cfg.crlExpiry(), false)); err != nil {
+			next := st.next(now, cfg.crlExpiry(), false, cfg.urls().For(is.cert).DeltaCRL)
+			if err := rv.setState(ctx, s, is.id, next); err != nil {
 				return err
 			}
-			for _, serial := range expired {
-				if err := s.Delete(ctx, revokedPrefix+id+"/"+serial); err != nil {
+			for serial, e := range rv.byIssuer[is.id] {
+				if next.Cutoff.Before(e.NotAfter) {
+					continue
+				}
+				if err := s.Delete(ctx, revokedPrefix+is.id+"/"+serial); err != nil {
 					return fmt.Errorf("deleting an expired revocation: %w", err)
 				}
-				delete(rv.byIssuer[id], serial)
+				delete(rv.byIssuer[is.id], serial)
 				rv.gen++
 				res.removed++
 			}
@@ -716,10 +736,11 @@ func (b *mastioBackend) periodic(ctx context.Context, req *logical.Request) erro
 			if err != nil {
 				return err
 			}
-			if st != nil && now.Before(st.ThisUpdate.Add(cfg.crlExpiry()/2)) && now.Before(st.NextUpdate) && !rv.ahead(is.id, st) {
+			deltaURLs := cfg.urls().For(is.cert).DeltaCRL
+			if st != nil && now.Before(st.ThisUpdate.Add(cfg.crlExpiry()/2)) && now.Before(st.NextUpdate) && !rv.ahead(is.id, st) && slices.Equal(st.DeltaURLs, deltaURLs) {
 				continue
 			}
-			if err := rv.setState(ctx, s, is.id, st.next(now, cfg.crlExpiry(), true)); err != nil {
+			if err := rv.setState(ctx, s, is.id, st.next(now, cfg.crlExpiry(), true, deltaURLs)); err != nil {
 				return err
 			}
 		}

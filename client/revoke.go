@@ -44,7 +44,7 @@ type RevokeRequest struct {
 	NotAfter     time.Time // the certificate's NotAfter: the revocation is kept until then
 	// Reason is an RFC 5280 CRL reason: unspecified (the default),
 	// keyCompromise, cACompromise, affiliationChanged, superseded,
-	// cessationOfOperation, certificateHold, privilegeWithdrawn,
+	// cessationOfOperation, privilegeWithdrawn,
 	// aACompromise.
 	Reason string
 }

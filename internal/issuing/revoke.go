@@ -29,7 +29,8 @@ import (
 // answers are built from them and signed by the issuing CA.
 
 // CRL reasons (RFC 5280 5.3.1), by the names revoke accepts. removeFromCRL
-// (8) is not one a revocation can have.
+// (8) is not one a revocation can have, and certificateHold (6) is refused
+// (see ReasonNames).
 var crlReasons = map[string]int{
 	"unspecified":          ocsp.Unspecified,
 	"keycompromise":        ocsp.KeyCompromise,
@@ -37,13 +38,14 @@ var crlReasons = map[string]int{
 	"affiliationchanged":   ocsp.AffiliationChanged,
 	"superseded":           ocsp.Superseded,
 	"cessationofoperation": ocsp.CessationOfOperation,
-	"certificatehold":      ocsp.CertificateHold,
 	"privilegewithdrawn":   ocsp.PrivilegeWithdrawn,
 	"aacompromise":         ocsp.AACompromise,
 }
 
 // ReasonNames lists the reasons revoke accepts, in RFC 5280's order.
-var ReasonNames = []string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "privilegeWithdrawn", "aACompromise"}
+// certificateHold is not among them: a hold is released with removeFromCRL,
+// which this engine does not issue, so a hold here would be for good.
+var ReasonNames = []string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "privilegeWithdrawn", "aACompromise"}
 
 // ParseReason reads a CRL reason: an RFC 5280 name (any case, with or
 // without underscores: keyCompromise, key_compromise) or its code.
@@ -127,7 +129,7 @@ func IdentifyRevoked(certPEM string, issuers, own []*x509.Certificate, now time.
 	}
 	c := certs[0]
 	if slices.ContainsFunc(own, c.Equal) {
-		return nil, Inputf("certificate is one of this mount's own CAs (%s): revoke does not revoke them; rotate the intermediate (intermediate/rotate, drop_earlier=true after a compromise) or replace the Org CA", c.Subject.CommonName)
+		return nil, Inputf("certificate is one of this mount's own CAs (%s): revoke does not revoke them; rotate the intermediate (intermediate/rotate, drop_earlier=true after a compromise) or replace the Org CA", Quote(c.Subject.CommonName))
 	}
 	if err := checkKeyBounds("certificate", c.PublicKey); err != nil {
 		return nil, err
@@ -140,7 +142,7 @@ func IdentifyRevoked(certPEM string, issuers, own []*x509.Certificate, now time.
 			return &RevokeTarget{Serial: c.SerialNumber, NotAfter: c.NotAfter, Issuer: i}, nil
 		}
 	}
-	return nil, Inputf("certificate (serial %s, issuer %q) was not issued by this mount's Org CA or any of its intermediates in use", FormatSerial(c.SerialNumber), c.Issuer.String())
+	return nil, Inputf("certificate (serial %s, issuer %s) was not issued by this mount's Org CA or any of its intermediates in use", Quote(FormatSerial(c.SerialNumber)), Quote(c.Issuer.String()))
 }
 
 // OIDDeltaCRLIndicator marks a delta CRL (RFC 5280 5.2.4).
@@ -239,24 +241,11 @@ type OCSPWindow struct {
 // signed by issuers[i] itself. A malformed request gets OCSP's own
 // malformedRequest answer, which is not signed.
 func AnswerOCSP(der []byte, issuers []OCSPIssuer, fallback int, lookup OCSPLookup, window func(i int) OCSPWindow, now time.Time) ([]byte, error) {
-	if len(der) == 0 || len(der) > MaxOCSPRequestBytes {
+	req, ok := ParseOCSPRequest(der)
+	if !ok {
 		return ocsp.MalformedRequestErrorResponse, nil
 	}
-	req, err := ocsp.ParseRequest(der)
-	if err != nil {
-		return ocsp.MalformedRequestErrorResponse, nil
-	}
-	h := req.HashAlgorithm
-	if h != crypto.SHA1 && h != crypto.SHA256 && h != crypto.SHA384 && h != crypto.SHA512 {
-		return ocsp.MalformedRequestErrorResponse, nil
-	}
-	idx := -1
-	for i, is := range issuers {
-		if nameHash, keyHash := certIDHashes(h, is.Cert); slices.Equal(nameHash, req.IssuerNameHash) && slices.Equal(keyHash, req.IssuerKeyHash) {
-			idx = i
-			break
-		}
-	}
+	idx := OCSPIssuerIndex(req, issuers)
 	if idx < 0 {
 		if fallback < 0 {
 			return ocsp.UnauthorizedErrorResponse, nil
@@ -302,6 +291,34 @@ func (st ocspStatus) certStatus() (asn1.RawValue, error) {
 		info = append(info, reason...)
 	}
 	return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: info}, nil
+}
+
+// ParseOCSPRequest reads an OCSP request within MaxOCSPRequestBytes, with
+// a CertID hash this engine answers for; false when it is malformed.
+func ParseOCSPRequest(der []byte) (*ocsp.Request, bool) {
+	if len(der) == 0 || len(der) > MaxOCSPRequestBytes {
+		return nil, false
+	}
+	req, err := ocsp.ParseRequest(der)
+	if err != nil {
+		return nil, false
+	}
+	switch req.HashAlgorithm {
+	case crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512:
+		return req, true
+	}
+	return nil, false
+}
+
+// OCSPIssuerIndex is the index of the issuer req names (by name and key
+// hash), or -1.
+func OCSPIssuerIndex(req *ocsp.Request, issuers []OCSPIssuer) int {
+	for i, is := range issuers {
+		if nameHash, keyHash := certIDHashes(req.HashAlgorithm, is.Cert); slices.Equal(nameHash, req.IssuerNameHash) && slices.Equal(keyHash, req.IssuerKeyHash) {
+			return i
+		}
+	}
+	return -1
 }
 
 // The ASN.1 of an OCSP answer (RFC 6960 4.2.1). x/crypto/ocsp parses

@@ -62,7 +62,6 @@ REVOCATION_REASONS = (
     "affiliationChanged",
     "superseded",
     "cessationOfOperation",
-    "certificateHold",
     "privilegeWithdrawn",
     "aACompromise",
 )
@@ -71,7 +70,6 @@ _SNAKE_REASONS = {
     "ca_compromise": "cACompromise",
     "affiliation_changed": "affiliationChanged",
     "cessation_of_operation": "cessationOfOperation",
-    "certificate_hold": "certificateHold",
     "privilege_withdrawn": "privilegeWithdrawn",
     "aa_compromise": "aACompromise",
 }

@@ -281,7 +281,9 @@ def test_revoke_request_bodies():
          "reason": "unspecified"},
         {"serial_number": "4f2a", "issuer": "abcdef01", "not_after": "2027-01-31T12:00:00Z", "reason": "superseded"},
     ]
-    assert mastio_ca.REVOCATION_REASONS[1] == "keyCompromise" and len(mastio_ca.REVOCATION_REASONS) == 9
+    # certificateHold is not among them: the plugin refuses a hold it could never release.
+    assert mastio_ca.REVOCATION_REASONS[1] == "keyCompromise" and len(mastio_ca.REVOCATION_REASONS) == 8
+    assert "certificateHold" not in mastio_ca.REVOCATION_REASONS
 
 
 def test_revocation_answer_parsed_and_frozen():

@@ -492,8 +492,9 @@ func TestRevocation_OutsideJudges(t *testing.T) {
 			t.Errorf("%s delta CRL: delta CRL indicator %v, critical %v; want a critical one", x.name, b, critical)
 			continue
 		}
-		if x.delta.Number.Cmp(x.complete.Number) <= 0 || b.Cmp(x.complete.Number) > 0 {
-			t.Errorf("%s delta CRL #%s with base #%s beside complete #%s: want a number above the complete's and a base not above it", x.name, x.delta.Number, b, x.complete.Number)
+		// Issued together, so the same number (RFC 5280 5.2.3).
+		if x.delta.Number.Cmp(x.complete.Number) != 0 || b.Cmp(x.complete.Number) > 0 {
+			t.Errorf("%s delta CRL #%s with base #%s beside complete #%s: want the complete's number and a base not above it", x.name, x.delta.Number, b, x.complete.Number)
 		}
 		if b, _ := deltaBase(t, x.complete); b != nil {
 			t.Errorf("%s complete CRL carries a delta CRL indicator (%s)", x.name, b)
@@ -737,7 +738,19 @@ func TestRevocation_TidyDropsExpired(t *testing.T) {
 		t.Fatalf("tidy before anything expired: %v %v", err, s)
 	}
 	time.Sleep(time.Until(shortUntil) + 1100*time.Millisecond)
+	// The first tidy after the expiry issues a CRL that still lists it: an
+	// entry stays on one CRL issued after its certificate expired (RFC 5280
+	// 3.3). The next tidy drops it.
 	s, err := server.root.Logical().Write(mount+"/tidy", nil)
+	if err != nil || fmt.Sprint(s.Data["revocations_removed"]) != "0" {
+		t.Fatalf("the first tidy after the expiry: %v %v, want nothing removed yet", err, s)
+	}
+	if once, _ := fetchCRL(t, base+"/crl"); !once.ThisUpdate.After(shortUntil.Add(-time.Second)) {
+		t.Errorf("the CRL after the expiry has thisUpdate %s", once.ThisUpdate)
+	} else if _, listed := crlEntry(once, short.Certificate.SerialNumber); !listed {
+		t.Errorf("the first CRL issued after the expiry does not list the expired leaf")
+	}
+	s, err = server.root.Logical().Write(mount+"/tidy", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -899,13 +912,25 @@ func TestRevocation_RotatedOutIntermediate(t *testing.T) {
 		t.Errorf("OCSP for the new leaf: %s", ocspStatus[r.Status])
 	}
 
-	// The mount's own CAs are not revoked through revoke.
-	for name, p := range map[string]string{"the old intermediate": old.CertificatePEM, "the new intermediate": next.CertificatePEM, "the Org CA": org.CertificatePEM} {
+	// The CAs the mount signs with are not revoked through revoke, by PEM
+	// or by serial; the rotated-out one is, onto the Org CA's CRL (after a
+	// compromise of its key).
+	for name, p := range map[string]string{"the new intermediate": next.CertificatePEM, "the Org CA": org.CertificatePEM} {
 		_, err := revokeWith(server.root, mount, map[string]any{"certificate": p})
 		var re *api.ResponseError
 		if !asResponseError(err, &re) || re.StatusCode != 400 || !strings.Contains(err.Error(), "own CAs") {
 			t.Errorf("revoking %s: %v, want a 400 naming the mount's own CAs", name, err)
 		}
+	}
+	_, err = revokeWith(server.root, mount, map[string]any{"serial_number": fmt.Sprintf("%x", next.Certificate.SerialNumber), "issuer": "org-ca", "not_after": next.Certificate.NotAfter.Format(time.RFC3339)})
+	var re *api.ResponseError
+	if !asResponseError(err, &re) || re.StatusCode != 400 || !strings.Contains(err.Error(), "own CAs") {
+		t.Errorf("revoking the new intermediate by serial: %v, want a 400 naming the mount's own CAs", err)
+	}
+	mustRevoke(t, server.root, mount, map[string]any{"certificate": old.CertificatePEM, "reason": "cACompromise"})
+	orgCRL, _ := fetchCRL(t, base+"/issuer/org-ca/crl")
+	if e, listed := crlEntry(orgCRL, old.Certificate.SerialNumber); !listed || e.ReasonCode != ocsp.CACompromise {
+		t.Errorf("the Org CA's CRL does not list the rotated-out intermediate as cACompromise")
 	}
 	t.Logf("rotated-out intermediate %s: CRL #%s lists %d entries, verifies under it; new intermediate %s CRL empty", oldID, oldCRL.Number, len(oldCRL.RevokedCertificateEntries), newID)
 }
