@@ -209,6 +209,15 @@ func (r *revocations) ahead(id string, st *crlState) bool {
 	return false
 }
 
+// current refreshes the in-memory copy and returns issuer id's CRL state
+// (nil: none yet). Callers hold r.mu.
+func (r *revocations) current(ctx context.Context, s logical.Storage, id string) (*crlState, error) {
+	if err := r.refresh(ctx, s); err != nil {
+		return nil, err
+	}
+	return r.state(ctx, s, id)
+}
+
 // setState stores issuer id's next CRL state. Callers hold r.mu.
 func (r *revocations) setState(ctx context.Context, s logical.Storage, id string, st *crlState) error {
 	r.gen++
@@ -371,10 +380,7 @@ func (b *mastioBackend) revoke(ctx context.Context, s logical.Storage, r revokeR
 	rv := b.revocations
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	if err := rv.refresh(ctx, s); err != nil {
-		return nil, err
-	}
-	st, err := rv.state(ctx, s, is.id)
+	st, err := rv.current(ctx, s, is.id)
 	if err != nil {
 		return nil, err
 	}
@@ -455,10 +461,7 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 	rv := b.revocations
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
-	if err := rv.refresh(ctx, s); err != nil {
-		return nil, err
-	}
-	st, err := rv.state(ctx, s, is.id)
+	st, err := rv.current(ctx, s, is.id)
 	if err != nil {
 		return nil, err
 	}

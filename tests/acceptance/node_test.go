@@ -45,6 +45,13 @@ func newVaultNode(t *testing.T, name string, raftPeers []string) *vaultNode {
 // (HCL) appended to the config file, such as raw_storage_endpoint = true.
 func newVaultNodeWith(t *testing.T, name string, raftPeers []string, extraConfig string) *vaultNode {
 	t.Helper()
+	return newVaultNodeRaft(t, name, raftPeers, extraConfig, "")
+}
+
+// newVaultNodeRaft is newVaultNodeWith with extra lines inside the raft
+// storage stanza too, such as performance_multiplier = 1.
+func newVaultNodeRaft(t *testing.T, name string, raftPeers []string, extraConfig, raftConfig string) *vaultNode {
+	t.Helper()
 	dir := t.TempDir()
 	port, err := freePortPair()
 	if err != nil {
@@ -56,7 +63,7 @@ func newVaultNodeWith(t *testing.T, name string, raftPeers []string, extraConfig
 	for _, p := range raftPeers {
 		joins += fmt.Sprintf("  retry_join {\n    leader_api_addr = %q\n  }\n", p)
 	}
-	storage := fmt.Sprintf("storage \"raft\" {\n  path = %q\n  node_id = %q\n%s}\n", filepath.Join(dir, "data"), name, joins)
+	storage := fmt.Sprintf("storage \"raft\" {\n  path = %q\n  node_id = %q\n%s%s}\n", filepath.Join(dir, "data"), name, raftConfig, joins)
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}

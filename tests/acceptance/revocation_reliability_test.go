@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -35,42 +34,7 @@ import (
 // which keeps the revocation tests under a minute on two cores.
 func newFastRaftNode(t *testing.T, name string, raftPeers []string) *vaultNode {
 	t.Helper()
-	dir := t.TempDir()
-	port, err := freePortPair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &vaultNode{t: t, name: name, dir: dir, port: port, addr: fmt.Sprintf("http://127.0.0.1:%d", port),
-		configPath: filepath.Join(dir, "vault.hcl"), logPath: filepath.Join(dir, "vault.log"), single: len(raftPeers) == 0}
-	joins := ""
-	for _, p := range raftPeers {
-		joins += fmt.Sprintf("  retry_join {\n    leader_api_addr = %q\n  }\n", p)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`storage "raft" {
-  path                   = %q
-  node_id                = %q
-  performance_multiplier = 1
-%s}
-listener "tcp" {
-  address         = "127.0.0.1:%d"
-  cluster_address = "127.0.0.1:%d"
-  tls_disable     = true
-}
-api_addr         = %q
-cluster_addr     = "https://127.0.0.1:%d"
-plugin_directory = %q
-disable_mlock    = true
-log_level        = "debug"
-`, filepath.Join(dir, "data"), name, joins, port, port+1, n.addr, port+1, server.pluginDir)
-	if err := os.WriteFile(n.configPath, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n.start()
-	t.Cleanup(n.stop)
-	return n
+	return newVaultNodeRaft(t, name, raftPeers, "", "  performance_multiplier = 1\n")
 }
 
 // newRaftCluster starts three raft servers on loopback (node1 initialises
