@@ -258,7 +258,20 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 		return nil, err
 	}
 	rot.next = is
+	if !r.dryRun {
+		b.dropEndedGraceKeys(ctx, s)
+	}
 	return rot, nil
+}
+
+// dropEndedGraceKeys drops, right after a rotation, the keys of
+// rotated-out intermediates whose grace has already ended (grace_period=0,
+// drop_earlier after a compromise) rather than at the next hourly tidy. A
+// failure is logged: tidy drops them later.
+func (b *mastioBackend) dropEndedGraceKeys(ctx context.Context, s logical.Storage) {
+	if _, err := b.dropRetiredKeys(ctx, s, time.Now()); err != nil {
+		b.Logger().Warn("could not drop the keys of intermediates past their grace; the next tidy will", "error", err)
+	}
 }
 
 // checkRetireRoom refuses a rotation that would stop publishing an earlier

@@ -310,3 +310,20 @@ func TestRevoke_RetiredIntermediateKeepsItsCRL(t *testing.T) {
 		t.Fatalf("the CRL of an intermediate past its grace: %v, want 404", gone.Data[logical.HTTPStatusCode])
 	}
 }
+
+// A rotation with grace_period=0 (after a compromise) drops the old key at
+// once, not at the next hourly tidy.
+func TestRevoke_ZeroGraceDropsTheOldKeyAtOnce(t *testing.T) {
+	m := newTestMount(t)
+	m.write(t, "generate", map[string]any{"org_id": "acme"})
+	m.write(t, "intermediate/generate", nil)
+	m.write(t, "intermediate/rotate", map[string]any{"grace_period": "0s", "drop_earlier": true})
+	e, err := readCA(t.Context(), m.s, intermediateCA)
+	if err != nil || e.Previous == nil || len(e.Previous.KeyPKCS8) != 0 {
+		t.Fatalf("after a zero-grace rotation the old key is still stored (%v)", err)
+	}
+	m.write(t, "intermediate/rotate", map[string]any{"grace_period": "24h"})
+	if e, _ := readCA(t.Context(), m.s, intermediateCA); len(e.Previous.KeyPKCS8) == 0 {
+		t.Fatal("a rotation with grace dropped the old key, which signs its CRL during the grace")
+	}
+}

@@ -202,6 +202,9 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 		return nil, err
 	}
 	act.is = is
+	if act.rot != nil {
+		b.dropEndedGraceKeys(ctx, s)
+	}
 	return act, nil
 }
 

@@ -138,6 +138,9 @@ func (o *ocspRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/ocsp-response")
+	if cc := resp.Header.Get("Cache-Control"); cc != "" {
+		w.Header().Set("Cache-Control", cc)
+	}
 	_, _ = w.Write(answer)
 }
 
