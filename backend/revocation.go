@@ -94,7 +94,9 @@ type builtCRL struct {
 // revocations is the in-memory copy of the revocation entries and CRL
 // states, and the CRLs built from them.
 type revocations struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// buildMu lets one CRL build run at a time, without holding mu.
+	buildMu  sync.Mutex
 	loaded   bool
 	byIssuer map[string]map[string]revokedEntry // key id -> serial hex -> entry
 	dirty    map[string]bool                    // storage keys to read again
@@ -459,26 +461,39 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 		return nil, err
 	}
 	rv := b.revocations
+	// One build at a time (a burst of fetches after a revoke signs one
+	// CRL), and outside rv.mu: at 100k entries a build takes half a
+	// second, which OCSP answers, revokes and Invalidate do not wait for.
+	rv.buildMu.Lock()
+	defer rv.buildMu.Unlock()
 	rv.mu.Lock()
-	defer rv.mu.Unlock()
 	st, err := rv.current(ctx, s, is.id)
+	if err == nil && st == nil {
+		st = (*crlState)(nil).next(time.Now(), cfg.crlExpiry(), true, cfg.urls().For(is.cert).DeltaCRL)
+		if err = rv.setState(ctx, s, is.id, st); errors.Is(err, logical.ErrReadOnly) {
+			err = issuing.Statef("the %s has no CRL yet, and this node cannot start one: ask the active node", is.label)
+		}
+	}
 	if err != nil {
+		rv.mu.Unlock()
 		return nil, err
 	}
-	if st == nil {
-		st = (*crlState)(nil).next(time.Now(), cfg.crlExpiry(), true, cfg.urls().For(is.cert).DeltaCRL)
-		if err := rv.setState(ctx, s, is.id, st); err != nil {
-			if errors.Is(err, logical.ErrReadOnly) {
-				return nil, issuing.Statef("the %s has no CRL yet, and this node cannot start one: ask the active node", is.label)
-			}
-			return nil, err
-		}
-	}
 	built := rv.built[is.id]
+	var all, recent []issuing.Revocation
 	if built == nil || built.number != st.Number {
-		if built, err = rv.build(is, st); err != nil {
+		built = nil
+		all, recent = rv.listed(is.id, st)
+	}
+	rv.mu.Unlock()
+	if built == nil {
+		if built, err = buildCRLs(is, st, all, recent); err != nil {
 			return nil, err
 		}
+		rv.mu.Lock()
+		if cur := rv.states[is.id]; cur != nil && cur.Number == st.Number {
+			rv.built[is.id] = built
+		}
+		rv.mu.Unlock()
 	}
 	if delta {
 		return built.delta, nil
@@ -486,11 +501,10 @@ func (b *mastioBackend) crl(ctx context.Context, s logical.Storage, ref string, 
 	return built.complete, nil
 }
 
-// build signs issuer is's complete CRL and delta for st. Callers hold
-// r.mu.
-func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
-	var all, recent []issuing.Revocation
-	for _, e := range r.byIssuer[is.id] {
+// listed are the revocations issuer id's complete CRL for st lists, and
+// those its delta lists. Callers hold r.mu.
+func (r *revocations) listed(id string, st *crlState) (all, recent []issuing.Revocation) {
+	for _, e := range r.byIssuer[id] {
 		if e.CRLNumber > st.Number || !st.Cutoff.Before(e.NotAfter) {
 			continue // not yet listed (its state is still on its way), or expired before the last CRL
 		}
@@ -499,6 +513,11 @@ func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
 			recent = append(recent, e.revocation())
 		}
 	}
+	return all, recent
+}
+
+// buildCRLs signs issuer is's complete CRL and delta for st.
+func buildCRLs(is crlIssuer, st *crlState, all, recent []issuing.Revocation) (*builtCRL, error) {
 	complete, err := issuing.BuildCRL(is.cert, is.signer, all, issuing.CRLParams{Number: big.NewInt(st.Number), ThisUpdate: st.ThisUpdate, NextUpdate: st.NextUpdate, DeltaURLs: st.DeltaURLs})
 	if err != nil {
 		return nil, err
@@ -507,9 +526,7 @@ func (r *revocations) build(is crlIssuer, st *crlState) (*builtCRL, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builtCRL{number: st.Number, complete: complete, delta: delta}
-	r.built[is.id] = b
-	return b, nil
+	return &builtCRL{number: st.Number, complete: complete, delta: delta}, nil
 }
 
 // ocsp answers a DER OCSP request from the in-memory revocations. The

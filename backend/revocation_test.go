@@ -327,3 +327,25 @@ func TestRevoke_ZeroGraceDropsTheOldKeyAtOnce(t *testing.T) {
 		t.Fatal("a rotation with grace dropped the old key, which signs its CRL during the grace")
 	}
 }
+
+// OCSP never waits for a CRL build, which takes half a second at 100k
+// revocations: a build in progress (buildMu held here) does not hold the
+// revocation lock.
+func TestOCSP_NotBlockedByACRLBuild(t *testing.T) {
+	m := newTestMount(t)
+	m.write(t, "generate", map[string]any{"org_id": "acme"})
+	resp := m.write(t, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a")})
+	leaf, org := testpki.ParseCertPEM(t, resp.Data["certificate"].(string)), testpki.ParseCertPEM(t, resp.Data["issuing_ca"].(string))
+	m.b.revocations.buildMu.Lock()
+	done := make(chan *ocsp.Response)
+	go func() { done <- ocspAsk(t, m, leaf, org) }()
+	select {
+	case a := <-done:
+		if a.Status != ocsp.Good {
+			t.Errorf("status %d", a.Status)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an OCSP answer waited for a CRL build")
+	}
+	m.b.revocations.buildMu.Unlock()
+}
