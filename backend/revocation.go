@@ -633,6 +633,29 @@ func (b *mastioBackend) tidy(ctx context.Context, s logical.Storage) (*tidyResul
 		if err := rv.refresh(ctx, s); err != nil {
 			return err
 		}
+		published := map[string]bool{}
+		for _, is := range issuers {
+			published[is.id] = true
+		}
+		// The entries of an issuer that publishes no CRL any more (a
+		// rotated-out intermediate past its grace) are dropped once
+		// expired: no CRL lists them.
+		for id, entries := range rv.byIssuer {
+			if published[id] {
+				continue
+			}
+			for serial, e := range entries {
+				if now.Before(e.NotAfter) {
+					continue
+				}
+				if err := s.Delete(ctx, revokedPrefix+id+"/"+serial); err != nil {
+					return fmt.Errorf("deleting an expired revocation: %w", err)
+				}
+				delete(entries, serial)
+				rv.gen++
+				res.removed++
+			}
+		}
 		for _, is := range issuers {
 			expired := false
 			for _, e := range rv.byIssuer[is.id] {

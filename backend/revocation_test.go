@@ -306,6 +306,17 @@ func TestRevoke_RetiredIntermediateKeepsItsCRL(t *testing.T) {
 	if len(e.Previous.KeyPKCS8) != 0 {
 		t.Fatal("the retired key is still stored")
 	}
+	// Its revocations go once their certificates expire, though no CRL
+	// of it is published any more.
+	oldID := issuing.KeyID(old)
+	_ = putEntry(t.Context(), m.s, revokedPrefix+oldID+"/abd", "x", revokedEntry{Serial: "abd", RevokedAt: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(-time.Minute), CRLNumber: 1})
+	m.b.revocations.invalidate(revokedPrefix + oldID + "/abd")
+	if got := m.write(t, "tidy", nil).Data["revocations_removed"]; got != 1 {
+		t.Fatalf("tidy removed %v expired revocations of the unpublished intermediate, want 1", got)
+	}
+	if e, _ := m.s.Get(t.Context(), revokedPrefix+oldID+"/abd"); e != nil {
+		t.Fatal("the expired revocation of the unpublished intermediate is still stored")
+	}
 	if gone := request(t, m.b, m.s, logical.ReadOperation, "issuer/"+issuing.KeyID(old)+"/crl", nil); gone.Data[logical.HTTPStatusCode] != http.StatusNotFound {
 		t.Fatalf("the CRL of an intermediate past its grace: %v, want 404", gone.Data[logical.HTTPStatusCode])
 	}
