@@ -750,9 +750,10 @@ func (b *mastioBackend) dropRetiredKeys(ctx context.Context, s logical.Storage, 
 	return dropped, err
 }
 
-// periodic runs on the node that may write: it rebuilds each CRL when
-// half its validity has passed (a new delta base), starts the CRL of an
-// issuer that has none, and tidies every tidyEvery.
+// periodic runs on the node that may write: it moves each published CRL
+// on when half its validity has passed (a new delta base), when a revoke
+// lost its state write, or when the delta URLs changed, and tidies every
+// tidyEvery. It writes nothing for an issuer that has published no CRL.
 func (b *mastioBackend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.WriteSafeReplicationState() {
 		return nil
@@ -780,7 +781,10 @@ func (b *mastioBackend) periodic(ctx context.Context, req *logical.Request) erro
 				return err
 			}
 			deltaURLs := cfg.urls().For(is.cert).DeltaCRL
-			if st != nil && now.Before(st.ThisUpdate.Add(cfg.crlExpiry()/2)) && now.Before(st.NextUpdate) && !rv.ahead(is.id, st) && slices.Equal(st.DeltaURLs, deltaURLs) {
+			if st == nil {
+				continue // no CRL yet: the first revoke or fetch starts it; a mount that never revokes is never written to
+			}
+			if now.Before(st.ThisUpdate.Add(cfg.crlExpiry()/2)) && now.Before(st.NextUpdate) && !rv.ahead(is.id, st) && slices.Equal(st.DeltaURLs, deltaURLs) {
 				continue
 			}
 			if err := rv.setState(ctx, s, is.id, st.next(now, cfg.crlExpiry(), true, deltaURLs)); err != nil {

@@ -360,3 +360,16 @@ func TestOCSP_NotBlockedByACRLBuild(t *testing.T) {
 	}
 	m.b.revocations.buildMu.Unlock()
 }
+
+// The periodic function writes nothing on a mount that never revoked or
+// published a CRL (it runs every minute on every mount).
+func TestPeriodic_WritesNothingUnused(t *testing.T) {
+	m := newTestMount(t)
+	m.write(t, "generate", map[string]any{"org_id": "acme"})
+	m.write(t, "intermediate/generate", nil)
+	before := snapshot(t, m.s)
+	if err := m.b.periodic(t.Context(), &logical.Request{Storage: m.s}); err != nil {
+		t.Fatal(err)
+	}
+	assertUnchanged(t, before, m.s)
+}
