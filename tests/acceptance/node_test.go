@@ -243,3 +243,22 @@ func (n *vaultNode) pluginPID() (int, error) {
 	}
 	return 0, errors.New("no mastio-ca plugin process under this server")
 }
+
+// waitForVoters waits until n's raft configuration has want voters;
+// autopilot promotes a joined server to voter once it is stable.
+func (n *vaultNode) waitForVoters(want int) {
+	n.waitFor(fmt.Sprintf("%d raft voters", want), 60*time.Second, func() bool {
+		s, err := n.client.Logical().Read("sys/storage/raft/configuration")
+		if err != nil || s == nil {
+			return false
+		}
+		servers, _ := s.Data["config"].(map[string]any)["servers"].([]any)
+		voters := 0
+		for _, sv := range servers {
+			if m, ok := sv.(map[string]any); ok && m["voter"] == true {
+				voters++
+			}
+		}
+		return voters == want
+	})
+}

@@ -168,21 +168,7 @@ func TestReliability_RaftFailover(t *testing.T) {
 		n.client.SetToken(n1.token)
 		n.unseal(key)
 	}
-	n1.waitFor("three raft voters", 60*time.Second, func() bool {
-		s, err := n1.client.Logical().Read("sys/storage/raft/configuration")
-		if err != nil || s == nil {
-			return false
-		}
-		servers, _ := s.Data["config"].(map[string]any)["servers"].([]any)
-		voters := 0
-		for _, sv := range servers {
-			if m, ok := sv.(map[string]any); ok && m["voter"] == true {
-				voters++
-			}
-		}
-		// Autopilot promotes a joined server to voter once it is stable.
-		return voters == 3
-	})
+	n1.waitForVoters(3)
 	n1.enablePlugin()
 	ca, err := client.New(n1.client, "mastio-ca").Generate(t.Context(), client.GenerateRequest{OrgID: "acme"})
 	if err != nil {

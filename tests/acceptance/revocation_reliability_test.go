@@ -56,20 +56,7 @@ func newRaftCluster(t *testing.T) ([]*vaultNode, string) {
 		n.client.SetToken(n1.token)
 		n.unseal(key)
 	}
-	n1.waitFor("three raft voters", 60*time.Second, func() bool {
-		s, err := n1.client.Logical().Read("sys/storage/raft/configuration")
-		if err != nil || s == nil {
-			return false
-		}
-		servers, _ := s.Data["config"].(map[string]any)["servers"].([]any)
-		voters := 0
-		for _, sv := range servers {
-			if m, ok := sv.(map[string]any); ok && m["voter"] == true {
-				voters++
-			}
-		}
-		return voters == 3
-	})
+	n1.waitForVoters(3)
 	return []*vaultNode{n1, n2, n3}, key
 }
 
