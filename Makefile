@@ -13,6 +13,9 @@ MODULE    := github.com/mastio/vault-plugin-mastio-ca
 LDFLAGS   := -X $(MODULE)/backend.Version=$(VERSION) -X $(MODULE)/backend.Commit=$(COMMIT)
 BIN       := $(CURDIR)/bin
 PLUGIN    := $(BIN)/vault-plugin-mastio-ca
+# The PKCS#11 build of the same plugin (cgo, -tags pkcs11): CA keys in an
+# HSM. docs/hsm.md; DECISIONS.md says why it is a second binary.
+PLUGIN_PKCS11 := $(BIN)/vault-plugin-mastio-ca-pkcs11
 VAULT     := $(BIN)/vault
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 60s
@@ -21,7 +24,8 @@ FUZZTIME  ?= 60s
 # serves the migration tests; python3-cryptography makes Mastio's Fernet
 # rows with an implementation independent of ours; httpx, pytest and
 # pytest-asyncio run the Python package's tests (python/), with Debian's
-# /usr/bin/python3: there is no PyPI here.
+# /usr/bin/python3: there is no PyPI here. softhsm2 is the PKCS#11 token
+# the HSM tests make keys in.
 PYTHON    := /usr/bin/python3
 APT_NEEDS := \
   "command -v openssl:openssl" \
@@ -31,13 +35,14 @@ APT_NEEDS := \
   "$(PYTHON) -c 'import pytest':python3-pytest" \
   "$(PYTHON) -c 'import pytest_asyncio':python3-pytest-asyncio" \
   "command -v script:bsdutils" \
-  "command -v curl:curl"
+  "command -v curl:curl" \
+  "command -v softhsm2-util && test -f /usr/lib/softhsm/libsofthsm2.so:softhsm2"
 
 export VAULT_BIN := $(VAULT)
 
-.PHONY: build plugin cli release dev dev-stop test test-python test-compat unit testacc soak fuzz bench fmt lint deps clean
+.PHONY: build plugin plugin-pkcs11 cli release dev dev-stop test test-pkcs11 test-python test-compat unit testacc soak fuzz bench fmt lint deps clean
 
-build: plugin cli
+build: plugin plugin-pkcs11 cli
 
 # Static and path-free, as the release builds are; built the same way as
 # bin/vault (scripts/build-vault.sh), so a first build compiles Go's
@@ -52,11 +57,17 @@ BUILD_ENV ?= GOGC=off GOMEMLIMIT=3GiB
 plugin:
 	$(BUILD_ENV) CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(PLUGIN) ./cmd/vault-plugin-mastio-ca
 
+# Dynamically linked against the C library (it dlopens the HSM's module);
+# built for this machine only.
+plugin-pkcs11:
+	$(BUILD_ENV) CGO_ENABLED=1 $(GO) build -tags pkcs11 $(BUILDFLAGS) -o $(PLUGIN_PKCS11) ./cmd/vault-plugin-mastio-ca
+
 cli:
 	$(BUILD_ENV) CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/mastio-ca ./cmd/mastio-ca
 
 # Release binaries of the plugin and the CLI, static (CGO_ENABLED=0), with
-# version and commit stamped, and their SHA256SUMS, in dist/.
+# version and commit stamped, the PKCS#11 plugin (cgo) for linux/amd64, and
+# their SHA256SUMS, in dist/.
 RELEASE_TARGETS := linux/amd64 linux/arm64 darwin/arm64
 release:
 	rm -rf dist && mkdir -p dist
@@ -67,6 +78,9 @@ release:
 	  $(BUILD_ENV) CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(BUILDFLAGS) \
 	    -o dist/mastio-ca_v$(VERSION)_$${os}_$${arch} ./cmd/mastio-ca; \
 	done
+	@echo "==> linux/amd64 (PKCS#11, cgo)"
+	$(BUILD_ENV) CGO_ENABLED=1 GOOS=linux GOARCH=amd64 $(GO) build -tags pkcs11 $(BUILDFLAGS) \
+	  -o dist/vault-plugin-mastio-ca-pkcs11_v$(VERSION)_linux_amd64 ./cmd/vault-plugin-mastio-ca
 	cd dist && sha256sum * > SHA256SUMS && cat SHA256SUMS
 
 # The pinned Vault server (tools/vault/go.mod), built with Vault's `minimal`
@@ -120,6 +134,7 @@ dev-stop:
 # prints its own summary.
 test: deps lint $(VAULT)
 	$(GO) test -race -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory test-pkcs11
 	cd tools/no-auto-join && $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory test-python
 
@@ -127,6 +142,14 @@ test: deps lint $(VAULT)
 # the plugin built from this tree.
 test-python: deps plugin $(VAULT)
 	VAULT_BIN=$(VAULT) MASTIO_CA_PLUGIN=$(PLUGIN) $(PYTHON) -m pytest -q -p no:cacheprovider python/tests
+
+# The PKCS#11 build's tests, against SoftHSM2 tokens each test makes in a
+# temporary folder: the token layer, the backend, and the acceptance tests
+# on the real Vault with the pkcs11 plugin build registered.
+PKCS11_TESTS := ^(TestPKCS11|TestHSM)
+test-pkcs11: deps $(VAULT)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -tags pkcs11 ./internal/hsm/
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -tags pkcs11 -run '$(PKCS11_TESTS)' ./backend/ ./tests/acceptance/
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -162,7 +185,9 @@ lint: $(BIN)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+	CGO_ENABLED=1 $(GO) vet -tags pkcs11 ./...
+	CGO_ENABLED=1 $(BIN)/staticcheck -tags pkcs11 ./...
 	cd tools/no-auto-join && $(GO) vet ./... && $(BIN)/staticcheck ./...
 
 clean: dev-stop
-	rm -f $(PLUGIN) $(BIN)/mastio-ca $(BIN)/staticcheck
+	rm -f $(PLUGIN) $(PLUGIN_PKCS11) $(BIN)/mastio-ca $(BIN)/staticcheck

@@ -54,6 +54,10 @@ type mastioBackend struct {
 	// started, for the health path; signing writes nothing to storage.
 	signed atomic.Int64
 
+	// tokens is the mount's PKCS#11 token (config/pkcs11), opened on
+	// first use.
+	tokens *tokenHolder
+
 	// revocations holds the revoked serials and CRL states in memory, and
 	// the CRLs built from them (revocation.go).
 	revocations *revocations
@@ -63,6 +67,7 @@ type mastioBackend struct {
 // calls once per mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
+	b.tokens.view = conf.StorageView
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
@@ -80,6 +85,7 @@ func newBackend() *mastioBackend {
 		configCache: newEntryCache[*mountConfig](),
 		roleCache:   newEntryCache[*issuing.Role](),
 		revocations: newRevocations(),
+		tokens:      &tokenHolder{},
 	}
 	for _, n := range caNames {
 		b.issuers[n] = &atomic.Pointer[issuerSlot]{}
@@ -89,11 +95,12 @@ func newBackend() *mastioBackend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{caPrefix},
+			SealWrapStorage: []string{caPrefix, pkcs11StorageKey},
 			Unauthenticated: append([]string{"cert", "cert/pem", "intermediate/cert", "bundle"}, crlUnauthenticated...),
 		},
 		Paths: []*framework.Path{
 			pathConfig(b),
+			pathConfigPKCS11(b),
 			pathGenerate(b),
 			pathImport(b),
 			pathIntermediateImport(b),
@@ -120,6 +127,7 @@ func newBackend() *mastioBackend {
 			pathHealth(b),
 		},
 		InitializeFunc: b.initialize,
+		Clean:          func(context.Context) { b.tokens.reset() },
 		Invalidate:     b.invalidate,
 		PeriodicFunc:   b.periodic,
 		RunningVersion: "v" + Version,
@@ -176,6 +184,8 @@ func (b *mastioBackend) invalidate(_ context.Context, key string) {
 	switch {
 	case key == configStorageKey:
 		b.configCache.reset()
+	case key == pkcs11StorageKey:
+		b.tokens.reset()
 	case strings.HasPrefix(key, rolePrefix):
 		b.roleCache.reset()
 	}

@@ -127,8 +127,8 @@ func TestBackend_RunningVersionAndPaths(t *testing.T) {
 		t.Fatalf("RunningVersion = %q, want %q", got, want)
 	}
 	special := b.SpecialPaths()
-	if !reflect.DeepEqual(special.SealWrapStorage, []string{caPrefix}) {
-		t.Fatalf("SealWrapStorage = %v, want [%s]", special.SealWrapStorage, caPrefix)
+	if !reflect.DeepEqual(special.SealWrapStorage, []string{caPrefix, pkcs11StorageKey}) {
+		t.Fatalf("SealWrapStorage = %v, want [%s %s] (the CA keys, the token's PIN)", special.SealWrapStorage, caPrefix, pkcs11StorageKey)
 	}
 	if !strings.HasPrefix(orgCA.storageKey(), special.SealWrapStorage[0]) {
 		t.Fatalf("CA key %q is not under a seal-wrapped prefix", orgCA.storageKey())

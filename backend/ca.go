@@ -17,27 +17,37 @@ import (
 // once, so that the entry and intermediate/cert stay small.
 const maxRetired = 16
 
-// generateOrgCA makes the Org CA inside the plugin (create-only).
-func (b *mastioBackend) generateOrgCA(ctx context.Context, s logical.Storage, r issuing.OrgCARequest, cas int, casSet bool) (*issuer, error) {
+// generateOrgCA makes the Org CA inside the plugin, or with its key in
+// the PKCS#11 token (keyBackend), create-only.
+func (b *mastioBackend) generateOrgCA(ctx context.Context, s logical.Storage, r issuing.OrgCARequest, keyBackend string, cas int, casSet bool) (*issuer, error) {
 	cfg, err := readConfig(ctx, s)
 	if err != nil {
 		return nil, err
 	}
+	keys, err := b.newKeyMaker(ctx, s, keyBackend, orgCA)
+	if err != nil {
+		return nil, err
+	}
 	// Generate before taking the lock: RSA-4096 can take a second, and a
-	// refused request only drops this key.
+	// refused request only drops this key (discard, for one in the token).
 	now := time.Now()
+	r.NewKey = keys.gen()
 	ca, err := issuing.GenerateOrgCA(r, cfg.OrgID, now)
 	if err != nil {
+		keys.discard(err)
 		return nil, err
 	}
 	is, _, err := b.replaceCA(ctx, s, caChange{
 		name: orgCA, mode: casCreateOnly, cas: cas, casSet: casSet,
 		next: func(*caEntry) (*caEntry, error) {
-			return &caEntry{Source: sourceGenerated, OrgID: ca.OrgID, KeyPKCS8: ca.KeyPKCS8, CertDER: ca.CertDER, CreatedAt: now.UTC()}, nil
+			return &caEntry{Source: sourceGenerated, OrgID: ca.OrgID, KeyPKCS8: ca.KeyPKCS8, KeyPKCS11: keys.stored(), CertDER: ca.CertDER, CreatedAt: now.UTC()}, nil
 		},
 		event:   "generated Org CA",
-		logArgs: func() []any { return []any{"key_type", r.KeyType} },
+		logArgs: func() []any { return []any{"key_type", r.KeyType, "key_backend", keys.backend} },
 	})
+	if err != nil {
+		keys.discard(err)
+	}
 	return is, err
 }
 
@@ -91,7 +101,7 @@ func (b *mastioBackend) importCA(ctx context.Context, s logical.Storage, r impor
 				}
 				orgID = org.orgID
 			}
-			if current != nil && ic.Equal(current.KeyPKCS8, current.CertDER, current.ChainDER) {
+			if current != nil && current.KeyPKCS11 == nil && ic.Equal(current.KeyPKCS8, current.CertDER, current.ChainDER) {
 				return true, nil
 			}
 			if r.viaMirror && current != nil && !current.KVExport {
@@ -120,12 +130,12 @@ func (b *mastioBackend) readOrgIssuer(ctx context.Context, s logical.Storage) (*
 	if err != nil || e == nil {
 		return nil, err
 	}
-	return newIssuer(orgCA, e)
+	return b.newIssuer(orgCA, e)
 }
 
-// generateIntermediate mints the intermediate under the Org CA
-// (create-only).
-func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Storage, spec issuing.IntermediateSpec, cas int, casSet bool) (*issuer, error) {
+// generateIntermediate mints the intermediate under the Org CA, its key
+// where keyBackend says (create-only).
+func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Storage, spec issuing.IntermediateSpec, keyBackend string, cas int, casSet bool) (*issuer, error) {
 	if err := spec.Check(); err != nil {
 		return nil, err
 	}
@@ -133,6 +143,11 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 	if err != nil {
 		return nil, err
 	}
+	keys, err := b.newKeyMaker(ctx, s, keyBackend, intermediateCA)
+	if err != nil {
+		return nil, err
+	}
+	spec.NewKey = keys.gen()
 	var org *issuer
 	is, _, err := b.replaceCA(ctx, s, caChange{
 		name: intermediateCA, mode: casCreateOnly, cas: cas, casSet: casSet,
@@ -149,10 +164,14 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 			return false, err
 		},
 		next: func(*caEntry) (*caEntry, error) {
-			return mintIntermediateEntry(spec, org, cfg.urls(), time.Now())
+			return mintIntermediateEntry(spec, keys, org, cfg.urls(), time.Now())
 		},
-		event: "generated Mastio Intermediate CA",
+		event:   "generated Mastio Intermediate CA",
+		logArgs: func() []any { return []any{"key_backend", keys.backend} },
 	})
+	if err != nil {
+		keys.discard(err)
+	}
 	return is, err
 }
 
@@ -160,12 +179,14 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 // that holds only the Org CA's certificate.
 const mintHere = "make the intermediate's key here with intermediate/generate-csr, have the root mount sign the CSR (root/sign-intermediate), then activate it with intermediate/set-signed"
 
-// mintIntermediateEntry has org sign a new intermediate.
-func mintIntermediateEntry(spec issuing.IntermediateSpec, org *issuer, urls issuing.URLs, now time.Time) (*caEntry, error) {
+// mintIntermediateEntry has org sign a new intermediate whose key keys
+// makes.
+func mintIntermediateEntry(spec issuing.IntermediateSpec, keys *keyMaker, org *issuer, urls issuing.URLs, now time.Time) (*caEntry, error) {
 	if org.signer == nil {
 		return nil, noKeyHere(mintHere)
 	}
 	spec.URLs = urls.For(org.cert)
+	spec.NewKey = keys.gen()
 	m, err := issuing.MintIntermediate(spec, issuing.Parent{Cert: org.cert, Signer: org.signer}, org.chain, org.orgID, now)
 	if err != nil {
 		return nil, err
@@ -174,7 +195,7 @@ func mintIntermediateEntry(spec issuing.IntermediateSpec, org *issuer, urls issu
 	for _, c := range org.chain {
 		chain = append(chain, c.Raw)
 	}
-	return &caEntry{Source: sourceGenerated, OrgID: org.orgID, KeyPKCS8: m.KeyPKCS8, CertDER: m.CertDER, ChainDER: chain, CreatedAt: now.UTC()}, nil
+	return &caEntry{Source: sourceGenerated, OrgID: org.orgID, KeyPKCS8: m.KeyPKCS8, KeyPKCS11: keys.stored(), CertDER: m.CertDER, ChainDER: chain, CreatedAt: now.UTC()}, nil
 }
 
 // rotateRequest is intermediate/rotate's input. spec, when set, changes
@@ -188,8 +209,11 @@ type rotateRequest struct {
 	// dryRun mints and signs the next intermediate and its continuity
 	// proof, and stores nothing (Mastio's dry_run).
 	dryRun bool
-	cas    int
-	casSet bool
+	// keyBackend is where the next key is made; "" keeps the current
+	// intermediate's.
+	keyBackend string
+	cas        int
+	casSet     bool
 }
 
 // rotation is what a rotation did (or, for a dry run, would do).
@@ -212,8 +236,9 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 		return nil, err
 	}
 	var (
-		rot = &rotation{}
-		now = time.Now()
+		rot  = &rotation{}
+		now  = time.Now()
+		keys *keyMaker
 	)
 	is, _, err := b.replaceCA(ctx, s, caChange{
 		name: intermediateCA, mode: casIfGiven, cas: r.cas, casSet: r.casSet, staged: true, dryRun: r.dryRun,
@@ -225,7 +250,7 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 		},
 		// After the cas rule, so that a retried rotation gets its 409.
 		next: func(current *caEntry) (*caEntry, error) {
-			old, err := newIssuer(intermediateCA, current)
+			old, err := b.newIssuer(intermediateCA, current)
 			if err != nil {
 				return nil, err
 			}
@@ -243,7 +268,14 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			if r.spec != nil {
 				spec = r.spec(spec)
 			}
-			next, err := mintIntermediateEntry(spec, org, cfg.urls(), now)
+			backend := r.keyBackend
+			if backend == "" {
+				backend = current.keyBackend()
+			}
+			if keys, err = b.newKeyMaker(ctx, s, backend, intermediateCA); err != nil {
+				return nil, err
+			}
+			next, err := mintIntermediateEntry(spec, keys, org, cfg.urls(), now)
 			if err != nil {
 				return nil, err
 			}
@@ -254,6 +286,9 @@ func (b *mastioBackend) rotateIntermediate(ctx context.Context, s logical.Storag
 			return []any{"previous_serial", issuing.FormatSerial(rot.old.SerialNumber), "grace_until", now.Add(r.grace).UTC().Format(time.RFC3339)}
 		},
 	})
+	if keys != nil && (err != nil || r.dryRun) {
+		keys.discard(err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +328,7 @@ func retireInto(rot *rotation, next, current *caEntry, old *issuer, grace time.D
 		return err
 	}
 	rot.old, rot.proof = old.cert, proof
-	next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(grace).UTC(), ContinuityProof: proof, KeyPKCS8: current.KeyPKCS8}
+	next.Previous = &publishedCert{CertDER: current.CertDER, GraceUntil: now.Add(grace).UTC(), ContinuityProof: proof, KeyPKCS8: current.KeyPKCS8, KeyPKCS11: current.KeyPKCS11}
 	if !dropEarlier {
 		next.Retired = inGrace(current.published(), now)
 	}

@@ -74,11 +74,23 @@ type issuer struct {
 	cert      *x509.Certificate
 	chain     []*x509.Certificate // the CAs above cert, nearest first
 	signer    crypto.Signer       // nil for an anchor: the key is elsewhere
+	keyRef    *hsmKeyRef          // the key in the PKCS#11 token, if it is there
 	certPEM   string
 	chainPEMs []string // the issuer certificate first, then its chain
 	// retired are the rotated-out intermediates, newest first: the one
 	// cert replaced, then those before it whose grace has not ended.
 	retired []retiredCert
+}
+
+// keyBackend is where is's key lives ("" for an anchor: not here).
+func (is *issuer) keyBackend() string {
+	switch {
+	case is.keyRef != nil:
+		return keyBackendPKCS11
+	case is.signer == nil:
+		return ""
+	}
+	return keyBackendVault
 }
 
 // retiredCert is a parsed publishedCert.
@@ -104,18 +116,18 @@ func parseSigner(pkcs8 []byte) (crypto.Signer, error) {
 	return signer, nil
 }
 
-// newIssuer parses a stored entry.
-func newIssuer(name caName, e *caEntry) (*issuer, error) {
-	var signer crypto.Signer
-	if e.Source != sourceAnchor {
-		var err error
-		if signer, err = parseSigner(e.KeyPKCS8); err != nil {
-			return nil, fmt.Errorf("stored CA key: %w", err)
-		}
-	}
+// newIssuer parses a stored entry. A key in the token is not looked up
+// here: its signer finds it at the first signature.
+func (b *mastioBackend) newIssuer(name caName, e *caEntry) (*issuer, error) {
 	cert, err := x509.ParseCertificate(e.CertDER)
 	if err != nil {
 		return nil, fmt.Errorf("stored CA certificate does not parse: %w", err)
+	}
+	var signer crypto.Signer
+	if e.Source != sourceAnchor {
+		if signer, err = b.signerOf(e.KeyPKCS8, e.KeyPKCS11, cert.PublicKey); err != nil {
+			return nil, fmt.Errorf("stored CA key: %w", err)
+		}
 	}
 	is := &issuer{
 		name:      name,
@@ -126,6 +138,7 @@ func newIssuer(name caName, e *caEntry) (*issuer, error) {
 		orgID:     e.OrgID,
 		cert:      cert,
 		signer:    signer,
+		keyRef:    e.KeyPKCS11,
 		certPEM:   issuing.EncodeCertPEM(e.CertDER),
 	}
 	is.chainPEMs = append(is.chainPEMs, is.certPEM)
@@ -135,8 +148,8 @@ func newIssuer(name caName, e *caEntry) (*issuer, error) {
 			return nil, fmt.Errorf("stored previous certificate does not parse: %w", err)
 		}
 		r := retiredCert{cert: c, until: p.GraceUntil, proof: p.ContinuityProof}
-		if len(p.KeyPKCS8) > 0 {
-			if r.signer, err = parseSigner(p.KeyPKCS8); err != nil {
+		if p.hasKey() {
+			if r.signer, err = b.signerOf(p.KeyPKCS8, p.KeyPKCS11, c.PublicKey); err != nil {
 				return nil, fmt.Errorf("stored retired CA key: %w", err)
 			}
 		}
@@ -186,7 +199,7 @@ func (b *mastioBackend) loadIssuer(ctx context.Context, s logical.Storage, name 
 	}
 	var is *issuer
 	if e != nil {
-		if is, err = newIssuer(name, e); err != nil {
+		if is, err = b.newIssuer(name, e); err != nil {
 			return nil, err
 		}
 	}

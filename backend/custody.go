@@ -85,7 +85,7 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 			return nil, false, err
 		}
 		if same {
-			is, err := newIssuer(c.name, current)
+			is, err := b.newIssuer(c.name, current)
 			return is, true, err
 		}
 	}
@@ -106,7 +106,7 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 		if current == nil {
 			return nil, false, fmt.Errorf("%s: nothing to keep and nothing to store", c.name.label())
 		}
-		is, err := newIssuer(c.name, current)
+		is, err := b.newIssuer(c.name, current)
 		return is, true, err
 	}
 	if !c.amend {
@@ -114,7 +114,7 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 			return nil, false, err
 		}
 	}
-	is, err := newIssuer(c.name, next)
+	is, err := b.newIssuer(c.name, next)
 	if err != nil {
 		return nil, false, err
 	}
@@ -145,6 +145,9 @@ func (b *mastioBackend) replaceCA(ctx context.Context, s logical.Storage, c caCh
 		return nil, false, err
 	}
 	b.issuers[c.name].Store(&issuerSlot{is: is, known: true})
+	if current != nil {
+		b.destroyUnused(current, next)
+	}
 	if c.cleanup != nil {
 		if err := c.cleanup(); err != nil {
 			b.Logger().Warn("the CA was stored, tidying up after it failed", "ca", string(c.name), "error", err)

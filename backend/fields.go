@@ -52,7 +52,37 @@ func intermediateKeyFields() map[string]*framework.FieldSchema {
 			Type:        framework.TypeDurationSecond,
 			Description: "Validity. Default 5 years (43800h), never past the Org CA's NotAfter.",
 		},
+		"key_backend": keyBackendField("rotate defaults to the current intermediate's."),
 	}
+}
+
+// keyBackendField is the key_backend field of the paths that make a CA
+// key; more says what the path defaults to.
+func keyBackendField(more string) *framework.FieldSchema {
+	return &framework.FieldSchema{
+		Type:          framework.TypeString,
+		Description:   "Where the new key is made and signs: vault (default: in the plugin, stored in Vault's storage) or pkcs11 (inside the token of config/pkcs11, sensitive and non-extractable; Vault stores only its reference). " + more,
+		AllowedValues: keyBackendValues,
+	}
+}
+
+// importKeyBackendField is key_backend on the import paths, which only
+// take vault (importKeyBackend says why).
+var importKeyBackendField = &framework.FieldSchema{
+	Type:          framework.TypeString,
+	Description:   "Only vault (the default): an imported key stays in Vault's storage; it cannot be put into the PKCS#11 token.",
+	AllowedValues: []any{keyBackendVault},
+}
+
+// importKeyBackend refuses an import into the token.
+func importKeyBackend(v string) error {
+	if v == "" || v == keyBackendVault {
+		return nil
+	}
+	if v == keyBackendPKCS11 {
+		return issuing.Inputf("key_backend=pkcs11 cannot import a key: a key that arrives as PEM has existed outside any HSM, so putting it into the token would promise a protection it never had (its copies stay wherever it came from). Import keeps it in Vault; for a CA key that only ever existed in the HSM, generate it there (generate or intermediate/generate with key_backend=pkcs11), or rotate the intermediate with key_backend=pkcs11")
+	}
+	return issuing.Inputf("key_backend %s is not valid for an import; only vault", issuing.Quote(v))
 }
 
 // signFields adds the fields every signing path takes (role, ttl) to a

@@ -42,7 +42,8 @@ func pathGenerate(b *mastioBackend) *framework.Path {
 				Description: "basicConstraints pathLen: how many intermediate CAs may sit below. Default 1; -1 for no limit.",
 				Default:     1,
 			},
-			"cas": casField,
+			"key_backend": keyBackendField(""),
+			"cas":         casField,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -87,8 +88,9 @@ func pathImport(b *mastioBackend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "Organisation ID; default: config/org_id, else the certificate's O.",
 			},
-			"kv_export": kvExportField,
-			"cas":       casField,
+			"kv_export":   kvExportField,
+			"key_backend": importKeyBackendField,
+			"cas":         casField,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -123,7 +125,7 @@ func (b *mastioBackend) pathGenerateWrite(ctx context.Context, req *logical.Requ
 		r.TTL = time.Duration(v.(int)) * time.Second
 	}
 	cas, casSet := casOf(d)
-	is, err := b.generateOrgCA(ctx, req.Storage, r, cas, casSet)
+	is, err := b.generateOrgCA(ctx, req.Storage, r, d.Get("key_backend").(string), cas, casSet)
 	if err != nil {
 		return respondErr(err)
 	}
@@ -137,6 +139,9 @@ func (b *mastioBackend) pathImportWrite(ctx context.Context, req *logical.Reques
 // handleImport serves import and intermediate/import.
 func (b *mastioBackend) handleImport(ctx context.Context, req *logical.Request, d *framework.FieldData, name caName) (*logical.Response, error) {
 	if err := checkFields(req, d); err != nil {
+		return respondErr(err)
+	}
+	if err := importKeyBackend(d.Get("key_backend").(string)); err != nil {
 		return respondErr(err)
 	}
 	ir := importRequest{

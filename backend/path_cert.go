@@ -67,6 +67,7 @@ func caResponseData(is *issuer) map[string]any {
 		"key_type":           keyType,
 		"key_bits":           keyBits,
 		"source":             is.source,
+		"key_backend":        is.keyBackend(),
 		"version":            is.version,
 		"kv_export":          is.kvExport,
 	}

@@ -57,6 +57,16 @@ func (b *mastioBackend) pathHealthRead(ctx context.Context, req *logical.Request
 		}
 		data[string(n)+"_not_after"] = is.cert.NotAfter.UTC().Format(time.RFC3339)
 		data[string(n)+"_days_left"] = int(is.cert.NotAfter.Sub(now).Hours() / 24)
+		data[string(n)+"_key_backend"] = is.keyBackend()
+		if is.keyRef != nil {
+			data[string(n)+"_pkcs11_key"] = is.keyRef.ref().String()
+		}
+	}
+	if configured, problem := b.pkcs11Status(ctx, req.Storage); configured {
+		data["pkcs11_status"] = statusWord(problem)
+		if problem != "" {
+			data["pkcs11_error"] = problem
+		}
 	}
 	return &logical.Response{Data: data}, nil
 }
@@ -85,9 +95,12 @@ const pathHealthHelpSyn = `Diagnostics of the plugin: an external plugin cannot 
 
 const pathHealthHelpDesc = `
 Reports the plugin's version and commit, how many certificates this mount
-has signed since the plugin process started, the days left on each CA, and
-the plugin process's goroutines, Go heap and resident set size. It reads
-nothing secret and writes nothing.
+has signed since the plugin process started, the days left on each CA and
+where its key is (<ca>_key_backend: vault or pkcs11), and the plugin
+process's goroutines, Go heap and resident set size. With config/pkcs11 it
+logs in to the token and finds each CA key there: pkcs11_status is ok or
+unavailable, pkcs11_error says why (a refused PIN, a missing token, a key
+not found). It reads nothing secret and writes nothing.
 
 Example:
 

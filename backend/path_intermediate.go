@@ -26,8 +26,9 @@ func pathIntermediateImport(b *mastioBackend) *framework.Path {
 				Type:        framework.TypeString,
 				Description: "The intermediate's CA certificate (PEM), signed by the stored Org CA.",
 			},
-			"kv_export": kvExportField,
-			"cas":       casField,
+			"kv_export":   kvExportField,
+			"key_backend": importKeyBackendField,
+			"cas":         casField,
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -194,7 +195,7 @@ func (b *mastioBackend) pathIntermediateGenerateWrite(ctx context.Context, req *
 		return respondErr(err)
 	}
 	cas, casSet := casOf(d)
-	is, err := b.generateIntermediate(ctx, req.Storage, decodeIntermediateSpec(d, issuing.NewIntermediateSpec()), cas, casSet)
+	is, err := b.generateIntermediate(ctx, req.Storage, decodeIntermediateSpec(d, issuing.NewIntermediateSpec()), d.Get("key_backend").(string), cas, casSet)
 	if err != nil {
 		return respondErr(err)
 	}
@@ -210,6 +211,7 @@ func (b *mastioBackend) pathIntermediateRotateWrite(ctx context.Context, req *lo
 		grace:       issuing.DefaultIntermediateGrace,
 		dropEarlier: d.Get("drop_earlier").(bool),
 		dryRun:      d.Get("dry_run").(bool),
+		keyBackend:  d.Get("key_backend").(string),
 	}
 	period, periodSet := d.GetOk("grace_period")
 	days, daysSet := d.GetOk("grace_days")

@@ -41,6 +41,9 @@ func (b *mastioBackend) pathIntermediateGenerateCSRWrite(ctx context.Context, re
 	if err := checkFields(req, d); err != nil {
 		return respondErr(err)
 	}
+	if d.Get("key_backend").(string) == keyBackendPKCS11 {
+		return respondErr(issuing.Inputf("key_backend=pkcs11 is not offered by intermediate/generate-csr yet: its pending key is made in Vault. For an intermediate whose key is in the token, use intermediate/generate (with the Org CA on this mount), or rotate with key_backend=pkcs11"))
+	}
 	cas, casSet := casOf(d)
 	p, err := b.generateIntermediateCSR(ctx, req.Storage, decodeIntermediateSpec(d, issuing.NewIntermediateSpec()), cas, casSet)
 	if err != nil {

@@ -143,7 +143,7 @@ func intermediateFor(t *testing.T, b *mastioBackend, s logical.Storage) (string,
 	if err != nil || e == nil {
 		t.Fatalf("no Org CA: %v", err)
 	}
-	is, err := newIssuer(orgCA, e)
+	is, err := b.newIssuer(orgCA, e)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,9 @@ var kindStatus = map[issuing.Kind]int{
 	issuing.KindConflict: http.StatusConflict,
 	issuing.KindNotFound: http.StatusNotFound,
 	issuing.KindState:    http.StatusUnprocessableEntity,
+	// The HSM holding the key cannot sign now: Vault's own word for a
+	// backend that is there but not serving.
+	issuing.KindUnavailable: http.StatusServiceUnavailable,
 }
 
 // respondErr answers a refusal with its kind's status and its message, and

@@ -717,7 +717,7 @@ func (b *mastioBackend) dropRetiredKeys(ctx context.Context, s logical.Storage, 
 				return false, issuing.NotFoundf("no intermediate")
 			}
 			for _, p := range current.published() {
-				if len(p.KeyPKCS8) > 0 && !now.Before(p.GraceUntil) {
+				if p.hasKey() && !now.Before(p.GraceUntil) {
 					return false, nil
 				}
 			}
@@ -726,8 +726,8 @@ func (b *mastioBackend) dropRetiredKeys(ctx context.Context, s logical.Storage, 
 		next: func(current *caEntry) (*caEntry, error) {
 			next := *current
 			strip := func(p publishedCert) publishedCert {
-				if len(p.KeyPKCS8) > 0 && !now.Before(p.GraceUntil) {
-					p.KeyPKCS8 = nil
+				if p.hasKey() && !now.Before(p.GraceUntil) {
+					p.KeyPKCS8, p.KeyPKCS11 = nil, nil
 					dropped++
 				}
 				return p

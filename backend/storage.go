@@ -126,12 +126,16 @@ type caEntry struct {
 	// Retired are the intermediates before Previous whose grace has not
 	// ended yet, newest first. A plugin that predates the field ignores
 	// it and publishes Previous only.
-	Retired   []publishedCert `json:"retired,omitempty"`
-	OrgID     string          `json:"org_id,omitempty"`
-	KeyPKCS8  []byte          `json:"key_pkcs8"`
-	CertDER   []byte          `json:"cert_der"`
-	ChainDER  [][]byte        `json:"chain_der,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
+	Retired []publishedCert `json:"retired,omitempty"`
+	OrgID   string          `json:"org_id,omitempty"`
+	// KeyPKCS8 is the key, when it lives in Vault (key_backend vault);
+	// KeyPKCS11 instead refers to a key in the mount's PKCS#11 token
+	// (key_backend pkcs11), of which Vault holds no bytes.
+	KeyPKCS8  []byte     `json:"key_pkcs8"`
+	KeyPKCS11 *hsmKeyRef `json:"key_pkcs11,omitempty"`
+	CertDER   []byte     `json:"cert_der"`
+	ChainDER  [][]byte   `json:"chain_der,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 // publishedCert is a retired CA certificate still published for a while.
@@ -146,7 +150,12 @@ type publishedCert struct {
 	// CA's CRL and OCSP answers; tidy drops it then. Entries written
 	// before revocation existed have none.
 	KeyPKCS8 []byte `json:"key_pkcs8,omitempty"`
+	// KeyPKCS11 is the retired key in the token, kept as long.
+	KeyPKCS11 *hsmKeyRef `json:"key_pkcs11,omitempty"`
 }
+
+// hasKey reports whether p still keeps its key, in Vault or the token.
+func (p publishedCert) hasKey() bool { return len(p.KeyPKCS8) > 0 || p.KeyPKCS11 != nil }
 
 // currentOf is current for a parsed CA (nil: none).
 func (n caName) currentOf(is *issuer) issuing.Current {

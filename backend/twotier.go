@@ -179,7 +179,7 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 			if current == nil {
 				return next, nil
 			}
-			old, err := newIssuer(intermediateCA, current)
+			old, err := b.newIssuer(intermediateCA, current)
 			if err != nil {
 				return nil, err
 			}

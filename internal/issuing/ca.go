@@ -150,12 +150,17 @@ type OrgCARequest struct {
 	KeyBits    int
 	TTL        time.Duration
 	PathLen    int
+	// NewKey makes the key where it is to live (nil: in memory).
+	NewKey KeyGen
 }
 
 // GeneratedCA is a new CA key and certificate, ready to store.
 type GeneratedCA struct {
-	OrgID    string
+	OrgID string
+	// KeyPKCS8 is the key, when it was made in memory; nil when a KeyGen
+	// made it elsewhere (Key then signs there).
 	KeyPKCS8 []byte
+	Key      crypto.Signer
 	CertDER  []byte
 }
 
@@ -183,13 +188,13 @@ func GenerateOrgCA(r OrgCARequest, configuredOrgID string, now time.Time) (*Gene
 	if r.PathLen < -1 || r.PathLen > MaxPathLen {
 		return nil, Inputf("path_len %d is out of range -1..%d", r.PathLen, MaxPathLen)
 	}
-	return makeCA(r.KeyType, r.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: now.Add(ttl), PathLen: r.PathLen, Now: now}, nil)
+	return makeCA(r.NewKey, r.KeyType, r.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: now.Add(ttl), PathLen: r.PathLen, Now: now}, nil)
 }
 
-// makeCA generates a key of keyType and keyBits and its CA certificate,
-// signed by parent (nil: self-signed).
-func makeCA(keyType string, keyBits int, p CAParams, parent *Parent) (*GeneratedCA, error) {
-	key, err := GenerateKey(keyType, keyBits)
+// makeCA makes a key of keyType and keyBits with gen (nil: in memory) and
+// its CA certificate, signed by parent (nil: self-signed).
+func makeCA(gen KeyGen, keyType string, keyBits int, p CAParams, parent *Parent) (*GeneratedCA, error) {
+	key, pkcs8, err := newKey(gen, keyType, keyBits)
 	if err != nil {
 		return nil, err
 	}
@@ -197,11 +202,7 @@ func makeCA(keyType string, keyBits int, p CAParams, parent *Parent) (*Generated
 	if err != nil {
 		return nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding key: %w", err)
-	}
-	return &GeneratedCA{OrgID: p.Organization, KeyPKCS8: keyDER, CertDER: der}, nil
+	return &GeneratedCA{OrgID: p.Organization, KeyPKCS8: pkcs8, Key: key, CertDER: der}, nil
 }
 
 // ImportedCA is a validated import request, ready to store.
@@ -371,6 +372,8 @@ type IntermediateSpec struct {
 	CommonName string // "" is "<org_id> Mastio CA"
 	// URLs are the Org CA's CRL, OCSP and issuer URLs, filled in.
 	URLs URLs
+	// NewKey makes the key where it is to live (nil: in memory).
+	NewKey KeyGen
 }
 
 // NewIntermediateSpec is the default of intermediate/generate.
@@ -429,7 +432,7 @@ func MintIntermediate(spec IntermediateSpec, org Parent, orgChain []*x509.Certif
 			return nil, Inputf("the default common_name (<org_id> Mastio CA) is %d characters, over X.509's 64: pass common_name", len(cn))
 		}
 	}
-	return makeCA(spec.KeyType, spec.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: 0, Now: now, URLs: spec.URLs}, &org)
+	return makeCA(spec.NewKey, spec.KeyType, spec.KeyBits, CAParams{CommonName: cn, Organization: orgID, NotAfter: notAfter, PathLen: 0, Now: now, URLs: spec.URLs}, &org)
 }
 
 // checkPathLen refuses when a CA in above (nearest first) does not allow

@@ -26,6 +26,11 @@ const (
 	// serve it now (a CA expired, an intermediate left over from a replaced
 	// Org CA): an operator must act; retrying does not help (422).
 	KindState
+	// KindUnavailable: the request is fine but what signs it cannot be
+	// reached now (the HSM holding the CA key: token missing, session
+	// lost, PIN refused). Retrying may help once an operator has looked
+	// (503).
+	KindUnavailable
 )
 
 // Error is a refusal of one Kind. Its message never quotes key material
@@ -52,6 +57,9 @@ func NotFoundf(format string, args ...any) error { return newError(KindNotFound,
 
 // Statef is a KindState error.
 func Statef(format string, args ...any) error { return newError(KindState, format, args) }
+
+// Unavailablef is a KindUnavailable error.
+func Unavailablef(format string, args ...any) error { return newError(KindUnavailable, format, args) }
 
 // KindOf is the Kind of err: that of the first *Error in its chain, else
 // KindInternal.

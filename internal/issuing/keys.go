@@ -80,39 +80,83 @@ func checkRSAShape(pub *rsa.PublicKey) error {
 	return nil
 }
 
-// GenerateKey makes a new CA key of the given type. bits 0 picks the default
-// (P-256 for ec, 4096 for rsa).
-func GenerateKey(keyType string, bits int) (crypto.Signer, error) {
+// KeyGen makes a CA key of a type and size KeySpec has accepted, wherever
+// the key is to live. nil is GenerateKey: a key in memory, which the
+// caller stores. A KeyGen that keeps the key elsewhere (an HSM) returns a
+// signer whose private half cannot be marshalled.
+type KeyGen func(keyType string, bits int) (crypto.Signer, error)
+
+// KeySpec checks a key type and size and fills in the default size (P-256
+// for ec, 4096 for rsa, 256 for ed25519).
+func KeySpec(keyType string, bits int) (int, error) {
 	switch keyType {
 	case KeyTypeEC:
-		var curve elliptic.Curve
 		switch bits {
 		case 0, 256:
-			curve = elliptic.P256()
+			return 256, nil
 		case 384:
-			curve = elliptic.P384()
-		default:
-			return nil, Inputf("key_bits %d is not valid for key_type ec; use 256 (P-256) or 384 (P-384)", bits)
+			return 384, nil
 		}
-		return ecdsa.GenerateKey(curve, rand.Reader)
+		return 0, Inputf("key_bits %d is not valid for key_type ec; use 256 (P-256) or 384 (P-384)", bits)
 	case KeyTypeRSA:
 		switch bits {
 		case 0:
-			bits = 4096
+			return 4096, nil
 		case 2048, 3072, 4096:
-		default:
-			return nil, Inputf("key_bits %d is not valid for key_type rsa; use 2048, 3072 or 4096", bits)
+			return bits, nil
 		}
-		return rsa.GenerateKey(rand.Reader, bits)
+		return 0, Inputf("key_bits %d is not valid for key_type rsa; use 2048, 3072 or 4096", bits)
 	case KeyTypeEd25519:
 		if bits != 0 && bits != 256 {
-			return nil, Inputf("key_bits %d is not valid for key_type ed25519; omit it", bits)
+			return 0, Inputf("key_bits %d is not valid for key_type ed25519; omit it", bits)
 		}
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		return priv, err
-	default:
-		return nil, Inputf("unknown key_type %s; use ec, rsa or ed25519", Quote(keyType))
+		return 256, nil
 	}
+	return 0, Inputf("unknown key_type %s; use ec, rsa or ed25519", Quote(keyType))
+}
+
+// GenerateKey makes a new CA key of the given type in memory. bits 0 picks
+// the default (KeySpec).
+func GenerateKey(keyType string, bits int) (crypto.Signer, error) {
+	bits, err := KeySpec(keyType, bits)
+	if err != nil {
+		return nil, err
+	}
+	switch keyType {
+	case KeyTypeEC:
+		curve := elliptic.P256()
+		if bits == 384 {
+			curve = elliptic.P384()
+		}
+		return ecdsa.GenerateKey(curve, rand.Reader)
+	case KeyTypeRSA:
+		return rsa.GenerateKey(rand.Reader, bits)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	return priv, err
+}
+
+// newKey makes a key with gen (nil: GenerateKey) after KeySpec has checked
+// the type and size, and its PKCS#8 form when the key is in memory (nil
+// when gen keeps it elsewhere).
+func newKey(gen KeyGen, keyType string, bits int) (crypto.Signer, []byte, error) {
+	if gen == nil {
+		key, err := GenerateKey(keyType, bits)
+		if err != nil {
+			return nil, nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encoding key: %w", err)
+		}
+		return key, der, nil
+	}
+	bits, err := KeySpec(keyType, bits)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := gen(keyType, bits)
+	return key, nil, err
 }
 
 // ParsePrivateKeyPEM reads one private key in PKCS#8, SEC1 or PKCS#1 PEM.
