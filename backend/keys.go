@@ -114,6 +114,9 @@ func (h *tokenHolder) reset() {
 // token returns the mount's token; a mount without config/pkcs11 is a
 // KindState refusal.
 func (h *tokenHolder) token(ctx context.Context, s logical.Storage) (*hsm.Token, error) {
+	if !hsm.Built {
+		return nil, hsm.ErrNotBuilt
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.loaded {
@@ -128,7 +131,7 @@ func (h *tokenHolder) token(ctx context.Context, s logical.Storage) (*hsm.Token,
 			// The allow-list holds at every load, not only at the write:
 			// a plugin re-registered without a module stops loading it.
 			if err := cfg.hsm().Check(hsm.AllowedModules()); err != nil {
-				return nil, issuing.Unavailablef("config/pkcs11 cannot be used: %v", err)
+				return nil, issuing.Unavailablef("config/pkcs11 cannot be used, no PKCS#11 token is opened: %v", err)
 			}
 			h.tok = hsm.Open(cfg.hsm())
 		}

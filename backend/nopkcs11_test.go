@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/testpki"
 )
 
 // The static build says it has no PKCS#11 and which build has.
@@ -21,4 +23,13 @@ func TestPKCS11_NotBuilt(t *testing.T) {
 	if r := generateCA(t, b, s); r.Data["key_backend"] != keyBackendVault {
 		t.Fatalf("key_backend %v", r.Data["key_backend"])
 	}
+	// A CA whose key is in a token (stored by the PKCS#11 build) cannot
+	// sign here: 422, naming the build that can.
+	e, err := readCA(t.Context(), s, orgCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.KeyPKCS8, e.KeyPKCS11 = nil, &hsmKeyRef{ID: "00112233", Label: "mastio-ca/org-ca/00112233"}
+	putCA(t, b, s, orgCA, e)
+	assertRefused(t, b, s, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a")}, http.StatusUnprocessableEntity, "no PKCS#11 support")
 }

@@ -53,6 +53,10 @@ func TestErrorMapping(t *testing.T) {
 		}, ErrExists},
 		{"denied", 403, `{"errors":["permission denied"]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrPermissionDenied},
 		{"sealed", 503, `{"errors":["Vault is sealed"]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrSealed},
+		{"token gone", 503, `{"errors":["signing certificate: the PKCS#11 module has no token \"mastio\""]}`, func(c *Client) error {
+			_, err := c.SignCSR(context.Background(), []byte("csr"), SignOptions{Role: "agent"})
+			return err
+		}, ErrKeyUnavailable},
 		{"no CA", 404, `{"errors":[]}`, func(c *Client) error { _, err := c.CA(context.Background()); return err }, ErrNotFound},
 		{"no role", 404, `{"errors":[]}`, func(c *Client) error { _, err := c.Role(context.Background(), "x"); return err }, ErrNotFound},
 		{"stale intermediate", 422, `{"errors":["the Mastio Intermediate CA was signed by a previous Org CA"]}`, func(c *Client) error {
@@ -60,7 +64,7 @@ func TestErrorMapping(t *testing.T) {
 			return err
 		}, ErrCAState},
 	}
-	sentinels := []error{ErrNotFound, ErrExists, ErrPolicy, ErrInvalidRequest, ErrPermissionDenied, ErrSealed, ErrCAState}
+	sentinels := []error{ErrNotFound, ErrExists, ErrPolicy, ErrInvalidRequest, ErrPermissionDenied, ErrSealed, ErrCAState, ErrKeyUnavailable}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call(New(fakeVault(t, tc.status, tc.body), "mastio-ca"))

@@ -33,6 +33,11 @@ var (
 	ErrPermissionDenied = errors.New("mastio-ca: permission denied")
 	// ErrSealed: Vault is sealed (503).
 	ErrSealed = errors.New("mastio-ca: vault is sealed")
+	// ErrKeyUnavailable: the CA key is in a PKCS#11 token (HSM) that
+	// cannot sign now (503 naming PKCS#11): the token is missing, its
+	// sessions were lost, its PIN was refused. Retrying may help once it
+	// is back; the mount's health says why.
+	ErrKeyUnavailable = errors.New("mastio-ca: the CA key's PKCS#11 token cannot sign now")
 )
 
 // Error is a failed call: the operation, Vault's HTTP status and messages.
@@ -111,6 +116,9 @@ func kindOf(op string, status int, msgs []string) error {
 		for _, m := range msgs {
 			if strings.Contains(m, "sealed") {
 				return ErrSealed
+			}
+			if strings.Contains(m, "PKCS#11") {
+				return ErrKeyUnavailable
 			}
 		}
 	case http.StatusBadRequest:

@@ -383,7 +383,7 @@ func (t *Token) KeyAttributes(ref KeyRef) (Attributes, error) {
 		crypto11.CkaSensitive, crypto11.CkaExtractable, crypto11.CkaAlwaysSensitive, crypto11.CkaNeverExtractable, crypto11.CkaToken,
 	})
 	if err != nil {
-		return Attributes{}, issuing.Unavailablef("reading the attributes of the key %s failed: %s", ref, p11Reason(err))
+		return Attributes{}, issuing.Unavailablef("reading the attributes of the key %s in the PKCS#11 token failed: %s", ref, p11Reason(err))
 	}
 	b := func(a crypto11.AttributeType) bool {
 		v := set[a]

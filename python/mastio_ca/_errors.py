@@ -103,6 +103,12 @@ class Sealed(MastioCAError):
     """503 with "sealed" in Vault's message (Go ``ErrSealed``)."""
 
 
+class KeyUnavailable(MastioCAError):
+    """503 naming PKCS#11 (Go ``ErrKeyUnavailable``): the CA key is in an
+    HSM token that cannot sign now (missing, sessions lost, PIN refused).
+    Retrying may help once it is back; the mount's health says why."""
+
+
 class TransportError(MastioCAError):
     """No HTTP answer: connection refused, TLS failure, timeout, ..."""
 
@@ -123,6 +129,8 @@ def error_for(operation: str, status: int, messages: Iterable[str], detail: str 
         cls = CAStateError
     elif status == 403:
         cls = PermissionDenied
+    elif status == 503 and any("PKCS#11" in m for m in messages):
+        cls = KeyUnavailable
     elif status == 503 and any("sealed" in m for m in messages):
         cls = Sealed
     elif status == 400:

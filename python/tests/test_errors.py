@@ -24,6 +24,7 @@ from mastio_ca import (
     PermissionDenied,
     PolicyRefused,
     Sealed,
+    KeyUnavailable,
     TransportError,
 )
 
@@ -154,6 +155,7 @@ def test_timeout_is_transport_error():
     "status, errors, cls",
     [
         (503, ["Vault is sealed"], Sealed),
+        (503, ['signing certificate: the PKCS#11 module has no token "mastio"'], KeyUnavailable),
         (503, ["standby, no active node"], MastioCAError),
         (500, ["1 error occurred:\n\t* internal error\n\n"], MastioCAError),
         (404, [], NotFound),
