@@ -14,7 +14,12 @@ path "mastio-ca/*" {
 }
 
 # Registering and upgrading the plugin (register, then tune the mount's
-# plugin_version and reload), and enabling the mount.
+# plugin_version and reload), and enabling the mount. Registration also
+# sets the plugin's environment, where the PKCS#11 build reads its module
+# allow-list (MASTIO_CA_PKCS11_MODULES, docs/hsm.md): where CA admins and
+# Vault's platform operators are different people, give CA admins this
+# policy without the sys/plugins/catalog block, so that they cannot choose
+# which library the plugin may load.
 path "sys/plugins/catalog/secret/mastio-ca" {
   capabilities = ["create", "read", "update", "sudo"]
 }

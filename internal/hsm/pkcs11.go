@@ -186,15 +186,16 @@ const minResetInterval = time.Second
 // use of any of them finalises and re-opens it: the cure for a removed
 // token or lost sessions. gen is the context the failure was seen on. It
 // reports whether a retry may find a fresh context: true when it reset,
-// or when a context newer than gen is open already.
+// or when gen's context is gone already (another reset, or a newer one is
+// open); false when a reset of the module was too recent.
 func (t *Token) resetModule(gen uint64) bool {
 	modules.Lock()
 	defer modules.Unlock()
 	t.mu.Lock()
-	stale, closed := t.gen != gen, t.ctx == nil
+	stale := t.gen != gen || t.ctx == nil // opened again since, or closed by another reset
 	t.mu.Unlock()
-	if stale || closed {
-		return stale
+	if stale {
+		return true
 	}
 	if last := modules.reset[t.cfg.ModulePath]; time.Since(last) < minResetInterval {
 		return false
