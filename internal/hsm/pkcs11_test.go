@@ -157,3 +157,61 @@ func TestConfigCheck(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Signatures from many goroutines while the token goes away and comes
+// back: every failure is KindUnavailable (never a panic or another kind),
+// and once it is back every goroutine signs again.
+func TestConcurrentSigningThroughLoss(t *testing.T) {
+	tok := testhsm.New(t, "hsm-conc")
+	tk := openTest(t, tok, tok.PIN)
+	_, s, err := tk.Generate(issuing.KeyTypeEC, 256, "conc/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	type result struct{ ok, unavailable, other int }
+	results := make(chan result)
+	d := sha256.Sum256([]byte("x"))
+	for i := 0; i < 8; i++ {
+		go func() {
+			var r result
+			for {
+				select {
+				case <-stop:
+					results <- r
+					return
+				default:
+				}
+				_, err := s.Sign(rand.Reader, d[:], crypto.SHA256)
+				switch {
+				case err == nil:
+					r.ok++
+				case issuing.KindOf(err) == issuing.KindUnavailable:
+					r.unavailable++
+				default:
+					r.other++
+					t.Errorf("a signature failed with %v", err)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	tok.Hide(t)
+	time.Sleep(300 * time.Millisecond)
+	tok.Restore(t)
+	time.Sleep(1500 * time.Millisecond) // past retryOpenAfter and minResetInterval
+	close(stop)
+	var total result
+	for i := 0; i < 8; i++ {
+		r := <-results
+		total.ok += r.ok
+		total.unavailable += r.unavailable
+	}
+	if total.unavailable == 0 {
+		t.Error("no signature failed while the token was gone: the test did not take it away")
+	}
+	if err := signVerifies(t, s); err != nil {
+		t.Fatalf("after the token came back: %v", err)
+	}
+	t.Logf("%d signatures, %d refused while the token was gone", total.ok, total.unavailable)
+}
