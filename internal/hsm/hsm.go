@@ -22,9 +22,11 @@ import (
 
 // ModulesEnv names the plugin's environment variable that lists, separated
 // by ':', the PKCS#11 modules a mount may load. It is set where the plugin
-// is registered (vault plugin register -env), which takes Vault's root or
-// sudo on sys/plugins, so a mount admin cannot make the plugin load a
-// library of their choosing.
+// is registered (vault plugin register -env, which takes sudo on
+// sys/plugins/catalog), or in the Vault server's own environment, which
+// Vault passes on to the plugins it starts (the host's operators); either
+// way not by a mount admin, who so cannot make the plugin load a library
+// of their choosing.
 const ModulesEnv = "MASTIO_CA_PKCS11_MODULES"
 
 // Config selects a token and logs in to it.

@@ -29,6 +29,8 @@ import (
 const (
 	PluginName   = "mastio-ca"
 	PluginBinary = "vault-plugin-mastio-ca"
+	// PluginBinaryPKCS11 is the PKCS#11 build's name (make plugin-pkcs11).
+	PluginBinaryPKCS11 = "vault-plugin-mastio-ca-pkcs11"
 )
 
 // Options say how to build the plugin.
@@ -37,6 +39,9 @@ type Options struct {
 	PluginVersion string
 	// Race builds the plugin with -race.
 	Race bool
+	// PKCS11 builds the PKCS#11 plugin instead of the static one: cgo
+	// (CGO_ENABLED=1) and -tags pkcs11, as make plugin-pkcs11 does.
+	PKCS11 bool
 }
 
 // Server is a running dev server with the plugin registered.
@@ -76,18 +81,7 @@ func Start(opts Options) (*Server, error) {
 	if err := os.Mkdir(s.PluginDir, 0o755); err != nil {
 		return nil, err
 	}
-	args := []string{"build", "-o", filepath.Join(s.PluginDir, PluginBinary),
-		"-ldflags", "-X github.com/mastio/vault-plugin-mastio-ca/backend.Version=" + strings.TrimPrefix(opts.PluginVersion, "v")}
-	if opts.Race {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "./cmd/vault-plugin-mastio-ca")...)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		os.RemoveAll(s.Dir)
-		return nil, fmt.Errorf("building the plugin: %v\n%s", err, out)
-	}
-	if s.PluginSHA, err = FileSHA256(filepath.Join(s.PluginDir, PluginBinary)); err != nil {
+	if s.PluginSHA, err = BuildPlugin(root, filepath.Join(s.PluginDir, PluginBinary), opts); err != nil {
 		os.RemoveAll(s.Dir)
 		return nil, err
 	}
@@ -102,6 +96,28 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("registering the plugin: %w", err)
 	}
 	return s, nil
+}
+
+// BuildPlugin builds the plugin of the repository at root into out, as
+// opts say, and returns the binary's SHA-256 for its registration.
+func BuildPlugin(root, out string, opts Options) (string, error) {
+	args := []string{"build", "-o", out,
+		"-ldflags", "-X github.com/mastio/vault-plugin-mastio-ca/backend.Version=" + strings.TrimPrefix(opts.PluginVersion, "v")}
+	if opts.Race {
+		args = append(args, "-race")
+	}
+	if opts.PKCS11 {
+		args = append(args, "-tags", "pkcs11")
+	}
+	build := exec.Command("go", append(args, "./cmd/vault-plugin-mastio-ca")...)
+	build.Dir = root
+	if opts.PKCS11 {
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	if b, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the plugin (%s): %v\n%s", filepath.Base(out), err, b)
+	}
+	return FileSHA256(out)
 }
 
 // Stop ends the server and removes its folder.

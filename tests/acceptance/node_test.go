@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/mastio/vault-plugin-mastio-ca/internal/hsm"
 )
 
 // vaultNode is a non-dev Vault server with raft storage, started,
@@ -95,7 +97,7 @@ func (n *vaultNode) start() {
 	}
 	n.cmd = exec.Command(server.vaultBin, "server", "-config="+n.configPath)
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
-	n.cmd.Env = append(cleanEnv(), "HOME="+n.dir)
+	n.cmd.Env = append(nodeEnv(), "HOME="+n.dir)
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
@@ -201,16 +203,40 @@ func (n *vaultNode) waitActive() {
 	})
 }
 
+// nodeEnv is the environment of a node's server: cleanEnv without the
+// PKCS#11 settings a test may have set in its own (SOFTHSM2_CONF,
+// MASTIO_CA_PKCS11_MODULES). Vault passes its environment on to the
+// plugins it starts, under what they were registered with; a node's
+// plugins get those settings only from their registration (-env), as in
+// production.
+func nodeEnv() []string {
+	var env []string
+	for _, kv := range cleanEnv() {
+		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") && !strings.HasPrefix(kv, hsm.ModulesEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // enablePlugin registers the test plugin in this cluster's catalog and
 // mounts it at mastio-ca/.
 func (n *vaultNode) enablePlugin() {
 	n.t.Helper()
+	n.enablePluginAs(pluginName, pluginBinary, server.pluginSHA, nil, "mastio-ca")
+}
+
+// enablePluginAs registers command, a binary in the plugin directory whose
+// SHA-256 is sum, as the secrets plugin name with env added to its
+// environment (vault plugin register -env), and mounts it at mount.
+func (n *vaultNode) enablePluginAs(name, command, sum string, env []string, mount string) {
+	n.t.Helper()
 	if err := n.client.Sys().RegisterPlugin(&api.RegisterPluginInput{
-		Name: pluginName, Type: api.PluginTypeSecrets, Command: pluginBinary, SHA256: server.pluginSHA, Version: pluginVersion,
+		Name: name, Type: api.PluginTypeSecrets, Command: command, SHA256: sum, Version: pluginVersion, Env: env,
 	}); err != nil {
 		n.t.Fatal(err)
 	}
-	if err := n.client.Sys().Mount("mastio-ca", &api.MountInput{Type: pluginName}); err != nil {
+	if err := n.client.Sys().Mount(mount, &api.MountInput{Type: name}); err != nil {
 		n.t.Fatal(err)
 	}
 }
