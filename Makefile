@@ -123,8 +123,11 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-dev: deps plugin cli $(VAULT)
-	@VERSION=$(VERSION) scripts/dev.sh start
+# DEV_PKCS11=1 also mounts the PKCS#11 build at mastio-ca-hsm/, its CA keys
+# in a SoftHSM2 token made in .dev/softhsm (scripts/dev.sh).
+DEV_PKCS11 ?= 0
+dev: deps plugin cli $(VAULT) $(if $(filter 1,$(DEV_PKCS11)),plugin-pkcs11)
+	@DEV_PKCS11=$(DEV_PKCS11) VERSION=$(VERSION) scripts/dev.sh start
 
 dev-stop:
 	@scripts/dev.sh stop
@@ -166,13 +169,17 @@ fuzz:
 	  $(GO) test ./internal/issuing -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-# Go benchmarks (no server), then `mastio-ca bench` against a dev Vault of
-# its own (in .bench/, so a running `make dev` is left alone): A/B/C table
-# written into BENCHMARKS.md between its bench markers.
-bench: deps plugin cli $(VAULT)
+# Go benchmarks (no server; the PKCS#11 ones, cgo, against a SoftHSM2
+# token of their own), then `mastio-ca bench` against a dev Vault of its
+# own (in .bench/, so a running `make dev` is left alone) that also has the
+# PKCS#11 build mounted at mastio-ca-hsm/ with its CA keys in a SoftHSM2
+# token (DEV_PKCS11=1): A/B/C and H table written into BENCHMARKS.md
+# between its bench markers.
+bench: deps plugin plugin-pkcs11 cli $(VAULT)
 	$(GO) test -run '^$$' -bench . -benchmem ./backend/ ./internal/issuing/
-	@DEV_STATE=.bench DEV_PORT=8400 DEV_AUDIT=0 VERSION=$(VERSION) scripts/dev.sh start >/dev/null
-	@VAULT_ADDR=$$(cat .bench/addr) VAULT_TOKEN=root $(BIN)/mastio-ca bench --out BENCHMARKS.md; \
+	CGO_ENABLED=1 $(GO) test -tags pkcs11 -run '^$$' -bench PKCS11 -benchmem ./backend/
+	@DEV_STATE=.bench DEV_PORT=8400 DEV_AUDIT=0 DEV_PKCS11=1 VERSION=$(VERSION) scripts/dev.sh start >/dev/null
+	@VAULT_ADDR=$$(cat .bench/addr) VAULT_TOKEN=root $(BIN)/mastio-ca bench --hsm-mount mastio-ca-hsm --out BENCHMARKS.md; \
 	  rc=$$?; DEV_STATE=.bench scripts/dev.sh stop >/dev/null; exit $$rc
 
 fmt:

@@ -9,12 +9,23 @@
 # plugin version the binary was built with, default 0.1.0-dev), DEV_STATE
 # (the state folder, default .dev; make bench uses .bench so that it leaves
 # a running make dev alone). The chosen address is written to $DEV_STATE/addr.
+#
+# DEV_PKCS11=1 (make bench sets it) also keeps CA keys in an HSM: it makes a
+# SoftHSM2 token in $DEV_STATE/softhsm (its own SOFTHSM2_CONF, a random PIN
+# in $DEV_STATE/softhsm/pin), registers the PKCS#11 build
+# (bin/vault-plugin-mastio-ca-pkcs11, make plugin-pkcs11) as a second plugin,
+# mastio-ca-pkcs11, mounts it at mastio-ca-hsm/, writes its config/pkcs11
+# and makes an Org CA and an intermediate there with key_backend=pkcs11
+# (EC P-256). Off by default: make dev is then as it was.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 state="$root/${DEV_STATE:-.dev}"
 vault="$root/bin/vault"
 plugin="$root/bin/vault-plugin-mastio-ca"
+plugin_pkcs11="$root/bin/vault-plugin-mastio-ca-pkcs11"
+softhsm_module=/usr/lib/softhsm/libsofthsm2.so
+hsm_mount=mastio-ca-hsm
 version="v${VERSION:-0.1.0-dev}"
 token=root
 
@@ -36,6 +47,11 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start() {
   [[ -x "$vault" ]] || { echo "bin/vault is missing: run make dev" >&2; exit 1; }
   [[ -x "$plugin" ]] || { echo "bin/vault-plugin-mastio-ca is missing: run make dev" >&2; exit 1; }
+  if [[ "${DEV_PKCS11:-0}" = 1 ]]; then
+    [[ -x "$plugin_pkcs11" ]] || { echo "bin/vault-plugin-mastio-ca-pkcs11 is missing (DEV_PKCS11=1): run make plugin-pkcs11" >&2; exit 1; }
+    [[ -f "$softhsm_module" ]] && command -v softhsm2-util >/dev/null ||
+      { echo "SoftHSM2 is missing (DEV_PKCS11=1): run make deps (apt-get install softhsm2)" >&2; exit 1; }
+  fi
   stop
   rm -rf "$state" && mkdir -p "$state/plugins" "$state/sample"
 
@@ -90,6 +106,20 @@ start() {
   "$vault" read -field=certificate mastio-ca/cert > ca.pem
   echo "==> openssl verify -CAfile ca.pem agent.pem: $(openssl verify -CAfile ca.pem agent.pem)"
   openssl x509 -in agent.pem -noout -subject -ext subjectAltName,basicConstraints | sed 's/^/    /'
+  cd "$root"
+
+  hsm_note=""
+  if [[ "${DEV_PKCS11:-0}" = 1 ]]; then
+    start_hsm
+    hsm_note="
+The PKCS#11 build (mastio-ca-pkcs11) is mounted at $hsm_mount/: its Org CA's and
+intermediate's keys are in the SoftHSM2 token mastio-dev (${state#"$root"/}/softhsm).
+
+    vault read $hsm_mount/health     # *_key_backend pkcs11, pkcs11_status ok
+    vault write $hsm_mount/sign-csr csr=@${state#"$root"/}/sample/agent.csr
+    mastio-ca verify --mount $hsm_mount
+"
+  fi
 
   cat <<EOF
 
@@ -111,6 +141,44 @@ Try next:
 
 The sample key, CSR and certificate are in .dev/sample/. Stop with: make dev-stop
 EOF
+  printf '%s' "$hsm_note"
+}
+
+# start_hsm makes the SoftHSM2 token, registers and mounts the PKCS#11
+# build and makes its two CAs in the token (DEV_PKCS11=1).
+start_hsm() {
+  local dir="$state/softhsm" label=mastio-dev sha sample="$state/sample"
+  mkdir -p "$dir/tokens"
+  chmod 700 "$dir"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' "$dir/tokens" > "$dir/softhsm2.conf"
+  (umask 077 && openssl rand -hex 8 | tr -d '\n' > "$dir/pin")
+  echo "==> softhsm2-util --init-token --label $label (SOFTHSM2_CONF=${dir#"$root"/}/softhsm2.conf, PIN in ${dir#"$root"/}/pin)"
+  SOFTHSM2_CONF="$dir/softhsm2.conf" softhsm2-util --init-token --free --label "$label" \
+    --pin "$(cat "$dir/pin")" --so-pin "$(openssl rand -hex 8)" >/dev/null
+
+  cp "$plugin_pkcs11" "$state/plugins/"
+  sha=$(sha256sum "$state/plugins/vault-plugin-mastio-ca-pkcs11" | cut -d' ' -f1)
+  echo "==> registering plugin mastio-ca-pkcs11 $version (sha256 ${sha:0:12}..., -env MASTIO_CA_PKCS11_MODULES=$softhsm_module -env SOFTHSM2_CONF=...)"
+  "$vault" plugin register -sha256="$sha" -version="$version" -command=vault-plugin-mastio-ca-pkcs11 \
+    -env "MASTIO_CA_PKCS11_MODULES=$softhsm_module" -env "SOFTHSM2_CONF=$dir/softhsm2.conf" \
+    secret mastio-ca-pkcs11 >/dev/null
+  "$vault" secrets enable -path="$hsm_mount" mastio-ca-pkcs11 >/dev/null
+  "$vault" secrets tune -audit-non-hmac-response-keys=serial_number \
+    -audit-non-hmac-response-keys=spiffe_id -audit-non-hmac-response-keys=not_after \
+    -allowed-response-headers=ETag -passthrough-request-headers=If-None-Match "$hsm_mount/" >/dev/null
+  echo "==> vault secrets enable -path=$hsm_mount mastio-ca-pkcs11: mounted at $hsm_mount/"
+  echo "==> vault write $hsm_mount/config/pkcs11 module_path=$softhsm_module token_label=$label pin=@${dir#"$root"/}/pin"
+  "$vault" write "$hsm_mount/config/pkcs11" module_path="$softhsm_module" token_label="$label" pin=@"$dir/pin" >/dev/null
+  echo "==> vault write $hsm_mount/generate org_id=acme key_backend=pkcs11"
+  "$vault" write "$hsm_mount/generate" org_id=acme key_backend=pkcs11 | grep -E '^(fingerprint_sha256|key_backend|key_type) '
+  echo "==> vault write $hsm_mount/intermediate/generate key_backend=pkcs11 key_type=ec key_bits=256"
+  "$vault" write "$hsm_mount/intermediate/generate" key_backend=pkcs11 key_type=ec key_bits=256 | grep -E '^(fingerprint_sha256|key_backend|key_type) '
+
+  "$vault" write -field=certificate "$hsm_mount/sign-csr" csr=@"$sample/agent.csr" > "$sample/agent-hsm.pem"
+  "$vault" read -field=certificate "$hsm_mount/cert" > "$sample/ca-hsm.pem"
+  "$vault" read -field=certificate "$hsm_mount/intermediate/cert" > "$sample/intermediate-hsm.pem"
+  echo "==> vault write $hsm_mount/sign-csr, openssl verify through the intermediate: $(cd "$sample" && openssl verify -CAfile ca-hsm.pem -untrusted intermediate-hsm.pem agent-hsm.pem)"
+  "$vault" read -format=json "$hsm_mount/health" | grep -E '"(org-ca|intermediate-ca)_key_backend"|"pkcs11_status"' | sed 's/^ */    /'
 }
 
 case "${1:-start}" in

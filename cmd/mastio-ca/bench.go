@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"runtime"
 	"sort"
 	"strconv"
@@ -46,6 +47,15 @@ concurrency 8) and batches of 10 and 100 CSRs per request. It creates its
 own mounts (mastio-ca must be registered in the catalog) and removes them.
 Vault is reached through VAULT_ADDR and VAULT_TOKEN.
 
+With --hsm-mount, at concurrency 8 and interleaved:
+
+  H  sign-csr on that mount, whose intermediate's key (EC P-256) is in a
+     PKCS#11 token (the plugin's PKCS#11 build; make bench makes one in
+     SoftHSM2 with scripts/dev.sh DEV_PKCS11=1)
+  A  beside it, sign-csr on a mount of the same plugin build made here,
+     with the same CAs (EC P-256 Org CA and intermediate) and the
+     intermediate's key in Vault: only where the key is differs
+
 Flags:
 `
 
@@ -62,6 +72,7 @@ type benchOptions struct {
 	plugin      string
 	rsa         bool
 	batches     bool
+	hsmMount    string
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -74,9 +85,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.plugin, "plugin", "mastio-ca", "the plugin's name in Vault's catalog")
 	fs.BoolVar(&o.rsa, "rsa", true, "also measure RSA-2048 and RSA-4096 CAs at concurrency 8")
 	fs.BoolVar(&o.batches, "batches", true, "also measure batches of 10 and 100 CSRs at concurrency 8")
+	fs.StringVar(&o.hsmMount, "hsm-mount", "", "a mount of the PKCS#11 build whose intermediate's key (EC P-256, org_id acme) is in its token: also measure sign-csr with that key beside the key in Vault, at concurrency 8 (make bench: mastio-ca-hsm)")
 	if code, stop := parse(fs, args, 1); stop {
 		return code
 	}
+	o.hsmMount = strings.Trim(o.hsmMount, "/")
 	for _, l := range strings.Split(levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))
 		if err != nil || n < 1 || n > 1024 {
@@ -365,6 +378,85 @@ func (t *benchTarget) opOCSP(ctx context.Context, csr string, revoked int, disti
 	}, nil
 }
 
+// hsmPair is a mount whose intermediate's key is in a PKCS#11 token and
+// a twin of the same plugin build, made by the bench, whose intermediate's
+// key is in Vault: the same CAs (EC P-256 Org CA and intermediate, org_id
+// acme), so that only where the signing key is differs.
+type hsmPair struct {
+	hsm, twin string
+	plugin    string // the mounts' plugin, as the catalog names it
+	module    string // the token's PKCS#11 module, for the row's name
+	vault     *api.Client
+}
+
+// setupHSMPair checks that mount signs with an EC P-256 intermediate whose
+// key is in its token, for the bench's CSRs, and makes its twin.
+func setupHSMPair(ctx context.Context, vault *api.Client, mount string) (*hsmPair, error) {
+	mounts, err := vault.Sys().ListMountsWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := mounts[mount+"/"]
+	if m == nil {
+		return nil, fmt.Errorf("--hsm-mount: no mount %s/", mount)
+	}
+	p := &hsmPair{hsm: mount, plugin: m.Type, vault: vault}
+	health, err := vault.Logical().ReadWithContext(ctx, mount+"/health")
+	if err != nil {
+		return nil, fmt.Errorf("--hsm-mount: %s/health: %w", mount, err)
+	}
+	if health == nil || health.Data["intermediate-ca_key_backend"] != "pkcs11" || health.Data["pkcs11_status"] != "ok" {
+		var got any
+		if health != nil {
+			got = fmt.Sprintf("intermediate-ca_key_backend %v, pkcs11_status %v, pkcs11_error %v",
+				health.Data["intermediate-ca_key_backend"], health.Data["pkcs11_status"], health.Data["pkcs11_error"])
+		}
+		return nil, fmt.Errorf("--hsm-mount: %s/ does not sign with an intermediate whose key is in a working PKCS#11 token (%v): write config/pkcs11, then intermediate/generate key_backend=pkcs11", mount, got)
+	}
+	c := client.New(vault, mount)
+	cfg, err := c.Config(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--hsm-mount: %w", err)
+	}
+	if cfg.OrgID != "acme" || cfg.TrustDomain != "cullis.local" {
+		return nil, fmt.Errorf("--hsm-mount: %s/ is for org %q in %q; the bench's CSRs are for acme in cullis.local", mount, cfg.OrgID, cfg.TrustDomain)
+	}
+	inter, err := c.Intermediate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--hsm-mount: %w", err)
+	}
+	if k, ok := inter.Certificate.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("--hsm-mount: %s/'s intermediate has a %s key; the bench compares EC P-256 keys", mount, keyDescription(inter.Certificate))
+	}
+	if s, err := vault.Logical().ReadWithContext(ctx, mount+"/config/pkcs11"); err == nil && s != nil {
+		if mp, _ := s.Data["module_path"].(string); mp != "" {
+			p.module = path.Base(mp)
+		}
+	}
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	p.twin = "bench-vaultkey-" + hex.EncodeToString(suffix)
+	if err := vault.Sys().MountWithContext(ctx, p.twin, &api.MountInput{Type: p.plugin}); err != nil {
+		return nil, fmt.Errorf("enabling %s: %w", p.plugin, err)
+	}
+	tc := client.New(vault, p.twin)
+	if _, err := tc.Generate(ctx, client.GenerateRequest{OrgID: "acme", KeyType: "ec", KeyBits: 256}); err != nil {
+		return p, err
+	}
+	if _, err := vault.Logical().WriteWithContext(ctx, p.twin+"/intermediate/generate", map[string]any{
+		"key_type": "ec", "key_bits": 256, "key_backend": "vault",
+	}); err != nil {
+		return p, fmt.Errorf("%s/intermediate/generate: %w", p.twin, err)
+	}
+	return p, nil
+}
+
+func (p *hsmPair) cleanup() {
+	if p.twin != "" {
+		_ = p.vault.Sys().Unmount(p.twin)
+	}
+}
+
 // interleave runs each scenario for d in total, in three alternating rounds.
 func interleave(ctx context.Context, workers int, d time.Duration, ops ...func(int) error) []*benchStats {
 	out := make([]*benchStats, len(ops))
@@ -442,6 +534,26 @@ func bench(ctx context.Context, vault *api.Client, o benchOptions, log io.Writer
 				ratios = append(ratios, fmt.Sprintf("batch of %d at concurrency 8: %.2f x A's per-certificate throughput", size, b.perSecond()/single.perSecond()))
 			}
 		}
+	}
+	if o.hsmMount != "" {
+		fmt.Fprintf(log, "bench: intermediate key in the PKCS#11 token of %s/ at concurrency 8...\n", o.hsmMount)
+		p, err := setupHSMPair(ctx, vault, o.hsmMount)
+		if p != nil {
+			defer p.cleanup()
+		}
+		if err != nil {
+			return "", err
+		}
+		st := interleave(ctx, 8, o.duration,
+			signOp(ctx, vault, p.twin+"/sign-csr", csrs), signOp(ctx, vault, p.hsm+"/sign-csr", csrs))
+		token := "the PKCS#11 token"
+		if p.module != "" {
+			token += " (" + p.module + ")"
+		}
+		row("EC P-256", 8, "A sign-csr, intermediate key in Vault ("+p.plugin+", beside H)", st[0])
+		row("EC P-256", 8, "H sign-csr, intermediate key in "+token, st[1])
+		ratios = append(ratios, fmt.Sprintf("intermediate key in %s at concurrency 8: H/A = %.2f, p99 H %s vs A %s (same plugin build and CAs, key in Vault for A; goal >= 0.50)",
+			token, st[1].perSecond()/st[0].perSecond(), fmtDur(st[1].percentile(0.99)), fmtDur(st[0].percentile(0.99))))
 	}
 	rsaSizes := []int{2048, 4096}
 	if !o.rsa {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 const (
 	verifyOK       = 0
 	verifyWarning  = 1 // a CA expires within --warn-days, or a CRL is in the last quarter of its validity
-	verifyCritical = 2 // a check failed (a CRL past its nextUpdate or not signed by its CA too), or the mount has no Org CA
+	verifyCritical = 2 // a check failed (a CRL past its nextUpdate or not signed by its CA too, the PKCS#11 token unavailable), or the mount has no Org CA
 	verifyUnknown  = 3 // could not check: flags, Vault unreachable, token refused
 )
 
@@ -31,6 +32,9 @@ Checks a mastio-ca mount as a relying party would, and that the plugin
 holds the keys of the certificates it publishes:
 
   - the Org CA certificate: a CA, valid now, and the days it has left
+  - where each CA's key is, from health: in Vault, or in the mount's
+    PKCS#11 token (key_backend=pkcs11); with config/pkcs11 written, that
+    the plugin can log in to the token and find each CA key there
   - the Mastio Intermediate CA, when there is one: a CA issued by the Org
     CA, inside the Org CA's validity, and the days it has left; the
     rotated-out one, while its grace lasts, still issued by the Org CA and
@@ -62,7 +66,8 @@ Exit codes (as monitoring checks use them):
   1  warning: a CA expires within --warn-days, or a CRL has less than a
      quarter of its validity left before its nextUpdate
   2  critical: a check failed (a CRL past its nextUpdate, not signed by
-     its CA, or not served among them), or the mount has no Org CA
+     its CA, or not served among them; the PKCS#11 token unavailable), or
+     the mount has no Org CA
   3  could not check: bad flags, Vault unreachable, or the token refused
 
 Flags:
@@ -118,6 +123,94 @@ type verification struct {
 	warnDays           int
 	now                time.Time
 	warnings, failures int
+	// keys is where each CA's key is ("org-ca", "intermediate-ca"), as
+	// health reports it; empty for a plugin that predates key backends.
+	keys map[string]caKey
+}
+
+// caKey is where one CA's key is: health's <ca>_key_backend ("vault" or
+// "pkcs11") and, in a token, <ca>_pkcs11_key (its CKA_ID and label).
+type caKey struct {
+	backend, ref string
+}
+
+// Key backends as health names them.
+const (
+	keyBackendVault  = "vault"
+	keyBackendPKCS11 = "pkcs11"
+)
+
+// readKeys takes each CA's key backend from health.
+func (v *verification) readKeys(health map[string]any) {
+	v.keys = map[string]caKey{}
+	for _, ca := range []string{"org-ca", "intermediate-ca"} {
+		backend, _ := health[ca+"_key_backend"].(string)
+		if backend == "" {
+			continue
+		}
+		ref, _ := health[ca+"_pkcs11_key"].(string)
+		v.keys[ca] = caKey{backend: backend, ref: ref}
+	}
+}
+
+// reportKey says what protects the key of CA ca (label as the other
+// checks name it), when health said where it is.
+func (v *verification) reportKey(label, ca string) {
+	k, ok := v.keys[ca]
+	if !ok {
+		return
+	}
+	switch k.backend {
+	case keyBackendPKCS11:
+		ref := ""
+		if k.ref != "" {
+			ref = ": " + k.ref
+		}
+		v.ok("%s: key in the PKCS#11 token, as health reports; Vault holds only its reference%s (its attributes are the token's to show: docs/hsm.md)", label, ref)
+	case keyBackendVault:
+		v.ok("%s: key in Vault (in the CA's storage entry, under Vault's barrier encryption; README \"Key custody\")", label)
+	default:
+		v.ok("%s: key backend %q", label, k.backend)
+	}
+}
+
+// inToken lists the CAs whose key is in the PKCS#11 token.
+func (v *verification) inToken() []string {
+	var out []string
+	for _, ca := range []struct{ name, label string }{{"org-ca", "Org CA"}, {"intermediate-ca", "Mastio Intermediate CA"}} {
+		if v.keys[ca.name].backend == keyBackendPKCS11 {
+			out = append(out, ca.label)
+		}
+	}
+	return out
+}
+
+// checkPKCS11 judges health's pkcs11_status and pkcs11_error: there when
+// the mount has config/pkcs11, whose token the plugin then logged in to and
+// looked each CA key up in.
+func (v *verification) checkPKCS11(health map[string]any, mount string) {
+	status, _ := health["pkcs11_status"].(string)
+	problem, _ := health["pkcs11_error"].(string)
+	users := v.inToken()
+	impact := "no CA's key is in it, but key_backend=pkcs11 cannot make one there"
+	if len(users) > 0 {
+		impact = "the " + strings.Join(users, " and the ") + " cannot sign until it is back (sign-csr answers 503)"
+	}
+	switch {
+	case problem != "" || status != "" && status != "ok":
+		if problem == "" {
+			problem = "pkcs11_status " + status + ", no pkcs11_error given"
+		}
+		advice := fmt.Sprintf("bring the token back or fix its module: the plugin tries again on its own (vault read %s/config/pkcs11 shows the settings)", mount)
+		if strings.Contains(problem, "PIN") {
+			advice = fmt.Sprintf("write the right PIN: vault write %s/config/pkcs11 pin=@<file> (the plugin does not try a refused PIN again)", mount)
+		}
+		v.fail("PKCS#11 token: unavailable: %s; %s; %s", problem, impact, advice)
+	case status == "ok":
+		v.ok("PKCS#11 token: the plugin logs in and finds every CA key in it (config/pkcs11)")
+	case len(users) > 0:
+		v.fail("PKCS#11 token: the %s has its key in a PKCS#11 token, but health reports no token status (pkcs11_status): is %s/config/pkcs11 written?", strings.Join(users, " and the "), mount)
+	}
 }
 
 func (v *verification) ok(format string, args ...any) {
@@ -166,6 +259,8 @@ func (v *verification) run(ctx context.Context, vault *api.Client, mount string,
 		return fmt.Errorf("no %s/health: is the mastio-ca plugin mounted there?", mount)
 	}
 	fmt.Fprintf(v.out, "Mount %s/: plugin %v (commit %v)\n", mount, health.Data["version"], health.Data["commit"])
+	v.readKeys(health.Data)
+	v.checkPKCS11(health.Data, mount)
 
 	c := client.New(vault, mount)
 	org, err := c.CA(ctx)
@@ -175,6 +270,9 @@ func (v *verification) run(ctx context.Context, vault *api.Client, mount string,
 	}
 	if err != nil {
 		return err
+	}
+	if org.Source == "anchor" {
+		delete(v.keys, "org-ca") // no key here: said below
 	}
 	v.checkOrgCA(org.Certificate)
 
@@ -221,7 +319,13 @@ func (v *verification) run(ctx context.Context, vault *api.Client, mount string,
 		}
 		signed, err := proveKey(ctx, c, ca.issuer, "mastio-ca-verify", ca.cert, v.stderr)
 		var mismatch *mismatchError
+		var answered *client.Error
 		switch {
+		case v.keys[ca.issuer].backend == keyBackendPKCS11 && errors.As(err, &answered) &&
+			answered.StatusCode == http.StatusServiceUnavailable && !errors.Is(err, client.ErrSealed):
+			// The plugin answered that the token cannot sign now.
+			v.fail("%s: proof of possession: its key is in the PKCS#11 token, which cannot sign now: %v", ca.label, err)
+			continue
 		case errors.As(err, &mismatch), errors.Is(err, client.ErrPolicy), errors.Is(err, client.ErrNotFound), errors.Is(err, client.ErrCAState):
 			// The proof ran: the plugin signed with another key, or
 			// refused to sign (a policy, a missing role or CA, or a CA
@@ -259,6 +363,7 @@ func (v *verification) checkOrgCA(cert *x509.Certificate) {
 		origin = "issued by " + cert.Issuer.String() + " (not self-signed: relying parties need that issuer too)"
 	}
 	v.ok("%s: %s, %s, %s, sha256 %s", label, cert.Subject, keyDescription(cert), origin, sha256Hex(cert.Raw))
+	v.reportKey(label, "org-ca")
 	v.checkExpiry(label, cert, "plan its replacement: every certificate under it stops validating then")
 }
 
@@ -280,6 +385,7 @@ func (v *verification) checkIntermediate(inter *client.Intermediate, org *x509.C
 		}
 	}
 	v.ok("%s: %s, %s, issued by the Org CA, %s, sha256 %s", label, cert.Subject, keyDescription(cert), pathLen, sha256Hex(cert.Raw))
+	v.reportKey(label, "intermediate-ca")
 	if cert.NotAfter.After(org.NotAfter) {
 		v.warn("%s: valid until %s, after the Org CA (%s): certificates under it stop validating with the Org CA",
 			label, cert.NotAfter.UTC().Format(time.RFC3339), org.NotAfter.UTC().Format(time.RFC3339))

@@ -399,3 +399,140 @@ func TestVerifyCRLs_FakeVault(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestVerifyPKCS11_FakeVault: verify says where each CA's key is (health's
+// <ca>_key_backend), and fails, naming the problem, when health reports
+// the mount's PKCS#11 token unavailable (pkcs11_error).
+func TestVerifyPKCS11_FakeVault(t *testing.T) {
+	now := time.Now()
+	year := 365 * 24 * time.Hour
+	org := makeCert(t, caTemplate("acme CA", now.Add(-time.Hour), now.Add(10*year)), nil)
+	inter := makeCert(t, pathLen0(caTemplate("acme Mastio CA", now.Add(-time.Hour), now.Add(5*year))), org)
+	pemOf := func(c *testCA) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}))
+	}
+	const (
+		orgRef   = `CKA_ID 0a0b (label "mastio-ca/org-ca/0a0b")`
+		interRef = `CKA_ID 0c0d (label "mastio-ca/intermediate-ca/0c0d")`
+		gone     = `the PKCS#11 module has no token "mastio": is the token present and initialised?`
+	)
+	// mount serves a root mount whose health carries health.
+	mount := func(source string, health map[string]any) map[string]func(http.ResponseWriter) {
+		data := map[string]any{"version": "0.1.0", "commit": "abc"}
+		for k, v := range health {
+			data[k] = v
+		}
+		return map[string]func(http.ResponseWriter){
+			"m/health": jsonData(data),
+			"m/cert":   jsonData(map[string]any{"certificate": pemOf(org), "ca_chain": []string{pemOf(org)}, "source": source}),
+			"m/intermediate/cert": jsonData(map[string]any{"certificate": pemOf(inter), "ca_chain": []string{pemOf(inter), pemOf(org)},
+				"source": "generated"}),
+			"m/crl":               rawCRL(makeCRL(t, inter, now.Add(-time.Hour), now.Add(71*time.Hour), 0)),
+			"m/issuer/org-ca/crl": rawCRL(makeCRL(t, org, now.Add(-time.Hour), now.Add(71*time.Hour), 0)),
+		}
+	}
+	bothInToken := map[string]any{
+		"org-ca_key_backend": "pkcs11", "org-ca_pkcs11_key": orgRef,
+		"intermediate-ca_key_backend": "pkcs11", "intermediate-ca_pkcs11_key": interRef,
+	}
+	with := func(base map[string]any, extra ...any) map[string]any {
+		out := map[string]any{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for i := 0; i < len(extra); i += 2 {
+			out[extra[i].(string)] = extra[i+1]
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		paths    map[string]func(http.ResponseWriter)
+		code     int
+		want     []string
+		unwanted []string
+	}{
+		{"both keys in a token that works", mount("generated", with(bothInToken, "pkcs11_status", "ok")), verifyOK, []string{
+			"OK    PKCS#11 token: the plugin logs in and finds every CA key in it",
+			"OK    Org CA: key in the PKCS#11 token, as health reports; Vault holds only its reference: " + orgRef + " (its attributes are the token's to show: docs/hsm.md)",
+			"OK    Mastio Intermediate CA: key in the PKCS#11 token, as health reports; Vault holds only its reference: " + interRef + " (its attributes are the token's to show: docs/hsm.md)",
+			"Result: OK"}, []string{"key in Vault"}},
+		{"the token is gone", mount("generated", with(bothInToken, "pkcs11_status", "unavailable", "pkcs11_error", gone)), verifyCritical, []string{
+			"FAIL  PKCS#11 token: unavailable: " + gone + "; the Org CA and the Mastio Intermediate CA cannot sign until it is back (sign-csr answers 503); bring the token back",
+			"OK    Org CA: key in the PKCS#11 token",
+			"Result: CRITICAL (1 check failed, 0 warnings)"}, nil},
+		{"only the intermediate in the token, the PIN refused", mount("generated", map[string]any{
+			"org-ca_key_backend": "vault", "intermediate-ca_key_backend": "pkcs11", "intermediate-ca_pkcs11_key": interRef,
+			"pkcs11_status": "unavailable", "pkcs11_error": `the PKCS#11 token "mastio" refused the PIN (CKR_PIN_INCORRECT)`,
+		}), verifyCritical, []string{
+			`FAIL  PKCS#11 token: unavailable: the PKCS#11 token "mastio" refused the PIN (CKR_PIN_INCORRECT); the Mastio Intermediate CA cannot sign until it is back`,
+			"write the right PIN: vault write m/config/pkcs11 pin=@<file>",
+			`OK    Org CA: key in Vault (in the CA's storage entry, under Vault's barrier encryption`,
+			"OK    Mastio Intermediate CA: key in the PKCS#11 token, as health reports; Vault holds only its reference: " + interRef + " (its attributes are the token's to show: docs/hsm.md)"}, nil},
+		{"a token configured that no CA uses, unavailable", mount("generated", map[string]any{
+			"org-ca_key_backend": "vault", "intermediate-ca_key_backend": "vault", "pkcs11_status": "unavailable", "pkcs11_error": gone,
+		}), verifyCritical, []string{"FAIL  PKCS#11 token: unavailable: " + gone + "; no CA's key is in it, but key_backend=pkcs11 cannot make one there",
+			"OK    Mastio Intermediate CA: key in Vault"}, nil},
+		{"no token, keys in Vault", mount("generated", map[string]any{"org-ca_key_backend": "vault", "intermediate-ca_key_backend": "vault"}), verifyOK,
+			[]string{"OK    Org CA: key in Vault", "OK    Mastio Intermediate CA: key in Vault", "Result: OK"}, []string{"PKCS#11"}},
+		{"an issuing mount: no Org CA key to place", mount("anchor", map[string]any{"org-ca_key_backend": "vault", "intermediate-ca_key_backend": "pkcs11", "intermediate-ca_pkcs11_key": interRef, "pkcs11_status": "ok"}), verifyOK,
+			[]string{"OK    Mastio Intermediate CA: key in the PKCS#11 token"}, []string{"Org CA: key in"}},
+		{"a plugin from before key backends", mount("generated", nil), verifyOK, []string{"Result: OK"}, []string{"key in", "PKCS#11"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(&verifyFake{t: t, paths: tc.paths})
+			defer srv.Close()
+			t.Setenv("VAULT_ADDR", srv.URL)
+			t.Setenv("VAULT_TOKEN", "test")
+			t.Setenv("VAULT_MAX_RETRIES", "0")
+			var stdout, stderr bytes.Buffer
+			code := runVerify(t.Context(), []string{"--mount", "m", "--prove=false"}, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, stdout.String(), stderr.String())
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout.String())
+				}
+			}
+			for _, u := range tc.unwanted {
+				if strings.Contains(stdout.String(), u) {
+					t.Errorf("output has %q:\n%s", u, stdout.String())
+				}
+			}
+		})
+	}
+
+	// With proofs: sign-csr answering 503 for a key in the token fails that
+	// CA's proof, with why, and verify goes on to the next CA.
+	paths := mount("generated", with(bothInToken, "pkcs11_status", "unavailable", "pkcs11_error", gone))
+	paths["m/config"] = jsonData(map[string]any{"org_id": "acme", "trust_domain": "cullis.local"})
+	fake := &verifyFake{t: t, paths: paths}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := strings.TrimPrefix(r.URL.Path, "/v1/")
+		switch {
+		case strings.HasPrefix(p, "m/roles/"):
+			fake.asked = append(fake.asked, p)
+			w.WriteHeader(http.StatusNoContent)
+		case strings.HasPrefix(p, "m/sign-csr/"):
+			fake.asked = append(fake.asked, p)
+			vaultError(http.StatusServiceUnavailable, "signing certificate: "+gone)(w)
+		default:
+			fake.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_TOKEN", "test")
+	t.Setenv("VAULT_MAX_RETRIES", "0")
+	var stdout, stderr bytes.Buffer
+	code := runVerify(t.Context(), []string{"--mount", "m"}, &stdout, &stderr)
+	out := stdout.String()
+	if code != verifyCritical || !strings.Contains(out, "FAIL  Mastio Intermediate CA: proof of possession: its key is in the PKCS#11 token, which cannot sign now: ") ||
+		!strings.Contains(out, "FAIL  Org CA: proof of possession: its key is in the PKCS#11 token, which cannot sign now: ") || !strings.Contains(out, "Result: CRITICAL (3 checks failed") {
+		t.Errorf("verify with the token unable to sign: exit %d\n%s%s", code, out, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "could not check") {
+		t.Errorf("a 503 from the token is a failed check, not an unchecked mount:\n%s", stderr.String())
+	}
+}
