@@ -28,18 +28,27 @@ func (b *mastioBackend) generateOrgCA(ctx context.Context, s logical.Storage, r 
 	if err != nil {
 		return nil, err
 	}
-	// Generate before taking the lock: RSA-4096 can take a second, and a
-	// refused request only drops this key (discard, for one in the token).
+	// A key in memory is made before taking the lock: RSA-4096 can take a
+	// second, and a refused request only drops it. A key in the token is
+	// made under the lock (in next), where config/pkcs11 cannot change:
+	// the key is then in the token the stored config names.
 	now := time.Now()
 	r.NewKey = keys.gen()
-	ca, err := issuing.GenerateOrgCA(r, cfg.OrgID, now)
-	if err != nil {
-		keys.discard(err)
-		return nil, err
+	var ca *issuing.GeneratedCA
+	if keys.backend == keyBackendVault {
+		if ca, err = issuing.GenerateOrgCA(r, cfg.OrgID, now); err != nil {
+			return nil, err
+		}
 	}
 	is, _, err := b.replaceCA(ctx, s, caChange{
 		name: orgCA, mode: casCreateOnly, cas: cas, casSet: casSet,
 		next: func(*caEntry) (*caEntry, error) {
+			if ca == nil {
+				var err error
+				if ca, err = issuing.GenerateOrgCA(r, cfg.OrgID, now); err != nil {
+					return nil, err
+				}
+			}
 			return &caEntry{Source: sourceGenerated, OrgID: ca.OrgID, KeyPKCS8: ca.KeyPKCS8, KeyPKCS11: keys.stored(), CertDER: ca.CertDER, CreatedAt: now.UTC()}, nil
 		},
 		event:   "generated Org CA",
@@ -147,7 +156,6 @@ func (b *mastioBackend) generateIntermediate(ctx context.Context, s logical.Stor
 	if err != nil {
 		return nil, err
 	}
-	spec.NewKey = keys.gen()
 	var org *issuer
 	is, _, err := b.replaceCA(ctx, s, caChange{
 		name: intermediateCA, mode: casCreateOnly, cas: cas, casSet: casSet,

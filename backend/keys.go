@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -51,19 +52,26 @@ func (e *caEntry) keyBackend() string {
 	return keyBackendVault
 }
 
+// tokenKey is a key in the token a CA entry refers to, with the
+// certificate whose public key it must have.
+type tokenKey struct {
+	ref     hsmKeyRef
+	certDER []byte
+}
+
 // tokenKeys lists the token keys e refers to: its own and those of the
 // retired intermediates it publishes.
-func (e *caEntry) tokenKeys() []hsmKeyRef {
-	var out []hsmKeyRef
+func (e *caEntry) tokenKeys() []tokenKey {
 	if e == nil {
 		return nil
 	}
+	var out []tokenKey
 	if e.KeyPKCS11 != nil {
-		out = append(out, *e.KeyPKCS11)
+		out = append(out, tokenKey{*e.KeyPKCS11, e.CertDER})
 	}
 	for _, p := range e.published() {
 		if p.KeyPKCS11 != nil {
-			out = append(out, *p.KeyPKCS11)
+			out = append(out, tokenKey{*p.KeyPKCS11, p.CertDER})
 		}
 	}
 	return out
@@ -178,46 +186,50 @@ func (b *mastioBackend) signerOf(pkcs8 []byte, ref *hsmKeyRef, pub crypto.Public
 // discard.
 type keyMaker struct {
 	b       *mastioBackend
+	ctx     context.Context
+	s       logical.Storage
 	backend string
 	label   string
-	tok     *hsm.Token
+	tok     *hsm.Token // the token the keys were made in
 	made    []hsm.KeyRef
 }
 
 // newKeyMaker checks backend (keyBackendVault or keyBackendPKCS11) for CA
 // name; a pkcs11 maker needs the mount's token configured.
 func (b *mastioBackend) newKeyMaker(ctx context.Context, s logical.Storage, backend string, name caName) (*keyMaker, error) {
-	m := &keyMaker{b: b, backend: backend, label: "mastio-ca/" + string(name) + "/"}
+	m := &keyMaker{b: b, ctx: ctx, s: s, backend: backend, label: "mastio-ca/" + string(name) + "/"}
 	switch backend {
 	case "", keyBackendVault:
 		m.backend = keyBackendVault
 	case keyBackendPKCS11:
-		if !hsm.Built {
-			return nil, hsm.ErrNotBuilt
-		}
-		tok, err := b.tokens.token(ctx, s)
-		if err != nil {
+		if _, err := b.tokens.token(ctx, s); err != nil {
 			return nil, err
 		}
-		m.tok = tok
 	default:
 		return nil, issuing.Inputf("key_backend %s is not valid; use vault or pkcs11", issuing.Quote(backend))
 	}
 	return m, nil
 }
 
-// gen is the issuing.KeyGen of m: nil (in memory) for vault.
+// gen is the issuing.KeyGen of m: nil (in memory) for vault. For pkcs11 it
+// makes the key in the mount's token as configured when it runs: callers
+// run it under caLock, which config/pkcs11 writes take too.
 func (m *keyMaker) gen() issuing.KeyGen {
-	if m.tok == nil {
+	if m.backend != keyBackendPKCS11 {
 		return nil
 	}
 	return func(keyType string, bits int) (crypto.Signer, error) {
-		ref, s, err := m.tok.Generate(keyType, bits, m.label)
+		tok, err := m.b.tokens.token(m.ctx, m.s)
 		if err != nil {
 			return nil, err
 		}
+		ref, s, err := tok.Generate(keyType, bits, m.label)
+		if err != nil {
+			return nil, err
+		}
+		m.tok = tok
 		m.made = append(m.made, ref)
-		m.b.Logger().Info("generated a CA key in the PKCS#11 token", "token", m.tok.String(), "key", ref.String(), "key_type", keyType, "key_bits", bits)
+		m.b.Logger().Info("generated a CA key in the PKCS#11 token", "token", tok.String(), "key", ref.String(), "key_type", keyType, "key_bits", bits)
 		return s, nil
 	}
 }
@@ -256,13 +268,13 @@ func (m *keyMaker) discard(err error) {
 // grace. A failure is logged with the key's reference, for the operator.
 func (b *mastioBackend) destroyUnused(current, next *caEntry) {
 	keep := map[string]bool{}
-	for _, r := range next.tokenKeys() {
-		keep[r.ID] = true
+	for _, k := range next.tokenKeys() {
+		keep[k.ref.ID] = true
 	}
 	var gone []hsmKeyRef
-	for _, r := range current.tokenKeys() {
-		if !keep[r.ID] {
-			gone = append(gone, r)
+	for _, k := range current.tokenKeys() {
+		if !keep[k.ref.ID] {
+			gone = append(gone, k.ref)
 		}
 	}
 	if len(gone) == 0 {
@@ -323,6 +335,13 @@ func (b *mastioBackend) writePKCS11Config(ctx context.Context, s logical.Storage
 	if err := cfg.hsm().Check(hsm.AllowedModules()); err != nil {
 		return nil, err
 	}
+	// The mount's own token is closed first, and cannot be opened again
+	// until the new one is stored or refused (tokens.mu): were its login
+	// still live, the token would take any PIN (CKR_USER_ALREADY_LOGGED_IN).
+	// Its signers wait meanwhile; on a refusal the stored config is opened
+	// again at their next use.
+	b.tokens.mu.Lock()
+	defer b.tokens.mu.Unlock()
 	tok := hsm.Open(cfg.hsm())
 	keep := false
 	defer func() {
@@ -330,9 +349,13 @@ func (b *mastioBackend) writePKCS11Config(ctx context.Context, s logical.Storage
 			tok.Close()
 		}
 	}()
-	if tok.InUse(b.currentToken()) {
+	if tok.InUse(b.tokens.tok) {
 		return nil, issuing.Inputf("the PKCS#11 token %s is in use by another mount of this plugin: PKCS#11 shares a token's login within a process, so give each mount a token of its own", cfg.hsm().TokenName())
 	}
+	if b.tokens.tok != nil {
+		b.tokens.tok.Close()
+	}
+	b.tokens.tok, b.tokens.loaded = nil, false
 	if err := tok.Check(); err != nil {
 		return nil, issuing.Inputf("config/pkcs11 not stored: %v", err)
 	}
@@ -341,9 +364,13 @@ func (b *mastioBackend) writePKCS11Config(ctx context.Context, s logical.Storage
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range e.tokenKeys() {
-			if err := tok.Probe(r.ref(), nil); err != nil {
-				return nil, issuing.Inputf("config/pkcs11 not stored: the %s uses the key %s, which this token cannot give (%v); a CA's key stays in the token it was generated in", n.label(), r.ref(), err)
+		for _, k := range e.tokenKeys() {
+			cert, err := x509.ParseCertificate(k.certDER)
+			if err != nil {
+				return nil, fmt.Errorf("stored %s certificate does not parse: %w", n.label(), err)
+			}
+			if err := tok.Probe(k.ref.ref(), cert.PublicKey); err != nil {
+				return nil, issuing.Inputf("config/pkcs11 not stored: the %s uses the key %s, which this token cannot give (%v); a CA's key stays in the token it was generated in", n.label(), k.ref.ref(), err)
 			}
 		}
 	}
@@ -351,23 +378,9 @@ func (b *mastioBackend) writePKCS11Config(ctx context.Context, s logical.Storage
 	if err := putEntry(ctx, s, pkcs11StorageKey, "config/pkcs11", cfg); err != nil {
 		return nil, err
 	}
-	b.tokens.mu.Lock()
-	old := b.tokens.tok
-	b.tokens.tok, b.tokens.loaded = tok, true
-	b.tokens.mu.Unlock()
-	keep = true
-	if old != nil {
-		old.Close()
-	}
+	b.tokens.tok, b.tokens.loaded, keep = tok, true, true
 	b.Logger().Info("configured the PKCS#11 token", "module", cfg.ModulePath, "token", cfg.hsm().TokenName())
 	return cfg, nil
-}
-
-// currentToken is the mount's open token, if any.
-func (b *mastioBackend) currentToken() *hsm.Token {
-	b.tokens.mu.Lock()
-	defer b.tokens.mu.Unlock()
-	return b.tokens.tok
 }
 
 // deletePKCS11Config removes config/pkcs11, unless a CA's key is in the

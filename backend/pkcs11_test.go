@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThalesGroup/crypto11"
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -268,4 +269,39 @@ func reopenBackend(t *testing.T, s logical.Storage) *mastioBackend {
 	}
 	t.Cleanup(b.tokens.reset)
 	return b
+}
+
+// A rewrite of config/pkcs11 on the mount's own open token checks the PIN
+// for real (a live login would take any PIN), and a token that holds a
+// different key under a CA key's CKA_ID is refused: nothing is stored.
+func TestPKCS11_ConfigRewrite(t *testing.T) {
+	tok := testhsm.New(t, "rewrite")
+	tok.Init(t, "two") // before the module is loaded: SoftHSM2 reads its slots then
+	t.Setenv(hsm.ModulesEnv, testhsm.Module)
+	b, s := getTestBackend(t)
+	t.Cleanup(b.tokens.reset)
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "config/pkcs11", map[string]any{
+		"module_path": testhsm.Module, "token_label": tok.Label, "pin": tok.PIN,
+	}))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "generate", map[string]any{"org_id": "acme", "key_backend": "pkcs11"}))
+	assertRefused(t, b, s, "config/pkcs11", map[string]any{"pin": "totally-wrong"}, http.StatusBadRequest, "refused the PIN", "not stored")
+	// The refusal left the stored config, which still signs.
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a")}))
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "config/pkcs11", map[string]any{"pin": tok.PIN}))
+
+	// Token "two" holds a key under the Org CA key's CKA_ID, but not
+	// that key.
+	ref := storedEntry(t, s, orgCA).KeyPKCS11.ref()
+	c, err := crypto11.Configure(&crypto11.Config{Path: testhsm.Module, TokenLabel: "two", Pin: tok.PIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GenerateECDSAKeyPairWithLabel(ref.ID, []byte(ref.Label), elliptic.P256()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertRefused(t, b, s, "config/pkcs11", map[string]any{"token_label": "two"}, http.StatusBadRequest, "not the key of the CA certificate", "not stored")
+	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "b")}))
 }

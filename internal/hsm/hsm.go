@@ -64,9 +64,6 @@ func AllowedModules() []string {
 // Check refuses a config the plugin may not or cannot use: a module not
 // on the allow-list, no token or two ways to select one, no PIN.
 func (c Config) Check(allowed []string) error {
-	if !Built {
-		return ErrNotBuilt
-	}
 	if c.ModulePath == "" {
 		return issuing.Inputf("module_path is required: the PKCS#11 module (.so) of the HSM")
 	}

@@ -23,11 +23,13 @@ import (
 // Built reports whether this build can use PKCS#11 tokens.
 const Built = true
 
-// retryOpenAfter is how long a failed open of the token is answered from
-// memory before the plugin tries again: a missing token costs one open a
-// second, not one per request. A refused PIN is never tried again (see
-// Token).
-const retryOpenAfter = time.Second
+// retryInterval bounds the token's costly recoveries: a failed open is
+// answered from memory this long before a token tries again (a missing
+// token costs one open a second, not one per request), and a module is
+// reset at most this often (a key missing for good, the wrong token
+// configured, costs one re-open a second). A refused PIN is never tried
+// again by the same Token (see Token).
+const retryInterval = time.Second
 
 // Token is one mount's view of its configured token. It opens the token
 // on first use and keeps one crypto11 context (a session pool, logged in)
@@ -129,7 +131,7 @@ func (t *Token) context() (*crypto11.Context, uint64, error) {
 		return nil, 0, issuing.Unavailablef("the PKCS#11 token %s was closed (its config changed): retry", t.cfg.TokenName())
 	case t.ctx != nil:
 		return t.ctx, t.gen, nil
-	case t.openErr != nil && (isPINRefused(t.openErr) || time.Since(t.failedAt) < retryOpenAfter):
+	case t.openErr != nil && (isPINRefused(t.openErr) || time.Since(t.failedAt) < retryInterval):
 		return nil, 0, t.openErr
 	}
 	c, err := crypto11.Configure(&crypto11.Config{
@@ -177,11 +179,6 @@ func (t *Token) openError(err error) error {
 	return issuing.Unavailablef("opening the PKCS#11 token %s failed", name)
 }
 
-// minResetInterval bounds how often a module is reset: a key that is
-// missing for good (the wrong token configured) costs one re-open a
-// second, not one per request.
-const minResetInterval = time.Second
-
 // resetModule closes every open context on t's module, so that the next
 // use of any of them finalises and re-opens it: the cure for a removed
 // token or lost sessions. gen is the context the failure was seen on. It
@@ -197,7 +194,7 @@ func (t *Token) resetModule(gen uint64) bool {
 	if stale {
 		return true
 	}
-	if last := modules.reset[t.cfg.ModulePath]; time.Since(last) < minResetInterval {
+	if last := modules.reset[t.cfg.ModulePath]; time.Since(last) < retryInterval {
 		return false
 	}
 	if modules.reset == nil {
@@ -258,9 +255,34 @@ func (t *Token) Generate(keyType string, bits int, labelPrefix string) (KeyRef, 
 		s, err = c.GenerateRSAKeyPairWithLabel(ref.ID, []byte(ref.Label), bits)
 	}
 	if err != nil {
+		if !lostSession(err) {
+			return KeyRef{}, nil, issuing.Statef("the PKCS#11 token %s refused to generate a %s key: %s", t.cfg.TokenName(), keyType, p11Reason(err))
+		}
 		return KeyRef{}, nil, issuing.Unavailablef("the PKCS#11 token %s could not generate a %s key: %s", t.cfg.TokenName(), keyType, p11Reason(err))
 	}
 	return ref, t.Signer(ref, s.Public()), nil
+}
+
+// lostSession reports whether err says the token or its sessions went
+// away (worth a reset and a retry, and a 503), rather than that the token
+// refused the operation for good (a mechanism or template it does not
+// support, a key not allowed to sign: a 422).
+func lostSession(err error) bool {
+	if err == nil {
+		return false
+	}
+	var p11 pkcs11.Error
+	if !errors.As(err, &p11) {
+		return true // crypto11's own: a closed context, a pool timeout
+	}
+	switch p11 {
+	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_OBJECT_HANDLE_INVALID,
+		pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED,
+		pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_MEMORY, pkcs11.CKR_USER_NOT_LOGGED_IN,
+		pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED, pkcs11.CKR_SLOT_ID_INVALID:
+		return true
+	}
+	return false
 }
 
 // p11Reason is the PKCS#11 return code in err, or a generic word.
@@ -294,7 +316,7 @@ func (t *Token) find(ref KeyRef, pub crypto.PublicKey, cached bool) (crypto11.Si
 			return s, gen, nil
 		}
 		found, err := c.FindKeyPairs(ref.ID, nil)
-		if (err != nil || len(found) == 0) && attempt == 0 && t.resetModule(gen) {
+		if (lostSession(err) || (err == nil && len(found) == 0)) && attempt == 0 && t.resetModule(gen) {
 			continue
 		}
 		switch {
@@ -306,11 +328,13 @@ func (t *Token) find(ref KeyRef, pub crypto.PublicKey, cached bool) (crypto11.Si
 			return nil, 0, issuing.Statef("the key %s in the PKCS#11 token %s is not the key of the CA certificate", ref, t.cfg.TokenName())
 		}
 		s = found[0]
-		t.mu.Lock()
-		if t.gen == gen && t.keys != nil {
-			t.keys[id] = s
+		if pub != nil { // only a key checked against its certificate is kept
+			t.mu.Lock()
+			if t.gen == gen && t.keys != nil {
+				t.keys[id] = s
+			}
+			t.mu.Unlock()
 		}
-		t.mu.Unlock()
 		return s, gen, nil
 	}
 }
@@ -348,6 +372,9 @@ func (k *tokenKey) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]b
 		sig, err := s.Sign(r, digest, opts)
 		if err == nil {
 			return sig, nil
+		}
+		if !lostSession(err) {
+			return nil, issuing.Statef("the PKCS#11 token %s refused to sign with the CA key %s: %s", k.t.cfg.TokenName(), k.ref, p11Reason(err))
 		}
 		if attempt > 0 || !k.t.resetModule(gen) {
 			return nil, issuing.Unavailablef("the PKCS#11 token %s could not sign with the CA key %s: %s", k.t.cfg.TokenName(), k.ref, p11Reason(err))

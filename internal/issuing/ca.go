@@ -158,9 +158,8 @@ type OrgCARequest struct {
 type GeneratedCA struct {
 	OrgID string
 	// KeyPKCS8 is the key, when it was made in memory; nil when a KeyGen
-	// made it elsewhere (Key then signs there).
+	// made it elsewhere (the KeyGen's caller knows where).
 	KeyPKCS8 []byte
-	Key      crypto.Signer
 	CertDER  []byte
 }
 
@@ -202,7 +201,7 @@ func makeCA(gen KeyGen, keyType string, keyBits int, p CAParams, parent *Parent)
 	if err != nil {
 		return nil, err
 	}
-	return &GeneratedCA{OrgID: p.Organization, KeyPKCS8: pkcs8, Key: key, CertDER: der}, nil
+	return &GeneratedCA{OrgID: p.Organization, KeyPKCS8: pkcs8, CertDER: der}, nil
 }
 
 // ImportedCA is a validated import request, ready to store.
