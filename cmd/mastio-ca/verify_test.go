@@ -360,14 +360,7 @@ func TestVerifyCRLs_FakeVault(t *testing.T) {
 		}), verifyOK, []string{"OK    CRL of the Org CA (crl): number 3"}, "m/issuer/org-ca/crl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &verifyFake{t: t, paths: tc.paths}
-			srv := httptest.NewServer(f)
-			defer srv.Close()
-			t.Setenv("VAULT_ADDR", srv.URL)
-			t.Setenv("VAULT_TOKEN", "test")
-			t.Setenv("VAULT_MAX_RETRIES", "0")
-			var stdout, stderr bytes.Buffer
-			code := runVerify(t.Context(), []string{"--mount", "m", "--prove=false"}, &stdout, &stderr)
+			code, stdout, stderr, asked := verifyAgainst(t, tc.paths)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, stdout.String(), stderr.String())
 			}
@@ -376,8 +369,8 @@ func TestVerifyCRLs_FakeVault(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", want, stdout.String())
 				}
 			}
-			if tc.notAsked != "" && slices.Contains(f.asked, tc.notAsked) {
-				t.Errorf("verify read %s: %v", tc.notAsked, f.asked)
+			if tc.notAsked != "" && slices.Contains(asked, tc.notAsked) {
+				t.Errorf("verify read %s: %v", tc.notAsked, asked)
 			}
 		})
 	}
@@ -388,15 +381,9 @@ func TestVerifyCRLs_FakeVault(t *testing.T) {
 		f := &verifyFake{t: t, paths: mount("generated", func(p map[string]func(http.ResponseWriter)) {
 			p["m/crl"] = vaultError(status, "permission denied; Vault is sealed")
 		})}
-		srv := httptest.NewServer(f)
-		t.Setenv("VAULT_ADDR", srv.URL)
-		t.Setenv("VAULT_TOKEN", "test")
-		t.Setenv("VAULT_MAX_RETRIES", "0")
-		var stdout, stderr bytes.Buffer
-		if code := runVerify(t.Context(), []string{"--mount", "m", "--prove=false"}, &stdout, &stderr); code != verifyUnknown || !strings.Contains(stderr.String(), "could not check m/") {
+		if code, stdout, stderr, _ := verifyAgainst(t, f.paths); code != verifyUnknown || !strings.Contains(stderr.String(), "could not check m/") {
 			t.Errorf("status %d: exit %d, want %d\n%s%s", status, code, verifyUnknown, stdout.String(), stderr.String())
 		}
-		srv.Close()
 	}
 }
 
@@ -480,13 +467,7 @@ func TestVerifyPKCS11_FakeVault(t *testing.T) {
 		{"a plugin from before key backends", mount("generated", nil), verifyOK, []string{"Result: OK"}, []string{"key in", "PKCS#11"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(&verifyFake{t: t, paths: tc.paths})
-			defer srv.Close()
-			t.Setenv("VAULT_ADDR", srv.URL)
-			t.Setenv("VAULT_TOKEN", "test")
-			t.Setenv("VAULT_MAX_RETRIES", "0")
-			var stdout, stderr bytes.Buffer
-			code := runVerify(t.Context(), []string{"--mount", "m", "--prove=false"}, &stdout, &stderr)
+			code, stdout, stderr, _ := verifyAgainst(t, tc.paths)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s%s", code, tc.code, stdout.String(), stderr.String())
 			}
@@ -535,4 +516,20 @@ func TestVerifyPKCS11_FakeVault(t *testing.T) {
 	if strings.Contains(stderr.String(), "could not check") {
 		t.Errorf("a 503 from the token is a failed check, not an unchecked mount:\n%s", stderr.String())
 	}
+}
+
+// verifyAgainst runs `verify --mount m --prove=false` against a fake Vault
+// serving paths, and returns its exit code, its output and the paths it
+// read.
+func verifyAgainst(t *testing.T, paths map[string]func(http.ResponseWriter)) (code int, stdout, stderr *bytes.Buffer, asked []string) {
+	t.Helper()
+	f := &verifyFake{t: t, paths: paths}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_TOKEN", "test")
+	t.Setenv("VAULT_MAX_RETRIES", "0")
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	code = runVerify(t.Context(), []string{"--mount", "m", "--prove=false"}, stdout, stderr)
+	return code, stdout, stderr, f.asked
 }

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/vault/api"
+
 	"github.com/mastio/vault-plugin-mastio-ca/client"
 )
 
@@ -84,21 +86,33 @@ func jsonBody(t *testing.T, v any) []byte {
 // request must leave exactly as it was.
 func mountState(t *testing.T, mount string) map[string]string {
 	t.Helper()
-	mounts, err := server.root.Sys().ListMountsWithContext(t.Context())
+	state := rawMountEntries(t, server.root, mount)
+	if len(state) < 4 {
+		t.Fatalf("raw storage of the mount shows only %d entries", len(state))
+	}
+	return state
+}
+
+// rawMountEntries reads every storage entry of mount through sys/raw
+// (raw_storage_endpoint on), with c a root token's client, by key under
+// the mount.
+func rawMountEntries(t *testing.T, c *api.Client, mount string) map[string]string {
+	t.Helper()
+	mounts, err := c.Sys().ListMountsWithContext(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, ok := mounts[mount+"/"]
-	if !ok {
-		t.Fatalf("no mount %s", mount)
+	if !ok || m.UUID == "" {
+		t.Fatalf("sys/mounts has no uuid for %s/", mount)
 	}
 	prefix := "sys/raw/logical/" + m.UUID + "/"
-	state := map[string]string{}
+	entries := map[string]string{}
 	var walk func(string)
 	walk = func(dir string) {
-		list, err := server.root.Logical().ListWithContext(t.Context(), prefix+dir)
+		list, err := c.Logical().ListWithContext(t.Context(), prefix+dir)
 		if err != nil {
-			t.Fatalf("listing %s: %v", dir, err)
+			t.Fatalf("listing %s%s: %v", prefix, dir, err)
 		}
 		if list == nil {
 			return
@@ -109,22 +123,17 @@ func mountState(t *testing.T, mount string) map[string]string {
 				walk(key)
 				continue
 			}
-			s, err := server.root.Logical().ReadWithContext(t.Context(), prefix+key)
+			s, err := c.Logical().ReadWithContext(t.Context(), prefix+key)
 			if err != nil || s == nil {
-				t.Fatalf("reading %s: %v", key, err)
+				t.Fatalf("reading %s%s: %v", prefix, key, err)
 			}
-			state[key] = fmt.Sprint(s.Data["value"])
+			entries[key] = fmt.Sprint(s.Data["value"])
 		}
 	}
 	walk("")
-	if len(state) < 4 {
-		t.Fatalf("raw storage of the mount shows only %d entries", len(state))
-	}
-	return state
+	return entries
 }
 
-// opensslCSRWith makes a CSR for a valid agent SPIFFE ID with a key from
-// `openssl genpkey` with the given arguments.
 func opensslCSRWith(t *testing.T, dir, name string, genpkey ...string) string {
 	t.Helper()
 	mustOpenSSL(t, dir, append(append([]string{"genpkey"}, genpkey...), "-out", name+".key")...)

@@ -197,46 +197,6 @@ func (r *rawKeyRef) ref(t *testing.T) hsm.KeyRef {
 	return hsm.KeyRef{ID: id, Label: r.Label}
 }
 
-// rawMountEntries reads every storage entry of mount on n through sys/raw
-// (raw_storage_endpoint on), by key under the mount.
-func rawMountEntries(t *testing.T, n *vaultNode, mount string) map[string]string {
-	t.Helper()
-	mounts, err := n.client.Sys().ListMountsWithContext(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := mounts[mount+"/"]
-	if !ok || m.UUID == "" {
-		t.Fatalf("sys/mounts has no uuid for %s/", mount)
-	}
-	prefix := "sys/raw/logical/" + m.UUID + "/"
-	entries := map[string]string{}
-	var walk func(string)
-	walk = func(dir string) {
-		list, err := n.client.Logical().ListWithContext(t.Context(), prefix+dir)
-		if err != nil {
-			t.Fatalf("listing %s%s: %v", prefix, dir, err)
-		}
-		if list == nil {
-			return
-		}
-		for _, k := range list.Data["keys"].([]any) {
-			key := dir + k.(string)
-			if strings.HasSuffix(key, "/") {
-				walk(key)
-				continue
-			}
-			s, err := n.client.Logical().ReadWithContext(t.Context(), prefix+key)
-			if err != nil || s == nil {
-				t.Fatalf("reading %s%s: %v", prefix, key, err)
-			}
-			entries[key], _ = s.Data["value"].(string)
-		}
-	}
-	walk("")
-	return entries
-}
-
 // rawPost sends a POST to n's API with no retries (the api client retries
 // a 503) and returns the status and body.
 func rawPost(t *testing.T, n *vaultNode, path string, data map[string]any) (int, string) {
@@ -309,7 +269,7 @@ func TestPKCS11_TokenCA(t *testing.T) {
 	}
 
 	// Vault's storage: references, no key bytes.
-	entries := rawMountEntries(t, n, "mastio-ca")
+	entries := rawMountEntries(t, n.client, "mastio-ca")
 	for key, value := range entries {
 		if strings.Contains(value, "PRIVATE KEY") {
 			t.Errorf("storage entry %s holds a PEM private key", key)
