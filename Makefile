@@ -149,7 +149,7 @@ test-python: deps plugin $(VAULT)
 # The PKCS#11 build's tests, against SoftHSM2 tokens each test makes in a
 # temporary folder: the token layer, the backend, and the acceptance tests
 # on the real Vault with the pkcs11 plugin build registered.
-PKCS11_TESTS := ^(TestPKCS11|TestHSM)
+PKCS11_TESTS := ^TestPKCS11
 test-pkcs11: deps $(VAULT)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -tags pkcs11 ./internal/hsm/
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -tags pkcs11 -run '$(PKCS11_TESTS)' ./backend/ ./tests/acceptance/
