@@ -203,8 +203,9 @@ func TestACL_RotatorPolicy(t *testing.T) {
 		t.Fatalf("rotator: sign-csr: %v, want permission denied", err)
 	}
 	// The policy lets it send cas and nothing else: no early end to the
-	// old intermediate's grace, no lifetime or key of its choosing.
-	for _, data := range []map[string]any{{"grace_period": "0s"}, {"drop_earlier": true}, {"ttl": "87600h"}, {"key_type": "rsa"}} {
+	// old intermediate's grace, no lifetime or key of its choosing, no move
+	// of the key out of (or into) the HSM.
+	for _, data := range []map[string]any{{"grace_period": "0s"}, {"drop_earlier": true}, {"ttl": "87600h"}, {"key_type": "rsa"}, {"key_backend": "vault"}} {
 		_, err := rotator.Logical().WriteWithContext(ctx, mount+"/intermediate/rotate", data)
 		var re *api.ResponseError
 		if !errors.As(err, &re) || re.StatusCode != 403 {
