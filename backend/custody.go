@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -190,32 +189,57 @@ func succeed(name caName, current, next *caEntry) error {
 // pendingLabel names the pending intermediate in messages.
 const pendingLabel = "pending intermediate key"
 
-// replacePending stores next as the pending intermediate under the
-// create-only rule: no cas creates one only when none is pending; cas equal
-// to the pending one's version replaces it (dropping its key).
-func (b *mastioBackend) replacePending(ctx context.Context, s logical.Storage, cas int, casSet bool, next *pendingEntry) error {
+// replacePending stores the pending intermediate build makes under the
+// create-only rule: no cas creates one only when none is pending; cas
+// equal to the pending one's version replaces it (dropping its key, also
+// from the token). build runs under the lock, after the rule: a key made
+// in the token there is in the token config/pkcs11 names.
+func (b *mastioBackend) replacePending(ctx context.Context, s logical.Storage, cas int, casSet bool, build func() (*pendingEntry, error)) (*pendingEntry, error) {
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
 	current, err := readPending(ctx, s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cur := issuing.Current{Label: pendingLabel}
+	if current.live() {
+		cur.Exists, cur.Version, cur.Fingerprint = true, current.Version, current.publicKeySHA256()
+	}
+	if err := issuing.CheckCreateOnly(cur, cas, casSet); err != nil {
+		return nil, err
+	}
+	next, err := build()
+	if err != nil {
+		return nil, err
+	}
 	next.Version = 1
 	if current != nil {
 		next.Version = current.Version + 1
 	}
-	if current.live() {
-		cur.Exists, cur.Version, cur.Fingerprint = true, current.Version, issuing.PublicKeySHA256(current.KeyPKCS8)
-	}
-	if err := issuing.CheckCreateOnly(cur, cas, casSet); err != nil {
-		return err
-	}
 	if err := putEntry(ctx, s, pendingStorageKey, "the "+pendingLabel, next); err != nil {
-		return err
+		return nil, err
 	}
-	b.Logger().Info("made a pending intermediate key; its CSR awaits the root mount's signature", "version", next.Version, "public_key_sha256", issuing.PublicKeySHA256(next.KeyPKCS8))
-	return nil
+	if current.live() {
+		b.destroyPendingKey(current)
+	}
+	b.Logger().Info("made a pending intermediate key; its CSR awaits the root mount's signature", "version", next.Version, "public_key_sha256", next.publicKeySHA256(), "key_backend", next.keyBackend())
+	return next, nil
+}
+
+// keyBackend is where p's key lives.
+func (p *pendingEntry) keyBackend() string {
+	if p.KeyPKCS11 != nil {
+		return keyBackendPKCS11
+	}
+	return keyBackendVault
+}
+
+// destroyPendingKey destroys p's key in the token, when it is there, once
+// no entry refers to it any more (a replaced or dropped pending key).
+func (b *mastioBackend) destroyPendingKey(p *pendingEntry) {
+	if p.KeyPKCS11 != nil {
+		b.destroyUnused(&caEntry{KeyPKCS11: p.KeyPKCS11}, &caEntry{})
+	}
 }
 
 // dropPending drops the pending intermediate key; false when there was
@@ -230,17 +254,19 @@ func (b *mastioBackend) dropPending(ctx context.Context, s logical.Storage) (boo
 	if err := consumePending(ctx, s, current); err != nil {
 		return false, err
 	}
+	b.destroyPendingKey(current)
 	b.Logger().Info("dropped the pending intermediate key", "version", current.Version)
 	return true, nil
 }
 
-// dropPendingKey drops the pending key if it still is key, logging a
-// failure: for a tidy-up that an activation left undone.
-func (b *mastioBackend) dropPendingKey(ctx context.Context, s logical.Storage, key []byte) {
+// dropPendingKey drops the pending entry if it still holds key's key,
+// logging a failure: for a tidy-up that an activation left undone. The
+// key itself is the active intermediate's and stays.
+func (b *mastioBackend) dropPendingKey(ctx context.Context, s logical.Storage, key *pendingEntry) {
 	b.caLock.Lock()
 	defer b.caLock.Unlock()
 	current, err := readPending(ctx, s)
-	if err == nil && current.live() && bytes.Equal(current.KeyPKCS8, key) {
+	if err == nil && current.sameKey(key) {
 		err = consumePending(ctx, s, current)
 	}
 	if err != nil {

@@ -52,7 +52,7 @@ func intermediateKeyFields() map[string]*framework.FieldSchema {
 			Type:        framework.TypeDurationSecond,
 			Description: "Validity. Default 5 years (43800h), never past the Org CA's NotAfter.",
 		},
-		"key_backend": keyBackendField("rotate defaults to the current intermediate's."),
+		"key_backend": keyBackendField("rotate and generate-csr default to the current intermediate's."),
 	}
 }
 

@@ -41,11 +41,8 @@ func (b *mastioBackend) pathIntermediateGenerateCSRWrite(ctx context.Context, re
 	if err := checkFields(req, d); err != nil {
 		return respondErr(err)
 	}
-	if d.Get("key_backend").(string) == keyBackendPKCS11 {
-		return respondErr(issuing.Inputf("key_backend=pkcs11 is not offered by intermediate/generate-csr yet: its pending key is made in Vault. For an intermediate whose key is in the token, use intermediate/generate (with the Org CA on this mount), or rotate with key_backend=pkcs11"))
-	}
 	cas, casSet := casOf(d)
-	p, err := b.generateIntermediateCSR(ctx, req.Storage, decodeIntermediateSpec(d, issuing.NewIntermediateSpec()), cas, casSet)
+	p, err := b.generateIntermediateCSR(ctx, req.Storage, decodeIntermediateSpec(d, issuing.NewIntermediateSpec()), d.Get("key_backend").(string), cas, casSet)
 	if err != nil {
 		return respondErr(err)
 	}
@@ -55,7 +52,8 @@ func (b *mastioBackend) pathIntermediateGenerateCSRWrite(ctx context.Context, re
 func pendingResponseData(p *pendingEntry) map[string]any {
 	return map[string]any{
 		"csr":               issuing.EncodeCSRPEM(p.CSRDER),
-		"public_key_sha256": issuing.PublicKeySHA256(p.KeyPKCS8),
+		"public_key_sha256": p.publicKeySHA256(),
+		"key_backend":       p.keyBackend(),
 		"version":           p.Version,
 		"created_at":        p.CreatedAt.UTC().Format(time.RFC3339),
 	}
@@ -183,11 +181,13 @@ const pathIntermediateGenerateCSRHelpSyn = `Make the intermediate's key inside V
 
 const pathIntermediateGenerateCSRHelpDesc = `
 The first half of the two-tier setup (docs/spiffe.md): on an issuing mount,
-makes the Mastio Intermediate CA's key inside the plugin and returns a CSR
-for it (CN=<org_id> Mastio CA unless common_name says otherwise, O=<org_id>,
-asking for CA:true pathLen 0). The key stays here, pending, until
-intermediate/set-signed activates the certificate the root mount signed
-for it. It is never returned.
+makes the Mastio Intermediate CA's key inside the plugin (key_backend=vault)
+or inside the PKCS#11 token of config/pkcs11 (key_backend=pkcs11,
+docs/hsm.md) and returns a CSR for it (CN=<org_id> Mastio CA unless
+common_name says otherwise, O=<org_id>, asking for CA:true pathLen 0). The
+key stays here, pending, until intermediate/set-signed activates the
+certificate the root mount signed for it. It is never returned. With an
+intermediate active, key_backend defaults to its.
 
 Create-only like generate: 409 while a key is pending unless cas equals
 its version (which replaces, and drops, the pending key). With an

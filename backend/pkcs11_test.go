@@ -185,15 +185,13 @@ func storedCert(t *testing.T, e *caEntry) *x509.Certificate {
 	return c
 }
 
-// Imports stay in Vault; ed25519 and generate-csr are refused with why.
+// Imports stay in Vault; ed25519 and unknown backends are refused with why.
 func TestPKCS11_Refusals(t *testing.T) {
 	b, s, _ := hsmBackend(t, "refuse")
 	key, cert := testpki.ValidCA(t, testpki.NewECKey(t, elliptic.P256()))
 	assertRefused(t, b, s, "import", map[string]any{"key_pem": key, "cert_pem": cert, "key_backend": "pkcs11"}, http.StatusBadRequest, "cannot import a key", "generate")
 	assertRefused(t, b, s, "generate", map[string]any{"org_id": "acme", "key_backend": "pkcs11", "key_type": "ed25519"}, http.StatusBadRequest, "ed25519")
 	assertRefused(t, b, s, "generate", map[string]any{"org_id": "acme", "key_backend": "hsm"}, http.StatusBadRequest, "key_backend")
-	mustOK(t, request(t, b, s, logical.UpdateOperation, "config", map[string]any{"org_id": "acme"}))
-	assertRefused(t, b, s, "intermediate/generate-csr", map[string]any{"key_backend": "pkcs11"}, http.StatusBadRequest, "generate-csr")
 }
 
 // The token gone while the plugin runs: health names the problem, signing
@@ -304,4 +302,77 @@ func TestPKCS11_ConfigRewrite(t *testing.T) {
 	}
 	assertRefused(t, b, s, "config/pkcs11", map[string]any{"token_label": "two"}, http.StatusBadRequest, "not the key of the CA certificate", "not stored")
 	mustOK(t, request(t, b, s, logical.UpdateOperation, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "b")}))
+}
+
+// The issuing mount of the two-tier setup with its intermediate's key in
+// the token: generate-csr makes the pending key there, set-signed activates
+// it (no key bytes anywhere in storage), the next round's key replaces it
+// and the rotated-out key signs its CRL; a replaced or dropped pending key
+// is destroyed in the token.
+func TestPKCS11_CSRRound(t *testing.T) {
+	b, s, tok := hsmBackend(t, "csr")
+	root, iss := newTestMount(t), mount{b, s}
+	root.write(t, "generate", map[string]any{"org_id": "acme"})
+	iss.write(t, "config", map[string]any{"org_id": "acme"})
+
+	first := iss.write(t, "intermediate/generate-csr", map[string]any{"key_backend": "pkcs11"})
+	if first.Data["key_backend"] != keyBackendPKCS11 {
+		t.Fatalf("generate-csr: %v", first.Data)
+	}
+	p, err := readPending(t.Context(), s)
+	if err != nil || p.KeyPKCS11 == nil || len(p.KeyPKCS8) != 0 {
+		t.Fatalf("pending entry: %+v, %v", p, err)
+	}
+	firstRef := *p.KeyPKCS11
+	// Replacing the pending key (cas) destroys the first one in the token.
+	iss.write(t, "intermediate/generate-csr", map[string]any{"key_backend": "pkcs11", "cas": 1})
+	if err := tokenOf(t, tok).Probe(firstRef.ref(), nil); err == nil || !strings.Contains(err.Error(), "holds no key") {
+		t.Fatalf("the replaced pending key is still in the token: %v", err)
+	}
+	pending := iss.read(t, "intermediate/pending")
+	signed := root.write(t, "root/sign-intermediate", map[string]any{"csr": pending.Data["csr"], "ttl": "8760h"})
+	iss.write(t, "intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"], "ca_chain": signed.Data["ca_chain"].([]string)[1:]})
+	inter := storedEntry(t, s, intermediateCA)
+	p, _ = readPending(t.Context(), s)
+	if inter.KeyPKCS11 == nil || len(inter.KeyPKCS8) != 0 || p.live() {
+		t.Fatalf("after set-signed: intermediate key %v, pending %+v", inter.KeyPKCS11, p)
+	}
+	for k, v := range snapshot(t, s) {
+		if strings.Contains(v, "PRIVATE KEY") || strings.Contains(v, `"key_pkcs8":"`) {
+			t.Fatalf("storage entry %s holds key bytes", k)
+		}
+	}
+	interCert := storedCert(t, inter)
+	if pub := iss.read(t, "intermediate/cert"); pub.Data["key_backend"] != keyBackendPKCS11 {
+		t.Fatalf("intermediate/cert: %v", pub.Data["key_backend"])
+	}
+	leaf := iss.write(t, "sign-csr", map[string]any{"csr": testpki.AgentCSR(t, "a")})
+	if err := testpki.ParseCertPEM(t, leaf.Data["certificate"].(string)).CheckSignatureFrom(interCert); err != nil {
+		t.Fatalf("leaf not signed by the token's key: %v", err)
+	}
+
+	// The second round rotates it out; its key signs its CRL in the grace.
+	csrRound(t, root, iss, map[string]any{"cas": 1, "grace_period": "1h"})
+	next := storedEntry(t, s, intermediateCA)
+	if next.KeyPKCS11 == nil || next.Previous.KeyPKCS11 == nil || next.Previous.KeyPKCS11.ID != inter.KeyPKCS11.ID {
+		t.Fatalf("rotation by CSR round: key %v, previous %v", next.KeyPKCS11, next.Previous)
+	}
+	iss.write(t, "revoke", map[string]any{"certificate": leaf.Data["certificate"]})
+	crl := iss.read(t, "issuer/"+issuing.KeyID(interCert)+"/crl")
+	list, err := x509.ParseRevocationList(crl.Data[logical.HTTPRawBody].([]byte))
+	if err != nil || list.CheckSignatureFrom(interCert) != nil || len(list.RevokedCertificateEntries) != 1 {
+		t.Fatalf("CRL of the rotated-out intermediate: %v", err)
+	}
+
+	// A dropped pending key is destroyed in the token too.
+	iss.write(t, "intermediate/generate-csr", map[string]any{"key_backend": "pkcs11"})
+	p, _ = readPending(t.Context(), s)
+	dropped := *p.KeyPKCS11
+	mustOK(t, request(t, b, s, logical.DeleteOperation, "intermediate/pending", nil))
+	if err := tokenOf(t, tok).Probe(dropped.ref(), nil); err == nil || !strings.Contains(err.Error(), "holds no key") {
+		t.Fatalf("the dropped pending key is still in the token: %v", err)
+	}
+	if err := tokenOf(t, tok).Probe(next.KeyPKCS11.ref(), nil); err != nil {
+		t.Fatalf("the active key is gone: %v", err)
+	}
 }

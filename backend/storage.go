@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -62,14 +63,33 @@ const pendingStorageKey = caPrefix + "intermediate-ca-pending"
 // dropped, the entry stays without key or CSR, keeping its version, so
 // that versions only rise and a stale cas never matches a newer key.
 type pendingEntry struct {
-	Version   int       `json:"version"`
-	KeyPKCS8  []byte    `json:"key_pkcs8,omitempty"`
-	CSRDER    []byte    `json:"csr_der,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Version  int    `json:"version"`
+	KeyPKCS8 []byte `json:"key_pkcs8,omitempty"`
+	// KeyPKCS11 refers to the key instead when it was made in the mount's
+	// PKCS#11 token (key_backend=pkcs11).
+	KeyPKCS11 *hsmKeyRef `json:"key_pkcs11,omitempty"`
+	CSRDER    []byte     `json:"csr_der,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 // live reports whether p holds a pending key (p may be nil).
-func (p *pendingEntry) live() bool { return p != nil && len(p.KeyPKCS8) > 0 }
+func (p *pendingEntry) live() bool { return p != nil && (len(p.KeyPKCS8) > 0 || p.KeyPKCS11 != nil) }
+
+// sameKey reports whether p and q hold the same pending key.
+func (p *pendingEntry) sameKey(q *pendingEntry) bool {
+	return p.live() && q.live() && bytes.Equal(p.KeyPKCS8, q.KeyPKCS8) && (p.KeyPKCS11 == nil) == (q.KeyPKCS11 == nil) &&
+		(p.KeyPKCS11 == nil || p.KeyPKCS11.ID == q.KeyPKCS11.ID)
+}
+
+// publicKeySHA256 is the fingerprint of the pending key's public half,
+// read from its CSR ("" when there is none).
+func (p *pendingEntry) publicKeySHA256() string {
+	pub, err := issuing.CSRPublicKey(p.CSRDER)
+	if err != nil {
+		return ""
+	}
+	return issuing.PublicKeySHA256(pub)
+}
 
 func readPending(ctx context.Context, s logical.Storage) (*pendingEntry, error) {
 	return readEntry[pendingEntry](ctx, s, pendingStorageKey, "the pending intermediate")

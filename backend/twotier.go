@@ -19,9 +19,10 @@ import (
 // beside it as the trust anchor when the mount has none. Every CA write
 // goes through replaceCA.
 
-// generateIntermediateCSR makes an intermediate key and keeps it pending
-// (create-only on the pending slot). It returns what was stored.
-func (b *mastioBackend) generateIntermediateCSR(ctx context.Context, s logical.Storage, spec issuing.IntermediateSpec, cas int, casSet bool) (*pendingEntry, error) {
+// generateIntermediateCSR makes an intermediate key where keyBackend says
+// and keeps it pending (create-only on the pending slot). It returns what
+// was stored.
+func (b *mastioBackend) generateIntermediateCSR(ctx context.Context, s logical.Storage, spec issuing.IntermediateSpec, keyBackend string, cas int, casSet bool) (*pendingEntry, error) {
 	cfg, err := readConfig(ctx, s)
 	if err != nil {
 		return nil, err
@@ -34,16 +35,47 @@ func (b *mastioBackend) generateIntermediateCSR(ctx context.Context, s logical.S
 	if org != nil {
 		orgID = org.orgID
 	}
-	// Before the lock, as generate: a refused request only drops this key.
-	p, err := issuing.NewIntermediateCSR(spec, orgID)
+	if keyBackend == "" {
+		// A second round is a rotation: as rotate, it keeps the current
+		// intermediate's key backend unless told otherwise.
+		current, err := b.loadIssuer(ctx, s, intermediateCA)
+		if err != nil {
+			return nil, err
+		}
+		if current != nil {
+			keyBackend = current.keyBackend()
+		}
+	}
+	keys, err := b.newKeyMaker(ctx, s, keyBackend, intermediateCA)
 	if err != nil {
 		return nil, err
 	}
-	e := &pendingEntry{KeyPKCS8: p.KeyPKCS8, CSRDER: p.CSRDER, CreatedAt: time.Now().UTC()}
-	if err := b.replacePending(ctx, s, cas, casSet, e); err != nil {
-		return nil, err
+	spec.NewKey = keys.gen()
+	newPending := func() (*pendingEntry, error) {
+		p, err := issuing.NewIntermediateCSR(spec, orgID)
+		if err != nil {
+			return nil, err
+		}
+		return &pendingEntry{KeyPKCS8: p.KeyPKCS8, KeyPKCS11: keys.stored(), CSRDER: p.CSRDER, CreatedAt: time.Now().UTC()}, nil
 	}
-	return e, nil
+	// A key in memory is made before the lock, as generate's: a refused
+	// request only drops it. One in the token is made under the lock.
+	var made *pendingEntry
+	if keys.backend == keyBackendVault {
+		if made, err = newPending(); err != nil {
+			return nil, err
+		}
+	}
+	e, err := b.replacePending(ctx, s, cas, casSet, func() (*pendingEntry, error) {
+		if made != nil {
+			return made, nil
+		}
+		return newPending()
+	})
+	if err != nil {
+		keys.discard(err)
+	}
+	return e, err
 }
 
 // setSignedRequest is intermediate/set-signed's input.
@@ -105,7 +137,11 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 		}
 		return nil, issuing.NotFoundf("no intermediate key is pending: write intermediate/generate-csr first, and have the root mount sign that CSR")
 	}
-	si, err := issuing.ValidateSignedIntermediate(pending.KeyPKCS8, r.certPEM, r.chainPEM, cfg.TrustDomain, now)
+	pub, err := issuing.CSRPublicKey(pending.CSRDER)
+	if err != nil {
+		return nil, err
+	}
+	si, err := issuing.ValidateSignedIntermediate(pub, r.certPEM, r.chainPEM, cfg.TrustDomain, now)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +151,7 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 		if !current.cert.Equal(si.CA.Cert) {
 			return nil, issuing.Conflictf("the pending key is already the active intermediate's, with another certificate: start a new round with intermediate/generate-csr")
 		}
-		b.dropPendingKey(ctx, s, pending.KeyPKCS8)
+		b.dropPendingKey(ctx, s, pending)
 		return &activation{is: current, unchanged: true}, nil
 	}
 	// The cas rule and the rotation bound, before anything is written;
@@ -163,7 +199,7 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 			if err != nil {
 				return false, err
 			}
-			if !p.live() || !bytes.Equal(p.KeyPKCS8, pending.KeyPKCS8) {
+			if !p.sameKey(pending) {
 				return false, issuing.Conflictf("the pending intermediate key changed while this request ran (another generate-csr or set-signed); read intermediate/pending and retry")
 			}
 			if org, err = b.readOrgIssuer(ctx, s); err != nil {
@@ -175,7 +211,7 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 			return false, si.CA.CheckIntermediateOf(org.cert, org.chain)
 		},
 		next: func(current *caEntry) (*caEntry, error) {
-			next := &caEntry{Source: sourceGenerated, OrgID: org.orgID, KeyPKCS8: pending.KeyPKCS8, CertDER: si.CA.Cert.Raw, ChainDER: issuerChainDER(org), CreatedAt: now.UTC()}
+			next := &caEntry{Source: sourceGenerated, OrgID: org.orgID, KeyPKCS8: pending.KeyPKCS8, KeyPKCS11: pending.KeyPKCS11, CertDER: si.CA.Cert.Raw, ChainDER: issuerChainDER(org), CreatedAt: now.UTC()}
 			if current == nil {
 				return next, nil
 			}

@@ -430,7 +430,8 @@ func TestTwoTier_SetSignedCustody(t *testing.T) {
 	e, _ := iss.s.Get(t.Context(), caPrefix+"intermediate-ca")
 	var active caEntry
 	_ = e.DecodeJSON(&active)
-	_ = putEntry(t.Context(), iss.s, pendingStorageKey, "pending", &pendingEntry{Version: 1, KeyPKCS8: active.KeyPKCS8, CSRDER: []byte("x")})
+	csrBlock, _ := pem.Decode([]byte(csr))
+	_ = putEntry(t.Context(), iss.s, pendingStorageKey, "pending", &pendingEntry{Version: 1, KeyPKCS8: active.KeyPKCS8, CSRDER: csrBlock.Bytes})
 	again := iss.write(t, "intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"]})
 	if again.Data["unchanged"] != true || again.Data["version"] != first.Data["version"] {
 		t.Fatalf("retry with the pending key active: unchanged %v, version %v", again.Data["unchanged"], again.Data["version"])

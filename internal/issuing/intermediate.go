@@ -23,8 +23,11 @@ import (
 // PendingIntermediate is a key made for an intermediate and the CSR that
 // asks a root mount to sign it.
 type PendingIntermediate struct {
+	// KeyPKCS8 is the key when it was made in memory; nil when spec's
+	// KeyGen made it elsewhere (an HSM).
 	KeyPKCS8 []byte
 	CSRDER   []byte
+	Public   crypto.PublicKey
 }
 
 // NewIntermediateCSR makes an intermediate key of spec's type and a CSR
@@ -46,7 +49,7 @@ func NewIntermediateCSR(spec IntermediateSpec, orgID string) (*PendingIntermedia
 			return nil, Inputf("the default common_name (<org_id> Mastio CA) is %d characters, over X.509's 64: pass common_name", len(cn))
 		}
 	}
-	key, err := GenerateKey(spec.KeyType, spec.KeyBits)
+	key, keyDER, err := newKey(spec.NewKey, spec.KeyType, spec.KeyBits)
 	if err != nil {
 		return nil, err
 	}
@@ -65,11 +68,7 @@ func NewIntermediateCSR(spec IntermediateSpec, orgID string) (*PendingIntermedia
 	if err != nil {
 		return nil, fmt.Errorf("making the intermediate CSR: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encoding key: %w", err)
-	}
-	return &PendingIntermediate{KeyPKCS8: keyDER, CSRDER: der}, nil
+	return &PendingIntermediate{KeyPKCS8: keyDER, CSRDER: der, Public: key.Public()}, nil
 }
 
 // EncodeCSRPEM renders a CSR as PEM.
@@ -86,7 +85,7 @@ type SignedIntermediate struct {
 }
 
 // ValidateSignedIntermediate checks the certificate a root mount signed for
-// the pending key keyPKCS8: certPEM holds it, optionally followed by its
+// the pending key, whose public half is pub: certPEM holds it, optionally followed by its
 // issuers; chainPEM may hold those issuers instead (the first is the Org
 // CA, which must have signed the certificate directly). The certificate
 // must be for the pending key, a CA with pathLen 0 and keyCertSign, valid
@@ -95,7 +94,7 @@ type SignedIntermediate struct {
 // are given, the certificate is checked as the intermediate of the first
 // (ImportedCA.CheckIntermediateOf), so that every refusal comes before
 // anything is stored.
-func ValidateSignedIntermediate(keyPKCS8 []byte, certPEM, chainPEM, trustDomain string, now time.Time) (*SignedIntermediate, error) {
+func ValidateSignedIntermediate(pub crypto.PublicKey, certPEM, chainPEM, trustDomain string, now time.Time) (*SignedIntermediate, error) {
 	if strings.TrimSpace(certPEM) == "" {
 		return nil, Inputf("certificate is required: the PEM certificate root/sign-intermediate returned")
 	}
@@ -121,11 +120,6 @@ func ValidateSignedIntermediate(keyPKCS8 []byte, certPEM, chainPEM, trustDomain 
 	if len(parents) > MaxChain {
 		return nil, Inputf("the certificate comes with %d issuers; at most %d are accepted", len(parents), MaxChain)
 	}
-	key, err := x509.ParsePKCS8PrivateKey(keyPKCS8)
-	if err != nil {
-		return nil, fmt.Errorf("the pending key does not parse")
-	}
-	pub := key.(crypto.Signer).Public()
 	if !PublicKeysEqual(pub, cert.PublicKey) {
 		return nil, Inputf("certificate is not for the pending key: its public key (sha256 %s) is not the one intermediate/generate-csr made (sha256 %s); sign the pending CSR (intermediate/pending)", spkiFingerprint(cert.PublicKey), spkiFingerprint(pub))
 	}
@@ -141,7 +135,7 @@ func ValidateSignedIntermediate(keyPKCS8 []byte, certPEM, chainPEM, trustDomain 
 	if err := checkIssuers("issuer", cert, parents); err != nil {
 		return nil, err
 	}
-	si := &SignedIntermediate{CA: &ImportedCA{KeyPKCS8: keyPKCS8, Cert: cert, Field: "certificate"}}
+	si := &SignedIntermediate{CA: &ImportedCA{Cert: cert, Field: "certificate"}}
 	if len(parents) > 0 {
 		si.OrgCA, si.OrgCAChain = parents[0], parents[1:]
 		if err := checkCACert("the Org CA certificate (ca_chain)", si.OrgCA, now); err != nil {
@@ -413,15 +407,18 @@ func spkiFingerprint(pub crypto.PublicKey) string {
 	return FingerprintSHA256(der)
 }
 
-// PublicKeySHA256 is the hex SHA-256 of the SPKI of a PKCS#8 key's public
-// half: how an operator matches a pending CSR to the certificate signed
-// for it.
-func PublicKeySHA256(keyPKCS8 []byte) string {
-	key, err := x509.ParsePKCS8PrivateKey(keyPKCS8)
+// PublicKeySHA256 is the hex SHA-256 of a public key's SPKI: how an
+// operator matches a pending CSR to the certificate signed for it.
+func PublicKeySHA256(pub crypto.PublicKey) string { return spkiFingerprint(pub) }
+
+// CSRPublicKey is the public key of a CSR in DER (a pending intermediate's:
+// the key that signed it).
+func CSRPublicKey(csrDER []byte) (crypto.PublicKey, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
-		return ""
+		return nil, fmt.Errorf("the pending CSR does not parse: %w", err)
 	}
-	return spkiFingerprint(key.(crypto.Signer).Public())
+	return csr.PublicKey, nil
 }
 
 // marshalBasicConstraints is the DER of basicConstraints CA:true with

@@ -51,14 +51,14 @@ func TestValidateSignedIntermediate(t *testing.T) {
 	org := orgCAForTest(t)
 	p, certPEM := signedPending(t, org)
 	orgPEM := EncodeCertPEM(org.Cert.Raw)
-	si, err := ValidateSignedIntermediate(p.KeyPKCS8, certPEM, orgPEM, "cullis.local", time.Now())
+	si, err := ValidateSignedIntermediate(p.Public, certPEM, orgPEM, "cullis.local", time.Now())
 	if err != nil || !si.OrgCA.Equal(org.Cert) || len(si.OrgCAChain) != 0 {
 		t.Fatalf("a certificate for the pending key: %v", err)
 	}
 	// The same, with the issuer after the certificate, and with the root
 	// answer's ca_chain (which repeats the certificate first).
 	for _, chain := range []struct{ cert, chain string }{{certPEM + orgPEM, ""}, {certPEM, certPEM + orgPEM}} {
-		if si, err := ValidateSignedIntermediate(p.KeyPKCS8, chain.cert, chain.chain, "cullis.local", time.Now()); err != nil || !si.OrgCA.Equal(org.Cert) {
+		if si, err := ValidateSignedIntermediate(p.Public, chain.cert, chain.chain, "cullis.local", time.Now()); err != nil || !si.OrgCA.Equal(org.Cert) {
 			t.Errorf("issuers given another way: %v", err)
 		}
 	}
@@ -66,21 +66,21 @@ func TestValidateSignedIntermediate(t *testing.T) {
 		t.Fatalf("the chain was not set from the given Org CA")
 	}
 	// Another trust domain's intermediate is refused.
-	if _, err := ValidateSignedIntermediate(p.KeyPKCS8, certPEM, orgPEM, "other.local", time.Now()); err == nil || !strings.Contains(err.Error(), "trust domain is other.local") {
+	if _, err := ValidateSignedIntermediate(p.Public, certPEM, orgPEM, "other.local", time.Now()); err == nil || !strings.Contains(err.Error(), "trust domain is other.local") {
 		t.Errorf("another trust domain: %v", err)
 	}
 	other, _ := signedPending(t, org)
 	for _, c := range []struct {
-		key       []byte
+		key       crypto.PublicKey
 		cert, ch  string
 		want      string
 		wantInput bool
 	}{
-		{other.KeyPKCS8, certPEM, "", "not for the pending key", true},
-		{p.KeyPKCS8, "", "", "certificate is required", true},
-		{p.KeyPKCS8, orgPEM, "", "not for the pending key", true},
-		{p.KeyPKCS8, certPEM + orgPEM, orgPEM, "not both", true},
-		{p.KeyPKCS8, certPEM, EncodeCertPEM(testpki.MakeCert(t, testpki.CACert{Key: testpki.NewECKey(t, elliptic.P256()), IsCA: true, KeyUsage: x509.KeyUsageCertSign}).Raw), "did not sign", true},
+		{other.Public, certPEM, "", "not for the pending key", true},
+		{p.Public, "", "", "certificate is required", true},
+		{p.Public, orgPEM, "", "not for the pending key", true},
+		{p.Public, certPEM + orgPEM, orgPEM, "not both", true},
+		{p.Public, certPEM, EncodeCertPEM(testpki.MakeCert(t, testpki.CACert{Key: testpki.NewECKey(t, elliptic.P256()), IsCA: true, KeyUsage: x509.KeyUsageCertSign}).Raw), "did not sign", true},
 	} {
 		_, err := ValidateSignedIntermediate(c.key, c.cert, c.ch, "cullis.local", time.Now())
 		if err == nil || !strings.Contains(err.Error(), c.want) || IsInput(err) != c.wantInput {
@@ -88,7 +88,7 @@ func TestValidateSignedIntermediate(t *testing.T) {
 		}
 	}
 	// Expired by now.
-	if _, err := ValidateSignedIntermediate(p.KeyPKCS8, certPEM, "", "cullis.local", time.Now().Add(2*365*24*time.Hour)); err == nil || !strings.Contains(err.Error(), "expired") {
+	if _, err := ValidateSignedIntermediate(p.Public, certPEM, "", "cullis.local", time.Now().Add(2*365*24*time.Hour)); err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("an expired certificate: %v", err)
 	}
 }
@@ -123,7 +123,7 @@ func FuzzValidateSignedIntermediate(f *testing.F) {
 	f.Add(certPEM, "")
 	f.Add("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "")
 	f.Fuzz(func(t *testing.T, cert, chain string) {
-		si, err := ValidateSignedIntermediate(p.KeyPKCS8, cert, chain, "cullis.local", time.Now())
+		si, err := ValidateSignedIntermediate(p.Public, cert, chain, "cullis.local", time.Now())
 		if err != nil {
 			if !IsInput(err) {
 				t.Fatalf("a non-input error: %v", err)

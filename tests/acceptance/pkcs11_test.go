@@ -609,3 +609,51 @@ func TestPKCS11_Guide(t *testing.T) {
 		t.Error("the guide's run printed the PIN")
 	}
 }
+
+// TestPKCS11_CSRRound: an issuing mount of the two-tier setup makes its
+// intermediate's pending key in the token (generate-csr key_backend=pkcs11),
+// a root mount on the same Vault signs the CSR, and set-signed activates
+// it: the leaves it signs verify with openssl, and sys/raw holds a
+// reference and no key bytes for the intermediate.
+func TestPKCS11_CSRRound(t *testing.T) {
+	tok := testhsm.New(t, "csr-round")
+	n, _ := newPKCS11Node(t, "hsm-csr", tok, "raw_storage_endpoint = true\n")
+	dir := t.TempDir()
+	if err := n.client.Sys().Mount("root-ca", &api.MountInput{Type: pluginName}); err != nil {
+		t.Fatal(err)
+	}
+	mustNodeVault(t, n, dir, "write", "root-ca/generate", "org_id=acme")
+	mustNodeVault(t, n, dir, "write", "mastio-ca/config", "org_id=acme")
+	csr := mustNodeVault(t, n, dir, "write", "-field=csr", "mastio-ca/intermediate/generate-csr", "key_backend=pkcs11")
+	writeFile(t, filepath.Join(dir, "issuing.csr"), csr)
+	signed, err := n.client.Logical().WriteWithContext(t.Context(), "root-ca/root/sign-intermediate", map[string]any{"csr": csr, "ttl": "8760h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := signed.Data["ca_chain"].([]any)
+	if _, err := n.client.Logical().WriteWithContext(t.Context(), "mastio-ca/intermediate/set-signed", map[string]any{
+		"certificate": signed.Data["certificate"], "ca_chain": chain[1:],
+	}); err != nil {
+		t.Fatalf("set-signed: %v\n%s", err, nodeLogTail(n))
+	}
+	writeFile(t, filepath.Join(dir, "org.pem"), mustNodeVault(t, n, dir, "read", "-field=certificate", "root-ca/cert"))
+	writeFile(t, filepath.Join(dir, "inter.pem"), signed.Data["certificate"].(string))
+	signVerified(t, n, dir, "agent-csr", "inter.pem", "")
+
+	if h := health(t, n); h["intermediate-ca_key_backend"] != "pkcs11" || h["pkcs11_status"] != "ok" {
+		t.Fatalf("health: %v", h)
+	}
+	entries := rawMountEntries(t, n.client, "mastio-ca")
+	var inter struct {
+		KeyPKCS8  json.RawMessage      `json:"key_pkcs8"`
+		KeyPKCS11 *struct{ ID string } `json:"key_pkcs11"`
+	}
+	if err := json.Unmarshal([]byte(entries["ca/intermediate-ca"]), &inter); err != nil || inter.KeyPKCS11 == nil || string(inter.KeyPKCS8) != "null" {
+		t.Fatalf("ca/intermediate-ca in sys/raw: key_pkcs8 %s, key_pkcs11 %v (%v)", inter.KeyPKCS8, inter.KeyPKCS11, err)
+	}
+	for k, v := range entries {
+		if strings.Contains(v, "PRIVATE KEY") || (strings.HasPrefix(k, "ca/") && strings.Contains(v, `"key_pkcs8":"`)) {
+			t.Fatalf("sys/raw entry %s holds key bytes", k)
+		}
+	}
+}
