@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"time"
 
@@ -220,7 +221,7 @@ func (b *mastioBackend) replacePending(ctx context.Context, s logical.Storage, c
 		return nil, err
 	}
 	if current.live() {
-		b.destroyPendingKey(current)
+		b.destroyPendingKey(ctx, s, current)
 	}
 	b.Logger().Info("made a pending intermediate key; its CSR awaits the root mount's signature", "version", next.Version, "public_key_sha256", next.publicKeySHA256(), "key_backend", next.keyBackend())
 	return next, nil
@@ -234,12 +235,53 @@ func (p *pendingEntry) keyBackend() string {
 	return keyBackendVault
 }
 
-// destroyPendingKey destroys p's key in the token, when it is there, once
-// no entry refers to it any more (a replaced or dropped pending key).
-func (b *mastioBackend) destroyPendingKey(p *pendingEntry) {
-	if p.KeyPKCS11 != nil {
-		b.destroyUnused(&caEntry{KeyPKCS11: p.KeyPKCS11}, &caEntry{})
+// destroyPendingKey destroys p's key in the token, when it is there and
+// no CA refers to it (a replaced or dropped pending key; one an activation
+// whose tidy-up did not land made the intermediate's stays). Callers hold
+// caLock.
+func (b *mastioBackend) destroyPendingKey(ctx context.Context, s logical.Storage, p *pendingEntry) {
+	if p.KeyPKCS11 == nil {
+		return
 	}
+	for _, n := range caNames {
+		e, err := readCA(ctx, s, n)
+		if err != nil {
+			b.Logger().Warn("kept a dropped pending key in the token: could not check that no CA uses it", "key", p.KeyPKCS11.ref().String(), "error", err)
+			return
+		}
+		for _, k := range e.tokenKeys() {
+			if k.ref.ID == p.KeyPKCS11.ID {
+				return
+			}
+		}
+	}
+	b.destroyUnused(&caEntry{KeyPKCS11: p.KeyPKCS11}, &caEntry{})
+}
+
+// checkPendingKey refuses a pending entry whose key is not the one its CSR
+// names (pub), or is not to be had: the PKCS#8 key must be pub's private
+// half; a key in the token must be there, in the token config/pkcs11
+// names now, with pub. set-signed checks before it writes anything, and
+// again under caLock.
+func (b *mastioBackend) checkPendingKey(ctx context.Context, s logical.Storage, p *pendingEntry, pub crypto.PublicKey) error {
+	switch {
+	case len(p.KeyPKCS8) > 0 && p.KeyPKCS11 != nil:
+		return issuing.Statef("the %s holds key bytes and a token reference: drop it (DELETE intermediate/pending) and start a new round", pendingLabel)
+	case p.KeyPKCS11 != nil:
+		tok, err := b.tokens.token(ctx, s)
+		if err != nil {
+			return err
+		}
+		return tok.Probe(p.KeyPKCS11.ref(), pub)
+	}
+	signer, err := parseSigner(p.KeyPKCS8)
+	if err != nil {
+		return fmt.Errorf("the %s: %w", pendingLabel, err)
+	}
+	if !issuing.PublicKeysEqual(signer.Public(), pub) {
+		return issuing.Statef("the %s is not the key of its CSR: drop it (DELETE intermediate/pending) and start a new round", pendingLabel)
+	}
+	return nil
 }
 
 // dropPending drops the pending intermediate key; false when there was
@@ -254,7 +296,7 @@ func (b *mastioBackend) dropPending(ctx context.Context, s logical.Storage) (boo
 	if err := consumePending(ctx, s, current); err != nil {
 		return false, err
 	}
-	b.destroyPendingKey(current)
+	b.destroyPendingKey(ctx, s, current)
 	b.Logger().Info("dropped the pending intermediate key", "version", current.Version)
 	return true, nil
 }

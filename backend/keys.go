@@ -374,6 +374,17 @@ func (b *mastioBackend) writePKCS11Config(ctx context.Context, s logical.Storage
 			}
 		}
 	}
+	if p, err := pendingTokenKey(ctx, s); err != nil {
+		return nil, err
+	} else if p != nil {
+		pub, err := issuing.CSRPublicKey(p.CSRDER)
+		if err != nil {
+			return nil, err
+		}
+		if err := tok.Probe(p.KeyPKCS11.ref(), pub); err != nil {
+			return nil, issuing.Inputf("config/pkcs11 not stored: the %s is the key %s, which this token cannot give (%v); drop it (DELETE intermediate/pending) first to move to another token", pendingLabel, p.KeyPKCS11.ref(), err)
+		}
+	}
 	cfg.UpdatedAt = time.Now().UTC()
 	if err := putEntry(ctx, s, pkcs11StorageKey, "config/pkcs11", cfg); err != nil {
 		return nil, err
@@ -381,6 +392,16 @@ func (b *mastioBackend) writePKCS11Config(ctx context.Context, s logical.Storage
 	b.tokens.tok, b.tokens.loaded, keep = tok, true, true
 	b.Logger().Info("configured the PKCS#11 token", "module", cfg.ModulePath, "token", cfg.hsm().TokenName())
 	return cfg, nil
+}
+
+// pendingTokenKey is the pending intermediate when its key is in the
+// token (nil otherwise).
+func pendingTokenKey(ctx context.Context, s logical.Storage) (*pendingEntry, error) {
+	p, err := readPending(ctx, s)
+	if err != nil || !p.live() || p.KeyPKCS11 == nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // deletePKCS11Config removes config/pkcs11, unless a CA's key is in the
@@ -396,6 +417,11 @@ func (b *mastioBackend) deletePKCS11Config(ctx context.Context, s logical.Storag
 		if len(e.tokenKeys()) > 0 {
 			return issuing.Statef("the %s has its key in the PKCS#11 token: config/pkcs11 stays while a CA uses it (replace the CA with key_backend=vault first)", n.label())
 		}
+	}
+	if p, err := pendingTokenKey(ctx, s); err != nil {
+		return err
+	} else if p != nil {
+		return issuing.Statef("the %s is in the PKCS#11 token: config/pkcs11 stays while it is pending (activate it with intermediate/set-signed, or drop it with DELETE intermediate/pending)", pendingLabel)
 	}
 	if err := s.Delete(ctx, pkcs11StorageKey); err != nil {
 		return fmt.Errorf("deleting config/pkcs11: %w", err)

@@ -330,12 +330,27 @@ func TestPKCS11_CSRRound(t *testing.T) {
 		t.Fatalf("the replaced pending key is still in the token: %v", err)
 	}
 	pending := iss.read(t, "intermediate/pending")
+	// config/pkcs11 stays while a pending key is in the token.
+	resp, err := requestErr(b, s, logical.DeleteOperation, "config/pkcs11", nil)
+	if err != nil || resp.Data[logical.HTTPStatusCode] != http.StatusUnprocessableEntity {
+		t.Fatalf("delete config/pkcs11 with a pending key in the token: %v %v", resp, err)
+	}
+	activated, _ := readPending(t.Context(), s)
 	signed := root.write(t, "root/sign-intermediate", map[string]any{"csr": pending.Data["csr"], "ttl": "8760h"})
 	iss.write(t, "intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"], "ca_chain": signed.Data["ca_chain"].([]string)[1:]})
 	inter := storedEntry(t, s, intermediateCA)
 	p, _ = readPending(t.Context(), s)
 	if inter.KeyPKCS11 == nil || len(inter.KeyPKCS8) != 0 || p.live() {
 		t.Fatalf("after set-signed: intermediate key %v, pending %+v", inter.KeyPKCS11, p)
+	}
+	// set-signed's tidy-up did not land (the pending entry still refers to
+	// the key it activated): dropping it keeps the active key.
+	if err := putEntry(t.Context(), s, pendingStorageKey, "pending", activated); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, request(t, b, s, logical.DeleteOperation, "intermediate/pending", nil))
+	if err := tokenOf(t, tok).Probe(inter.KeyPKCS11.ref(), nil); err != nil {
+		t.Fatalf("dropping a stale pending entry destroyed the active key: %v", err)
 	}
 	for k, v := range snapshot(t, s) {
 		if strings.Contains(v, "PRIVATE KEY") || strings.Contains(v, `"key_pkcs8":"`) {

@@ -54,6 +54,7 @@ func (b *mastioBackend) generateIntermediateCSR(ctx context.Context, s logical.S
 	newPending := func() (*pendingEntry, error) {
 		p, err := issuing.NewIntermediateCSR(spec, orgID)
 		if err != nil {
+			keys.discard(nil) // nothing was stored: a key made in the token goes
 			return nil, err
 		}
 		return &pendingEntry{KeyPKCS8: p.KeyPKCS8, KeyPKCS11: keys.stored(), CSRDER: p.CSRDER, CreatedAt: time.Now().UTC()}, nil
@@ -145,6 +146,10 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 	if err != nil {
 		return nil, err
 	}
+	// Before anything is written (the anchor below); again under the lock.
+	if err := b.checkPendingKey(ctx, s, pending, pub); err != nil {
+		return nil, err
+	}
 	if current != nil && bytes.Equal(current.cert.RawSubjectPublicKeyInfo, si.CA.Cert.RawSubjectPublicKeyInfo) {
 		// The pending key is already the active one (its tidy-up after
 		// an activation did not land): never rotate a key out for itself.
@@ -201,6 +206,9 @@ func (b *mastioBackend) setSignedIntermediate(ctx context.Context, s logical.Sto
 			}
 			if !p.sameKey(pending) {
 				return false, issuing.Conflictf("the pending intermediate key changed while this request ran (another generate-csr or set-signed); read intermediate/pending and retry")
+			}
+			if err := b.checkPendingKey(ctx, s, p, pub); err != nil {
+				return false, err
 			}
 			if org, err = b.readOrgIssuer(ctx, s); err != nil {
 				return false, err

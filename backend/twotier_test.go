@@ -512,3 +512,22 @@ func TestBundle_IfNoneMatchForms(t *testing.T) {
 		}
 	}
 }
+
+// A pending entry whose key is not its CSR's (a corrupted or crafted
+// entry) is never activated: 422, nothing written.
+func TestTwoTier_PendingKeyMustBeTheCSRs(t *testing.T) {
+	root, iss := newTestMount(t), newTestMount(t)
+	root.write(t, "generate", map[string]any{"org_id": "acme"})
+	iss.write(t, "config", map[string]any{"org_id": "acme"})
+	csr := iss.write(t, "intermediate/generate-csr", nil).Data["csr"].(string)
+	p, err := readPending(t.Context(), iss.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.KeyPKCS8 = mustPKCS8(t, testpki.PKCS8PEM(t, testpki.NewECKey(t, elliptic.P256())))
+	if err := putEntry(t.Context(), iss.s, pendingStorageKey, "pending", p); err != nil {
+		t.Fatal(err)
+	}
+	signed := root.write(t, "root/sign-intermediate", map[string]any{"csr": csr})
+	assertRefused(t, iss.b, iss.s, "intermediate/set-signed", map[string]any{"certificate": signed.Data["certificate"], "ca_chain": root.read(t, "cert").Data["certificate"]}, http.StatusUnprocessableEntity, "not the key of its CSR")
+}
